@@ -1,0 +1,3 @@
+"""patchd: minimal security patches for customer CMS installations across a hosting fleet."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""Version numbers as CMSs write them, and version sets (``12.4.0-12.4.10,6.4.1``).
+
+Versions compare by their numeric components first (``6.4.10 > 6.4.9``); a
+pre-release suffix (``6.5-beta2``, ``12.4.0-rc1``) sorts before the release it precedes.
+
+NOTE: stdlib-only; the host-side agent imports it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import total_ordering
+
+_VERSION_RE = re.compile(
+    r"^v?(?P<nums>\d+(?:\.\d+)*)(?:[-._+]?(?P<pre>(?:alpha|beta|rc|a|b|dev|pre)[.-]?\d*))?$",
+    re.IGNORECASE,
+)
+_PRE_ORDER = {"dev": 0, "alpha": 1, "a": 1, "beta": 2, "b": 2, "pre": 3, "rc": 3}
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A parsed CMS version. ``text`` keeps the spelling it was read with."""
+
+    text: str
+    nums: tuple[int, ...]
+    pre: tuple[int, int] | None = None  # (stage, number); None for a final release
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Parse ``text``; raises ``ValueError`` naming it when it is no version."""
+        cleaned = text.strip()
+        m = _VERSION_RE.match(cleaned)
+        if not m:
+            raise ValueError(f"not a version: {text!r}")
+        nums = tuple(int(p) for p in m.group("nums").split("."))
+        pre = None
+        if m.group("pre"):
+            word = re.match(r"[a-zA-Z]+", m.group("pre"))
+            assert word is not None
+            digits = re.sub(r"\D", "", m.group("pre")[word.end():])
+            pre = (_PRE_ORDER[word.group(0).lower()], int(digits or 0))
+        return cls(cleaned, nums, pre)
+
+    def _key(self) -> tuple[tuple[int, ...], tuple[int, int]]:
+        # Trailing zeros do not matter: 6.4 == 6.4.0.
+        nums = self.nums
+        while len(nums) > 1 and nums[-1] == 0:
+            nums = nums[:-1]
+        return nums, self.pre if self.pre is not None else (99, 0)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __lt__(self, other: Version) -> bool:
+        return self._key() < other._key()
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class VersionRange:
+    """An inclusive range ``low-high``; a single version has ``low == high``."""
+
+    low: Version
+    high: Version
+
+    def __contains__(self, version: Version) -> bool:
+        return self.low <= version <= self.high
+
+    def __str__(self) -> str:
+        return str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+
+
+@dataclass(frozen=True)
+class VersionSet:
+    """A comma list of versions and inclusive ranges, as written on the command line."""
+
+    ranges: tuple[VersionRange, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> VersionSet:
+        """Parse ``"12.4.0-12.4.10,6.4.1"``; raises ``ValueError`` naming the bad part."""
+        ranges: list[VersionRange] = []
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            low_high = _split_range(part)
+            if low_high is None:
+                v = Version.parse(part)
+                ranges.append(VersionRange(v, v))
+                continue
+            low, high = (Version.parse(x) for x in low_high)
+            if high < low:
+                raise ValueError(f"range {part!r} ends before it starts")
+            ranges.append(VersionRange(low, high))
+        if not ranges:
+            raise ValueError(f"empty version set: {text!r}")
+        return cls(tuple(ranges))
+
+    def __contains__(self, version: Version | str) -> bool:
+        v = Version.parse(version) if isinstance(version, str) else version
+        return any(v in r for r in self.ranges)
+
+    def __str__(self) -> str:
+        return ",".join(str(r) for r in self.ranges)
+
+
+def _split_range(part: str) -> tuple[str, str] | None:
+    """Split ``a-b`` into its ends, telling a range from a pre-release like ``1.0-rc1``."""
+    for i, ch in enumerate(part):
+        if ch == "-" and i > 0:
+            left, right = part[:i].strip(), part[i + 1 :].strip()
+            if right[:1].isdigit() and _VERSION_RE.match(left) and _VERSION_RE.match(right):
+                return left, right
+    return None
