@@ -1,0 +1,1 @@
+"""patchd test suite."""

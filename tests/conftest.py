@@ -1,0 +1,1 @@
+"""Suite-wide fixtures. Harnesses live in ``tests/support`` and are registered here."""

@@ -1,0 +1,1 @@
+"""Shared test harnesses (sshd, SMTP, fleets)."""
