@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 LineKind = Literal[" ", "-", "+"]
@@ -57,6 +57,19 @@ class Hunk:
             h.update(len(ln.data).to_bytes(8, "big"))
             h.update(ln.data)
         return h.hexdigest()
+
+    def reversed(self) -> Hunk:
+        """The hunk that undoes this one: old and new sides swapped."""
+        swap = {" ": " ", "-": "+", "+": "-"}
+        return Hunk(
+            old_start=self.new_start,
+            old_len=self.new_len,
+            new_start=self.old_start,
+            new_len=self.old_len,
+            lines=tuple(HunkLine(swap[ln.kind], ln.data) for ln in self.lines),  # type: ignore[arg-type]
+            section=self.section,
+            source_line=self.source_line,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe form (lines base64) for the agent protocol."""
@@ -103,6 +116,25 @@ class FilePatch:
     @property
     def is_deleted(self) -> bool:
         return self.new_path is None
+
+    def reversed(self) -> FilePatch:
+        """The patch that undoes this one (a creation becomes a deletion and vice versa)."""
+        return FilePatch(
+            old_path=self.new_path,
+            new_path=self.old_path,
+            hunks=tuple(h.reversed() for h in self.hunks),
+            source_line=self.source_line,
+            header=self.header,
+        )
+
+    def without_positions(self) -> FilePatch:
+        """A copy with every ``source_line`` cleared (to compare patches from different diffs)."""
+        return FilePatch(
+            old_path=self.old_path,
+            new_path=self.new_path,
+            hunks=tuple(replace(h, source_line=None) for h in self.hunks),
+            header=self.header,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
