@@ -1,0 +1,94 @@
+"""The agent's serve loop: read requests from stdin, run ops, write events to stdout.
+
+Requests are served one at a time, in order. A failing request (bad line, unknown op, an
+op raising) is answered with an ``error`` event and the loop goes on; only end of input
+(the controller closed the connection) ends the agent.
+
+NOTE: stdlib-only and Python 3.8 compatible; this module runs on the hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, BinaryIO
+
+from patchd.agent import ops, protocol
+
+
+class UnknownOpError(LookupError):
+    """The request names an op the agent does not have."""
+
+
+def handle(request: dict[str, Any], out: BinaryIO) -> None:
+    """Run one request and write all of its events to ``out``; never raises for op errors."""
+    request_id = request.get("id")
+    try:
+        name = request.get("op")
+        args = request.get("args") or {}
+        if not isinstance(name, str) or not isinstance(args, dict):
+            raise protocol.ProtocolError("a request needs a string 'op' and an object 'args'")
+        func = ops.OPS.get(name)
+        if func is None:
+            raise UnknownOpError(f"unknown op {name!r}; this agent has {sorted(ops.OPS)}")
+        result = func(args)
+        summary: dict[str, Any] | None = None
+        while True:
+            try:
+                data = next(result)
+            except StopIteration as stop:
+                summary = stop.value
+                break
+            _write(out, protocol.item(request_id, data))
+    except Exception as exc:
+        _write(out, protocol.error(request_id, exc))
+        return
+    _write(out, protocol.done(request_id, summary if summary is not None else {}))
+
+
+def serve(inp: BinaryIO, out: BinaryIO) -> int:
+    """Serve requests from ``inp`` until end of input; return the exit status (0)."""
+    while True:
+        line = inp.readline()
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        try:
+            request = protocol.decode(line)
+        except protocol.ProtocolError as exc:
+            _write(out, protocol.error(None, exc))
+            continue
+        handle(request, out)
+
+
+def main(inp: BinaryIO | None = None, package_sha256: str | None = None) -> int:
+    """Start the agent on this process's stdin/stdout (or ``inp``); return its exit status.
+
+    NOTE: stdout must carry only protocol lines. The protocol gets a private duplicate of
+    file descriptor 1, and descriptor 1 itself (plus ``sys.stdout``) is pointed at stderr,
+    so a stray ``print`` or a child process writing to its stdout cannot corrupt the stream.
+    """
+    if inp is None:
+        inp = sys.stdin.buffer
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    ops.set_package_sha256(package_sha256)
+    ops.load_ops()
+    try:
+        return serve(inp, out)
+    finally:
+        out.close()
+
+
+def _write(out: BinaryIO, message: dict[str, Any]) -> None:
+    """Write one event line and flush it, so the controller sees results as they come."""
+    try:
+        line = protocol.encode(message)
+    except (TypeError, ValueError) as exc:
+        # NOTE: an op yielding something JSON cannot carry must not kill the agent.
+        line = protocol.encode(protocol.error(message.get("id"), exc))
+    out.write(line)
+    out.flush()
