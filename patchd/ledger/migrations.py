@@ -1,0 +1,242 @@
+"""Named, transactional schema migrations of the ledger.
+
+Each migration is a ``(name, sql)`` pair. It is applied in its own ``BEGIN IMMEDIATE``
+transaction together with its row in ``migrations(name, applied_at)``, so a migration is
+either wholly applied and recorded or not at all (SQLite's DDL is transactional). Applying
+the list again is a no-op. A database that records a migration this patchd does not know
+was written by a newer patchd and is refused.
+
+NOTE: never edit or reorder a migration that has shipped; append a new one. SQLite cannot
+alter a CHECK constraint in place, which is why enum-like columns (outcome, reason, state)
+are validated in Python (:mod:`patchd.ledger.models`) rather than by CHECKs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from patchd.errors import LedgerError
+
+Migration = tuple[str, str]
+"""A migration: its unique name and the SQL statements it runs."""
+
+_SCHEMA_V1 = """
+CREATE TABLE scans (
+    id               INTEGER PRIMARY KEY,
+    started_at       TEXT NOT NULL,
+    finished_at      TEXT,
+    inventory_path   TEXT NOT NULL,
+    inventory_sha256 TEXT NOT NULL,
+    accounts         INTEGER NOT NULL DEFAULT 0,
+    status           TEXT NOT NULL DEFAULT 'running'
+);
+
+CREATE TABLE scan_installations (
+    id             INTEGER PRIMARY KEY,
+    scan_id        INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+    account        TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    path           TEXT NOT NULL,
+    cms            TEXT NOT NULL,
+    version        TEXT,
+    version_error  TEXT,
+    extensions     TEXT NOT NULL DEFAULT '[]',
+    php            TEXT,
+    php_source     TEXT,
+    modified_files TEXT NOT NULL DEFAULT '[]',
+    facts          TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (scan_id, account, host, path, cms)
+);
+
+CREATE TABLE scan_errors (
+    id      INTEGER PRIMARY KEY,
+    scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+    host    TEXT NOT NULL,
+    account TEXT,
+    message TEXT NOT NULL
+);
+CREATE INDEX scan_errors_scan ON scan_errors(scan_id);
+
+CREATE TABLE releases (
+    id            INTEGER PRIMARY KEY,
+    cms           TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    UNIQUE (cms, version)
+);
+
+CREATE TABLE release_files (
+    release_id INTEGER NOT NULL REFERENCES releases(id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    PRIMARY KEY (release_id, path)
+);
+
+CREATE TABLE runs (
+    id                 INTEGER PRIMARY KEY,
+    bundle_id          TEXT NOT NULL,
+    bundle_digest      TEXT NOT NULL,
+    started_at         TEXT NOT NULL,
+    finished_at        TEXT,
+    status             TEXT NOT NULL DEFAULT 'running',
+    dry_run            INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+    scan_id            INTEGER REFERENCES scans(id),
+    options            TEXT NOT NULL DEFAULT '{}',
+    options_key        TEXT NOT NULL,
+    pid                INTEGER,
+    host_of_controller TEXT
+);
+CREATE INDEX runs_bundle_status ON runs(bundle_id, status);
+
+CREATE TABLE results (
+    id              INTEGER PRIMARY KEY,
+    run_id          INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    account         TEXT NOT NULL,
+    customer_id     TEXT,
+    host            TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    cms             TEXT,
+    version         TEXT,
+    outcome         TEXT NOT NULL,
+    reason          TEXT,
+    detail          TEXT,
+    variant         TEXT,
+    error_traceback TEXT,
+    updated_at      TEXT NOT NULL,
+    UNIQUE (run_id, account, path)
+);
+CREATE INDEX results_run_outcome ON results(run_id, outcome);
+
+CREATE TABLE touched_files (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    account     TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    file        TEXT NOT NULL,
+    pre_sha256  TEXT,
+    post_sha256 TEXT,
+    backup_path TEXT,
+    mode        INTEGER,
+    uid         INTEGER,
+    gid         INTEGER,
+    state       TEXT NOT NULL DEFAULT 'planned',
+    updated_at  TEXT NOT NULL,
+    UNIQUE (run_id, account, path, file)
+);
+
+CREATE TABLE emails (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL,
+    message_id  TEXT NOT NULL UNIQUE,
+    recipient   TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT,
+    UNIQUE (run_id, customer_id)
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (("0001_initial", _SCHEMA_V1),)
+"""Every migration of the ledger, oldest first. Append only."""
+
+_BOOTSTRAP = (
+    "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split ``sql`` into complete statements (``;`` inside strings or triggers is kept).
+
+    NOTE: ``executescript`` would commit any open transaction first, so migrations run
+    their statements one by one inside the transaction that records them.
+    """
+    statements: list[str] = []
+    buf = ""
+    for piece in sql.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            stmt = buf.strip()
+            if stmt.rstrip(";").strip():
+                statements.append(stmt)
+            buf = ""
+    rest = buf[:-1].strip()  # the loop appended one ";" too many after the last piece
+    if rest:
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {rest[:80]!r}")
+    return statements
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations recorded in ``conn``'s database, in the order applied."""
+    rows = conn.execute("SELECT name FROM migrations ORDER BY applied_at, rowid").fetchall()
+    return [row[0] if not isinstance(row, dict) else row["name"] for row in rows]
+
+
+def apply_migrations(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    where: str = "ledger",
+) -> list[str]:
+    """Apply the missing ``migrations`` to ``conn`` and return the names applied now.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Raises
+    :class:`LedgerError` (with ``where``) when the database knows a migration that
+    ``migrations`` does not (a newer patchd wrote it) or when a migration fails; a failed
+    migration leaves neither its schema changes nor its row behind.
+    """
+    names = [name for name, _ in migrations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate migration names in {names}")
+    try:
+        conn.execute(_BOOTSTRAP)
+        known = set(names)
+        unknown = [name for name in applied_migrations(conn) if name not in known]
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"cannot read the ledger: {exc}", where=where) from exc
+    if unknown:
+        raise LedgerError(
+            "written by a newer patchd (unknown migrations: "
+            f"{', '.join(unknown)}); upgrade patchd to use this ledger",
+            where=where,
+        )
+    done: list[str] = []
+    for name, sql in migrations:
+        if _apply_one(conn, name, sql, where=where):
+            done.append(name)
+    return done
+
+
+def _apply_one(conn: sqlite3.Connection, name: str, sql: str, *, where: str) -> bool:
+    """Apply one migration in its own transaction; False when it was already applied."""
+    statements = split_statements(sql)
+    try:
+        # NOTE: IMMEDIATE takes the write lock before the check, so two processes opening
+        # a fresh ledger at once cannot both apply the same migration.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                conn.execute("COMMIT")
+                return False
+            for stmt in statements:
+                conn.execute(stmt)
+            conn.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                (name, datetime.now(UTC).isoformat(timespec="microseconds")),
+            )
+            conn.execute("COMMIT")
+            return True
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"migration {name} failed: {exc}", where=where) from exc

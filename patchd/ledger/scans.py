@@ -1,0 +1,196 @@
+"""Scans: dated snapshots of the installations found in every account, and their diffs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from patchd.errors import LedgerError
+from patchd.ledger.db import Ledger, utc_now
+from patchd.ledger.models import (
+    InstallationKey,
+    InstallationRecord,
+    Scan,
+    ScanDiff,
+    ScanErrorRow,
+    ScanInstallation,
+    ScanStatus,
+    VersionChange,
+)
+
+_BATCH = 5_000
+_SCAN_COLUMNS = (
+    "s.*, "
+    "(SELECT COUNT(*) FROM scan_installations i WHERE i.scan_id = s.id) AS installations, "
+    "(SELECT COUNT(*) FROM scan_errors e WHERE e.scan_id = s.id) AS errors"
+)
+_INSERT = (
+    "INSERT INTO scan_installations (scan_id, account, host, path, cms, version, "
+    "version_error, extensions, php, php_source, modified_files, facts) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    # NOTE: the same installation reported twice in one scan is one installation; the
+    # last report wins rather than failing a scan of thousands of accounts.
+    "ON CONFLICT (scan_id, account, host, path, cms) DO UPDATE SET "
+    "version = excluded.version, version_error = excluded.version_error, "
+    "extensions = excluded.extensions, php = excluded.php, php_source = excluded.php_source, "
+    "modified_files = excluded.modified_files, facts = excluded.facts"
+)
+
+
+def _json(value: Any) -> str:
+    # NOTE: ensure_ascii (the default) keeps surrogate-escaped file names representable.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def start_scan(ledger: Ledger, *, inventory_path: str, inventory_sha256: str, accounts: int) -> int:
+    """Record the start of a scan of ``accounts`` accounts; return its id."""
+    return ledger.insert(
+        "INSERT INTO scans (started_at, inventory_path, inventory_sha256, accounts, status) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (utc_now(), inventory_path, inventory_sha256, accounts, ScanStatus.RUNNING.value),
+    )
+
+
+def _params(scan_id: int, rec: InstallationRecord) -> tuple[Any, ...]:
+    return (
+        scan_id,
+        rec.account,
+        rec.host,
+        rec.path,
+        rec.cms,
+        rec.version,
+        rec.version_error,
+        _json([e.model_dump() for e in rec.extensions]),
+        rec.php,
+        rec.php_source,
+        _json(list(rec.modified_files)),
+        _json(rec.facts),
+    )
+
+
+def add_installations(
+    ledger: Ledger, scan_id: int, rows: Iterable[InstallationRecord | Mapping[str, Any]]
+) -> int:
+    """Store ``rows`` (records or mappings validated as records) for ``scan_id``.
+
+    Inserted in batches with ``executemany``, all in one transaction; returns the count.
+    """
+    get_scan(ledger, scan_id)
+    count = 0
+    with ledger.transaction():
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            rec = row if isinstance(row, InstallationRecord) else InstallationRecord(**row)
+            batch.append(_params(scan_id, rec))
+            if len(batch) >= _BATCH:
+                ledger.executemany(_INSERT, batch)
+                count += len(batch)
+                batch = []
+        if batch:
+            ledger.executemany(_INSERT, batch)
+            count += len(batch)
+    return count
+
+
+def add_scan_error(
+    ledger: Ledger, scan_id: int, *, host: str, account: str | None, message: str
+) -> None:
+    """Record that ``host`` (or one ``account`` on it) could not be scanned."""
+    ledger.insert(
+        "INSERT INTO scan_errors (scan_id, host, account, message) VALUES (?, ?, ?, ?)",
+        (scan_id, host, account, message),
+    )
+
+
+def finish_scan(ledger: Ledger, scan_id: int, status: ScanStatus = ScanStatus.FINISHED) -> None:
+    """Mark a scan as ended with ``status``."""
+    status = ScanStatus(status)
+    if status is ScanStatus.RUNNING:
+        raise ValueError("finish_scan needs an end status")
+    changed = ledger.execute(
+        "UPDATE scans SET finished_at = ?, status = ? WHERE id = ?",
+        (utc_now(), status.value, scan_id),
+    )
+    if not changed:
+        raise LedgerError(f"no scan {scan_id}", where=ledger.where)
+
+
+def list_scans(ledger: Ledger) -> list[Scan]:
+    """Every scan, oldest first, with its installation and error counts."""
+    rows = ledger.query(f"SELECT {_SCAN_COLUMNS} FROM scans s ORDER BY s.id")
+    return [Scan.model_validate(r) for r in rows]
+
+
+def get_scan(ledger: Ledger, scan_id: int) -> Scan:
+    """The scan ``scan_id``; LedgerError ``no scan N`` when there is none."""
+    row = ledger.query_one(f"SELECT {_SCAN_COLUMNS} FROM scans s WHERE s.id = ?", (scan_id,))
+    if row is None:
+        raise LedgerError(f"no scan {scan_id}", where=ledger.where)
+    return Scan.model_validate(row)
+
+
+def latest_scan(ledger: Ledger, *, finished_only: bool = True) -> Scan | None:
+    """The newest (by default: newest finished) scan, or None."""
+    cond = "WHERE s.status = 'finished'" if finished_only else ""
+    row = ledger.query_one(f"SELECT {_SCAN_COLUMNS} FROM scans s {cond} ORDER BY s.id DESC LIMIT 1")
+    return Scan.model_validate(row) if row else None
+
+
+def _installation(row: dict[str, Any]) -> ScanInstallation:
+    row.pop("id", None)
+    for key in ("extensions", "modified_files", "facts"):
+        row[key] = json.loads(row[key])
+    return ScanInstallation.model_validate(row)
+
+
+def scan_installations(
+    ledger: Ledger, scan_id: int, *, account: str | None = None, cms: str | None = None
+) -> list[ScanInstallation]:
+    """The installations of a scan, optionally of one account and/or one CMS."""
+    get_scan(ledger, scan_id)
+    sql = "SELECT * FROM scan_installations WHERE scan_id = ?"
+    params: list[Any] = [scan_id]
+    if account is not None:
+        sql += " AND account = ?"
+        params.append(account)
+    if cms is not None:
+        sql += " AND cms = ?"
+        params.append(cms)
+    sql += " ORDER BY host, account, path, cms"
+    return [_installation(r) for r in ledger.query(sql, params)]
+
+
+def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:
+    """The errors recorded for a scan."""
+    get_scan(ledger, scan_id)
+    rows = ledger.query(
+        "SELECT scan_id, host, account, message FROM scan_errors WHERE scan_id = ? ORDER BY id",
+        (scan_id,),
+    )
+    return [ScanErrorRow.model_validate(r) for r in rows]
+
+
+def diff_scans(ledger: Ledger, a: int, b: int) -> ScanDiff:
+    """What changed from scan ``a`` to scan ``b``, keyed on (account, host, path, cms)."""
+    old: dict[InstallationKey, ScanInstallation] = {i.key: i for i in scan_installations(ledger, a)}
+    new: dict[InstallationKey, ScanInstallation] = {i.key: i for i in scan_installations(ledger, b)}
+    added = tuple(new[k] for k in new if k not in old)
+    removed = tuple(old[k] for k in old if k not in new)
+    updated: list[VersionChange] = []
+    unchanged = 0
+    for key, after in new.items():
+        before = old.get(key)
+        if before is None:
+            continue
+        if before.version != after.version:
+            updated.append(
+                VersionChange(
+                    **key._asdict(), old_version=before.version, new_version=after.version
+                )
+            )
+        else:
+            unchanged += 1
+    return ScanDiff(
+        a=a, b=b, added=added, removed=removed, updated=tuple(updated), unchanged_count=unchanged
+    )
