@@ -1,0 +1,1 @@
+"""Tests of patchd.release: safe release input and the full release diff."""
