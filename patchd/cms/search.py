@@ -1,0 +1,146 @@
+"""The bounded, symlink-free walk that finds installations in one account.
+
+Breadth-first from the docroots (or the account root), one ``scandir`` per folder. A
+detector is called only when the first component of one of its markers is in the
+folder's listing, so most folders cost nothing beyond their listing. Symlinked folders
+are never entered (a link is still visible in the listing, which is how the TYPO3
+detector sees ``typo3_src``). Data folders are skipped; an installation's own folders
+are not searched again once it is found, other subfolders are (nested installations).
+
+NOTE: stdlib-only; the host-side agent runs it on the host.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import deque
+from collections.abc import Iterator, Sequence
+
+from patchd.cms import DETECTORS
+from patchd.cms.interface import Detector, Installation, ScanProblem
+from patchd.errors import UnsafePathError
+from patchd.safefs import SafeRoot, join_rel, split_relpath
+
+#: Folder names (or ``a/b`` tails) never searched: data, caches, VCS, dependencies.
+DEFAULT_SKIP: frozenset[str] = frozenset(
+    {
+        ".cache",
+        ".git",
+        ".hg",
+        ".svn",
+        ".trash",
+        ".Trash",
+        ".well-known",
+        "__pycache__",
+        "backup",
+        "backups",
+        "bower_components",
+        "cache",
+        "caches",
+        "fileadmin",
+        "log",
+        "logs",
+        "node_modules",
+        "sessions",
+        "temp",
+        "tmp",
+        "typo3temp",
+        "uploads",
+        "var",
+        "vendor",
+        "wp-content/uploads",
+    }
+)
+
+
+def find_installations(
+    root: SafeRoot,
+    *,
+    docroots: Sequence[str] | None = None,
+    max_depth: int = 4,
+    skip_dirs: frozenset[str] = DEFAULT_SKIP,
+    detectors: Sequence[Detector] = DETECTORS,
+) -> Iterator[Installation | ScanProblem]:
+    """Yield every installation below ``docroots`` (default: the root), and problems.
+
+    ``max_depth`` counts folders below each start folder (the start itself is depth 0).
+    Unreadable or unsafe folders yield a :class:`ScanProblem` instead of raising.
+    """
+    plain_skip = frozenset(s for s in skip_dirs if "/" not in s)
+    tail_skip = tuple("/" + s.strip("/") for s in skip_dirs if "/" in s)
+    firsts = [(d, frozenset(m.split("/", 1)[0] for m in d.markers)) for d in detectors]
+    reported: set[str] = set()
+    visited: set[str] = set()
+    queue: deque[tuple[str, int]] = deque()
+
+    for docroot in docroots if docroots else [""]:
+        try:
+            start = "/".join(split_relpath(docroot))
+        except UnsafePathError as exc:
+            yield ScanProblem(docroot, f"docroot refused: {exc.message}")
+            continue
+        for detector in detectors:
+            # NOTE: composer layouts keep the installation one level above the docroot.
+            problem, inst = _probe_project_root(root, detector, start)
+            if problem is not None:
+                yield problem
+            if inst is not None and inst.path not in reported:
+                reported.add(inst.path)
+                yield inst
+        queue.append((start, 0))
+
+    while queue:
+        path, depth = queue.popleft()
+        if path in visited:
+            continue
+        visited.add(path)
+        try:
+            listing = root.listdir(path)
+        except UnsafePathError as exc:
+            yield ScanProblem(path, f"folder not searched: {exc.message}")
+            continue
+        except OSError as exc:
+            yield ScanProblem(path, f"folder not searched: {exc.strerror or exc}")
+            continue
+        names = {entry.name for entry in listing}
+        owner: Detector | None = None
+        for detector, first in firsts:
+            if names.isdisjoint(first):
+                continue
+            try:
+                inst = detector.detect(root, path)
+            except (OSError, UnsafePathError) as exc:
+                yield ScanProblem(path, f"{detector.name}: {exc}")
+                continue
+            if inst is None:
+                continue
+            owner = detector
+            if path not in reported:
+                reported.add(path)
+                yield inst
+            break
+        if depth >= max_depth:
+            continue
+        for entry in listing:
+            if entry.kind != "dir" or entry.name in plain_skip:
+                continue
+            if owner is not None and entry.name in owner.owned_dirs:
+                continue
+            child = join_rel(path, entry.name)
+            if tail_skip and ("/" + child).endswith(tail_skip):
+                continue
+            queue.append((child, depth + 1))
+
+
+def _probe_project_root(
+    root: SafeRoot, detector: Detector, docroot: str
+) -> tuple[ScanProblem | None, Installation | None]:
+    """Ask ``detector`` for an installation above ``docroot`` (``(problem, found)``)."""
+    try:
+        project = detector.project_root_for_docroot(root, docroot)
+        if project is None or project == docroot:
+            return None, None
+        project = posixpath.normpath(project) if project else ""
+        return None, detector.detect(root, "" if project == "." else project)
+    except (OSError, UnsafePathError) as exc:
+        return ScanProblem(docroot, f"{detector.name}: {exc}"), None

@@ -1,0 +1,1 @@
+"""Tests of the CMS detectors, the installation search and PHP hints."""
