@@ -3,8 +3,8 @@
 Hosters select PHP per folder with handler lines such as
 ``AddHandler application/x-httpd-php74 .php``, ``AddType application/x-httpd-ea-php81 .php``
 or ``SetHandler "proxy:unix:/run/php/php8.1-fpm.sock|fcgi://localhost"``, or leave a
-``; php_version=8.1`` comment in ``.user.ini`` / ``php.ini``. These are hints (the inventory's ``php`` wins), reported
-with where they were found.
+``; php_version=8.1`` comment in ``.user.ini`` / ``php.ini``. These are hints (the
+inventory's ``php`` wins), reported with where they were found.
 
 NOTE: stdlib-only; the host-side agent imports it. Files are read as text, size-limited.
 """
