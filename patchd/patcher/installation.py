@@ -1,0 +1,511 @@
+"""Dry run, apply, verify, rollback and recover for ONE installation on this host.
+
+``root_path`` is the account root (trusted, from the inventory); ``inst_path`` the
+installation's folder relative to it (``""`` for the root itself); diff paths are relative
+to the installation. Every file access goes through :mod:`patchd.patcher.safewrite`.
+
+Apply is all-or-nothing: originals are backed up (from the validated descriptors) into the
+backup store, a journal is written before the first replace, every replace re-checks the
+pre-image, every post-image is verified by re-reading; on any failure the files already
+replaced are put back. A process killed at any moment is put right by :func:`recover`.
+
+NOTE: stdlib-only; the lead wires these plain functions into agent ops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+
+from patchd.engine.apply import FileOutcome, apply_file
+from patchd.engine.model import FilePatch
+from patchd.errors import PatchdError, UnsafePathError
+from patchd.outcomes import Outcome, Reason
+from patchd.patcher import journal as jr
+from patchd.patcher.faults import fault_point
+from patchd.patcher.names import show
+from patchd.patcher.php import lint_files, php_version_problem
+from patchd.patcher.results import (
+    ApplyResult,
+    DryRunResult,
+    FilePlan,
+    FileRestore,
+    RecoveryResult,
+    RollbackResult,
+)
+from patchd.patcher.safewrite import (
+    NEW_FILE_MODE,
+    CheckedFile,
+    FileChangedError,
+    create_new,
+    open_checked,
+    open_parent,
+    remove_checked,
+    replace_checked,
+    sha256,
+)
+from patchd.safefs import SafeRoot, join_rel, split_relpath
+
+__all__ = [
+    "ApplyResult",
+    "DryRunResult",
+    "FilePlan",
+    "FileRestore",
+    "RecoveryResult",
+    "RollbackResult",
+    "apply",
+    "dry_run",
+    "recover",
+    "rollback",
+]
+
+
+@dataclass(frozen=True)
+class _Current:
+    """A touched file as it is now: content (None = absent) and facts for the plan."""
+
+    fp: FilePatch
+    rel: str  # relative to the installation
+    acct_rel: str  # relative to the account root
+    data: bytes | None
+    mode: int
+    uid: int
+    gid: int
+
+
+def _acct_rel(inst_path: str, rel: str) -> str:
+    split_relpath(rel)  # NOTE: refuses '..', absolute names and NUL even if parse let them by
+    return join_rel(inst_path, rel)
+
+
+def _inst_rel(inst_path: str, acct_rel: str) -> str:
+    """Show a path relative to the installation when it lies inside it."""
+    prefix = join_rel(inst_path) + "/" if join_rel(inst_path) else ""
+    return acct_rel[len(prefix) :] if prefix and acct_rel.startswith(prefix) else acct_rel
+
+
+def _failed(reason: Reason, detail: str) -> DryRunResult:
+    return DryRunResult("failed", Outcome.DRY_RUN_FAILED, reason, f"{reason}: {detail}")
+
+
+def _read_current(
+    root: SafeRoot,
+    inst_path: str,
+    files: list[FilePatch],
+    *,
+    expected_uid: int | None,
+    max_file_size: int,
+) -> tuple[list[_Current], DryRunResult | None]:
+    """Check every touched file and folder (unsafe paths first) and read what exists."""
+    current: list[_Current] = []
+    missing: list[str] = []
+    for fp in files:
+        try:
+            acct_rel = _acct_rel(inst_path, fp.path)
+        except UnsafePathError as exc:
+            return [], _failed(Reason.UNSAFE_PATH, f"{show(fp.path)}: {exc.message}")
+        try:
+            cf = open_checked(root, acct_rel, expected_uid=expected_uid, max_size=max_file_size)
+        except UnsafePathError as exc:
+            where = exc.where if isinstance(exc.where, str) else acct_rel
+            inst_where = _inst_rel(inst_path, where)
+            msg = exc.message.replace(show(where), show(inst_where), 1)
+            return [], _failed(Reason.UNSAFE_PATH, msg)
+        except FileNotFoundError as exc:  # a folder on the way is missing
+            folder = _inst_rel(inst_path, str(exc.filename))
+            missing.append(f"{show(fp.path)} (folder {show(folder)} is missing)")
+            continue
+        if cf is None:
+            parent_fd, _name = open_parent(root, acct_rel, expected_uid=expected_uid)
+            try:
+                pst = os.fstat(parent_fd)
+            finally:
+                os.close(parent_fd)
+            if not fp.is_new and not fp.is_deleted:
+                missing.append(show(fp.path))
+            uid = pst.st_uid if expected_uid is None else expected_uid
+            current.append(_Current(fp, fp.path, acct_rel, None, NEW_FILE_MODE, uid, pst.st_gid))
+            continue
+        with cf:
+            current.append(
+                _Current(fp, fp.path, acct_rel, cf.data, cf.facts.mode, cf.facts.uid, cf.facts.gid)
+            )
+    if missing:
+        return [], _failed(Reason.MISSING_FILE, ", ".join(missing))
+    return current, None
+
+
+_HUNK_PREFIX = re.compile(r"^hunk #\d+ (does not match: )?")
+
+
+def _hunk_detail(rel: str, out: FileOutcome) -> str:
+    """``wp-includes/x.php hunk 2 (context differs at line 41)`` for the first bad hunk."""
+    for h in out.hunks:
+        if h.status.applied:
+            continue
+        why = _HUNK_PREFIX.sub("", h.reason) or h.status.value
+        return f"{show(rel)} hunk {h.index} ({why})"
+    return f"{show(rel)} ({out.reason or 'does not apply'})"
+
+
+def dry_run(
+    root_path: str,
+    inst_path: str,
+    files: list[FilePatch],
+    *,
+    expected_uid: int | None,
+    min_php: str | None,
+    account_php: str | None,
+    php_binary: str | None,
+    max_file_size: int,
+) -> DryRunResult:
+    """Check whether ``files`` apply to the installation; nothing is written.
+
+    Order: unsafe paths, missing files, already patched (every file reverse-applies),
+    forward apply in memory (first failing file and hunk), PHP version, ``php -l``.
+    """
+    with SafeRoot(root_path) as root:
+        current, verdict = _read_current(
+            root, inst_path, files, expected_uid=expected_uid, max_file_size=max_file_size
+        )
+    if verdict is not None:
+        return verdict
+    if current and all(apply_file(c.fp, c.data, reverse=True).ok for c in current):
+        return DryRunResult(
+            "already-patched",
+            Outcome.ALREADY_PATCHED,
+            None,
+            "the fix is present: every hunk reverse-applies",
+        )
+    plans: list[FilePlan] = []
+    for c in current:
+        out = apply_file(c.fp, c.data)
+        if not out.ok:
+            return _failed(Reason.MODIFIED, _hunk_detail(c.rel, out))
+        new = None if c.fp.is_deleted else out.content
+        plans.append(
+            FilePlan(
+                rel=c.rel,
+                pre_sha256=None if c.data is None else sha256(c.data),
+                post_sha256=None if new is None else sha256(new),
+                new_bytes=new,
+                mode=c.mode,
+                uid=c.uid,
+                gid=c.gid,
+            )
+        )
+    problem = php_version_problem(min_php, account_php)
+    if problem is not None:
+        return _failed(Reason.PHP_INCOMPATIBLE, problem)
+    if php_binary:
+        lint = lint_files(
+            php_binary, root_path, [(p.rel, p.new_bytes) for p in plans if p.new_bytes is not None]
+        )
+        if lint is not None:
+            return _failed(Reason.LINT_FAILED, lint)
+    return DryRunResult(
+        "applicable", None, None, f"{len(plans)} file(s) apply cleanly", tuple(plans)
+    )
+
+
+# -- apply ------------------------------------------------------------------------------
+
+
+def apply(
+    root_path: str,
+    inst_path: str,
+    files: list[FilePatch],
+    *,
+    expected_uid: int | None,
+    min_php: str | None,
+    account_php: str | None,
+    php_binary: str | None,
+    max_file_size: int,
+    backup_dir: str,
+    run_id: str,
+) -> ApplyResult:
+    """Dry-run, then apply all of ``files`` or none of them (see the module docstring).
+
+    Returns ``patched``; the dry run's ``already-patched``/``dry-run-failed``; or
+    ``apply-failed`` after putting back every file already replaced. Raises
+    :class:`~patchd.patcher.journal.BackupStoreError` for an unusable backup store.
+    """
+    dr = dry_run(
+        root_path,
+        inst_path,
+        files,
+        expected_uid=expected_uid,
+        min_php=min_php,
+        account_php=account_php,
+        php_binary=php_binary,
+        max_file_size=max_file_size,
+    )
+    if dr.status != "applicable":
+        assert dr.outcome is not None
+        return ApplyResult(dr.outcome, dr.reason, dr.detail)
+    jr.check_store(backup_dir)
+    plans = dr.files
+    entry: str | None = None
+    journal: jr.Journal | None = None
+    replaced: list[jr.JournalFile] = []
+    held: list[CheckedFile | None] = []
+    with SafeRoot(root_path) as root:
+        try:
+            for p in plans:
+                held.append(_hold(root, inst_path, p, expected_uid, max_file_size))
+            entry = jr.make_entry_dir(backup_dir, run_id, root_path, inst_path)
+            jfiles: list[jr.JournalFile] = []
+            for n, (p, cf) in enumerate(zip(plans, held, strict=True)):
+                backup = None
+                if cf is not None:
+                    backup = f"{n:04d}.orig"
+                    jr.write_private(entry, backup, cf.data)
+                jfiles.append(
+                    jr.JournalFile(p.rel, p.pre_sha256, p.post_sha256, backup, p.mode, p.uid, p.gid)
+                )
+            fault_point("after_backup")
+            journal = jr.Journal(
+                root_path, inst_path, run_id, "applying", tuple(jfiles), expected_uid
+            )
+            jr.save_journal(entry, journal)
+            fault_point("after_journal")
+            for p, cf, jf in zip(plans, held, jfiles, strict=True):
+                _replace_one(root, inst_path, p, cf, expected_uid)
+                replaced.append(jf)
+                if len(replaced) == 1:
+                    fault_point("after_first_replace")
+            fault_point("before_verify")
+            for p in plans:
+                _verify_post(root, inst_path, p, max_file_size)
+            jr.save_journal(entry, journal.with_state("done"))
+        except (OSError, PatchdError) as exc:
+            detail = f"{_describe(exc)}"
+            restores = [
+                _restore_one(root, inst_path, jf, entry or "", expected_uid, RESTORE_MAX_SIZE)
+                for jf in reversed(replaced)
+            ]
+            bad = [r for r in restores if r.status in ("conflict", "failed")]
+            if journal is not None and entry is not None and not bad:
+                _save_quietly(entry, journal.with_state("restored"))
+            if bad:
+                detail += "; NOT restored: " + "; ".join(f"{show(r.rel)}: {r.detail}" for r in bad)
+            else:
+                detail += "; installation restored to its prior state"
+            return ApplyResult(Outcome.APPLY_FAILED, None, f"apply-failed: {detail}", entry, plans)
+        finally:
+            for cf in held:
+                if cf is not None:
+                    cf.close()
+    return ApplyResult(Outcome.PATCHED, None, f"patched {len(plans)} file(s)", entry, plans)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PatchdError):
+        return exc.message
+    if isinstance(exc, OSError):
+        name = f" ({show(str(exc.filename))})" if exc.filename is not None else ""
+        return f"{exc.strerror or exc}{name}"
+    return str(exc)
+
+
+def _save_quietly(entry: str, journal: jr.Journal) -> None:
+    # NOTE: if this fails the journal stays "applying"; recover() then finds every file at
+    # its pre-image and only marks the journal.
+    with contextlib.suppress(OSError):
+        jr.save_journal(entry, journal)
+
+
+def _hold(
+    root: SafeRoot, inst_path: str, p: FilePlan, expected_uid: int | None, max_size: int
+) -> CheckedFile | None:
+    """Re-open a planned file and check it is still what the dry run saw."""
+    acct_rel = _acct_rel(inst_path, p.rel)
+    cf = open_checked(root, acct_rel, expected_uid=expected_uid, max_size=max_size)
+    now = None if cf is None else cf.facts.sha256
+    if now != p.pre_sha256:
+        if cf is not None:
+            cf.close()
+        raise FileChangedError(f"{show(p.rel)} changed since the dry run", where=p.rel)
+    return cf
+
+
+def _replace_one(
+    root: SafeRoot, inst_path: str, p: FilePlan, cf: CheckedFile | None, expected_uid: int | None
+) -> None:
+    """Put the post-image of ``p`` in place (replace, create or delete)."""
+    if cf is None:
+        assert p.new_bytes is not None
+        create_new(
+            root,
+            _acct_rel(inst_path, p.rel),
+            p.new_bytes,
+            expected_uid=expected_uid,
+            mode=p.mode,
+            uid=p.uid,
+            gid=p.gid,
+        )
+    elif p.new_bytes is None:
+        assert p.pre_sha256 is not None
+        remove_checked(cf, expected_sha=p.pre_sha256)
+    else:
+        assert p.pre_sha256 is not None
+        replace_checked(cf, p.new_bytes, expected_sha=p.pre_sha256)
+
+
+def _hash_now(
+    root: SafeRoot, acct_rel: str, max_size: int, expected_uid: int | None = None
+) -> str | None:
+    """The current sha256 of a file (None when absent), through a checked open."""
+    cf = open_checked(root, acct_rel, expected_uid=expected_uid, max_size=max_size)
+    if cf is None:
+        return None
+    with cf:
+        return cf.facts.sha256
+
+
+def _verify_post(root: SafeRoot, inst_path: str, p: FilePlan, max_size: int) -> None:
+    now = _hash_now(root, _acct_rel(inst_path, p.rel), max(max_size, len(p.new_bytes or b"")))
+    if now != p.post_sha256:
+        raise FileChangedError(
+            f"{show(p.rel)} does not hold the patched content after writing", where=p.rel
+        )
+
+
+# -- putting files back -----------------------------------------------------------------
+
+
+def _restore_one(
+    root: SafeRoot,
+    inst_path: str,
+    jf: jr.JournalFile,
+    entry: str,
+    expected_uid: int | None,
+    max_size: int,
+) -> FileRestore:
+    """Put one file back to its pre-image if it holds our post-image; verify by hash."""
+    acct_rel = _acct_rel(inst_path, jf.rel)
+    try:
+        cf = open_checked(root, acct_rel, expected_uid=expected_uid, max_size=max_size)
+        now = None if cf is None else cf.facts.sha256
+        try:
+            if now == jf.pre:
+                return FileRestore(jf.rel, "unchanged", "already at the original content")
+            if now != jf.post:
+                return FileRestore(jf.rel, "conflict", "conflict: changed since patch")
+            original = None
+            if jf.backup is not None:
+                original = jr.read_private(entry, jf.backup)
+                if sha256(original) != jf.pre:
+                    return FileRestore(jf.rel, "failed", "backup does not match its hash")
+            if cf is None:  # the patch deleted it
+                assert original is not None
+                create_new(
+                    root,
+                    acct_rel,
+                    original,
+                    expected_uid=expected_uid,
+                    mode=jf.mode,
+                    uid=jf.uid,
+                    gid=jf.gid,
+                )
+            elif original is None:  # the patch created it
+                remove_checked(cf, expected_sha=now)
+            else:
+                replace_checked(cf, original, expected_sha=now)
+        finally:
+            if cf is not None:
+                cf.close()
+        if _hash_now(root, acct_rel, max(max_size, 1)) != jf.pre:
+            return FileRestore(jf.rel, "failed", "restored content does not verify")
+    except (OSError, PatchdError) as exc:
+        return FileRestore(jf.rel, "failed", _describe(exc))
+    return FileRestore(jf.rel, "restored", "restored from backup")
+
+
+def _restore_all(journal: jr.Journal, entry: str, max_size: int) -> list[FileRestore]:
+    with SafeRoot(journal.root) as root:
+        return [
+            _restore_one(root, journal.inst, jf, entry, journal.expected_uid, max_size)
+            for jf in reversed(journal.files)
+        ]
+
+
+#: Files larger than this are never restored (a backup is never larger than what we read).
+RESTORE_MAX_SIZE = 1 << 30
+
+
+def rollback(root_path: str, inst_path: str, journal_path: str) -> RollbackResult:
+    """Restore the originals recorded in ``journal_path`` (a journal file or its folder).
+
+    A file is restored only if it still holds the recorded post-image; one changed since
+    the patch is reported as a conflict and left alone. Restored files are verified
+    against the pre-image hash.
+    """
+    entry = journal_path if os.path.isdir(journal_path) else os.path.dirname(journal_path)
+    journal = jr.load_journal(entry)
+    if (os.path.normpath(journal.root), join_rel(journal.inst)) != (
+        os.path.normpath(root_path),
+        join_rel(inst_path),
+    ):
+        return RollbackResult(
+            False,
+            entry,
+            f"journal belongs to another installation ({show(journal.root)} {show(journal.inst)})",
+        )
+    files = _restore_all(journal, entry, RESTORE_MAX_SIZE)
+    bad = [f for f in files if f.status in ("conflict", "failed")]
+    if not bad:
+        jr.save_journal(entry, journal.with_state("rolled-back"))
+        restored = sum(f.status == "restored" for f in files)
+        return RollbackResult(True, entry, f"rolled back {restored} file(s)", tuple(files))
+    detail = "; ".join(f"{show(f.rel)}: {f.detail}" for f in bad)
+    return RollbackResult(False, entry, detail, tuple(files))
+
+
+def recover(backup_dir: str) -> list[RecoveryResult]:
+    """Put back every installation whose apply was interrupted (journal not final).
+
+    Files holding the post-image are restored from backup, files still at the pre-image
+    are left; the journal is then marked ``recovered``. Files changed by someone else since
+    are reported as conflicts (and not touched); an I/O failure leaves the journal as it
+    was, so a later call tries again.
+    """
+    jr.check_store(backup_dir)
+    results: list[RecoveryResult] = []
+    for entry in jr.find_journals(backup_dir):
+        journal = jr.load_journal(entry)
+        if journal.state in jr.FINAL_STATES:
+            continue
+        try:
+            files = _restore_all(journal, entry, RESTORE_MAX_SIZE)
+        except (OSError, PatchdError) as exc:
+            results.append(
+                RecoveryResult(
+                    entry, journal.root, journal.inst, journal.run_id, False, _describe(exc)
+                )
+            )
+            continue
+        failed = [f for f in files if f.status == "failed"]
+        conflicts = [f for f in files if f.status == "conflict"]
+        if not failed:
+            jr.save_journal(entry, journal.with_state("recovered"))
+        problems = failed + conflicts
+        detail = (
+            "; ".join(f"{show(f.rel)}: {f.detail}" for f in problems)
+            if problems
+            else f"restored {sum(f.status == 'restored' for f in files)} file(s)"
+        )
+        results.append(
+            RecoveryResult(
+                entry,
+                journal.root,
+                journal.inst,
+                journal.run_id,
+                not problems,
+                detail,
+                tuple(files),
+            )
+        )
+    return results

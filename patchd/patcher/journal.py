@@ -1,0 +1,223 @@
+"""The backup store and the per-installation journal that makes apply crash-safe.
+
+Layout below the store (a root-owned folder outside every customer tree)::
+
+    <backup_dir>/<run_id>/<key>/journal.json    state, installation, files, hashes
+    <backup_dir>/<run_id>/<key>/0000.orig       original bytes of the first file, 0600
+
+``key`` is derived from the account root and installation path (with a ``.N`` suffix when
+the same installation is applied twice in one run). The journal is written atomically
+(temp file, fsync, rename, fsync folder) before the first customer file is replaced, so a
+process killed at any moment leaves either no journal (nothing replaced yet) or one that
+:func:`patchd.patcher.installation.recover` can act on.
+
+NOTE: stdlib-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from patchd.errors import PatchdError
+from patchd.patcher.safewrite import write_all
+
+JOURNAL_NAME = "journal.json"
+JOURNAL_VERSION = 1
+
+JournalState = Literal["applying", "done", "restored", "recovered", "rolled-back"]
+#: States after which the installation needs nothing more from :func:`recover`.
+FINAL_STATES = frozenset({"done", "restored", "recovered", "rolled-back"})
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class BackupStoreError(PatchdError):
+    """The backup store is unusable (missing, a symlink, not root-owned, group-writable)."""
+
+
+@dataclass(frozen=True)
+class JournalFile:
+    """One touched file: its path (relative to the installation), hashes, backup, facts.
+
+    ``pre`` is None for a file the patch creates, ``post`` None for one it deletes.
+    """
+
+    rel: str
+    pre: str | None
+    post: str | None
+    backup: str | None  # file name inside the journal's folder
+    mode: int
+    uid: int
+    gid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rel": self.rel,
+            "pre": self.pre,
+            "post": self.post,
+            "backup": self.backup,
+            "mode": self.mode,
+            "uid": self.uid,
+            "gid": self.gid,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> JournalFile:
+        return cls(
+            obj["rel"],
+            obj["pre"],
+            obj["post"],
+            obj["backup"],
+            int(obj["mode"]),
+            int(obj["uid"]),
+            int(obj["gid"]),
+        )
+
+
+@dataclass(frozen=True)
+class Journal:
+    """What one apply of one installation is doing; see the module docstring."""
+
+    root: str
+    inst: str
+    run_id: str
+    state: JournalState
+    files: tuple[JournalFile, ...] = field(default=())
+    expected_uid: int | None = None  # the account's owner check, reused when restoring
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": JOURNAL_VERSION,
+            "root": self.root,
+            "inst": self.inst,
+            "run_id": self.run_id,
+            "state": self.state,
+            "expected_uid": self.expected_uid,
+            "files": [f.to_json() for f in self.files],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Journal:
+        if obj.get("version") != JOURNAL_VERSION:
+            raise BackupStoreError(f"unknown journal version {obj.get('version')!r}")
+        return cls(
+            obj["root"],
+            obj["inst"],
+            obj["run_id"],
+            obj["state"],
+            tuple(JournalFile.from_json(f) for f in obj["files"]),
+            obj.get("expected_uid"),
+        )
+
+    def with_state(self, state: JournalState) -> Journal:
+        """A copy in ``state``."""
+        return replace(self, state=state)
+
+
+def check_store(backup_dir: str) -> None:
+    """Refuse a store that is not a real folder owned by us and writable only by us."""
+    try:
+        st = os.lstat(backup_dir)
+    except FileNotFoundError:
+        raise BackupStoreError("backup folder does not exist", where=backup_dir) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise BackupStoreError("backup folder is not a real folder", where=backup_dir)
+    if st.st_uid != os.geteuid():
+        raise BackupStoreError(f"backup folder is owned by uid {st.st_uid}", where=backup_dir)
+    if st.st_mode & 0o022:
+        raise BackupStoreError("backup folder is group- or world-writable", where=backup_dir)
+
+
+def _safe_component(text: str) -> str:
+    """``text`` made into one harmless file name component."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:80].lstrip(".")
+    return cleaned or "_"
+
+
+def make_entry_dir(backup_dir: str, run_id: str, root: str, inst: str) -> str:
+    """Create (0700) and return a fresh folder for one installation's backups and journal."""
+    check_store(backup_dir)
+    run_dir = os.path.join(backup_dir, _safe_component(run_id))
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(run_dir, 0o700)
+    if not stat.S_ISDIR(os.lstat(run_dir).st_mode):
+        raise BackupStoreError("run folder is not a real folder", where=run_dir)
+    key = hashlib.sha256(f"{root}\0{inst}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    for n in range(1000):
+        path = os.path.join(run_dir, key if n == 0 else f"{key}.{n}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        return path
+    raise BackupStoreError("too many applies of one installation in one run", where=run_dir)
+
+
+def write_private(folder: str, name: str, data: bytes, *, exclusive: bool = True) -> None:
+    """Write ``folder/name`` (0600) durably; ``exclusive`` refuses an existing name.
+
+    Non-exclusive writes go through a temp name and ``rename`` so readers never see half.
+    """
+    dfd = os.open(folder, _DIR_FLAGS)
+    try:
+        target = name if exclusive else f".{name}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        if not exclusive:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target, dir_fd=dfd)
+        fd = os.open(target, flags, 0o600, dir_fd=dfd)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not exclusive:
+            os.rename(target, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_private(folder: str, name: str) -> bytes:
+    """Read ``folder/name`` without following a symlink."""
+    dfd = os.open(folder, _DIR_FLAGS)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def save_journal(folder: str, journal: Journal) -> None:
+    """Write ``journal`` atomically into ``folder``."""
+    # NOTE: ensure_ascii keeps surrogate-escaped (non-UTF-8) names as \udcXX escapes.
+    data = json.dumps(journal.to_json(), ensure_ascii=True, indent=1).encode("ascii")
+    write_private(folder, JOURNAL_NAME, data, exclusive=False)
+
+
+def load_journal(path: str) -> Journal:
+    """Read the journal at ``path`` (a journal file or its folder)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    return Journal.from_json(json.loads(read_private(folder, JOURNAL_NAME)))
+
+
+def find_journals(backup_dir: str) -> list[str]:
+    """Every journal folder in the store (``<run>/<key>/journal.json``), sorted."""
+    found: list[str] = []
+    for run in sorted(os.listdir(backup_dir)):
+        run_dir = os.path.join(backup_dir, run)
+        if not os.path.isdir(run_dir) or os.path.islink(run_dir):
+            continue
+        for key in sorted(os.listdir(run_dir)):
+            entry = os.path.join(run_dir, key)
+            if os.path.isfile(os.path.join(entry, JOURNAL_NAME)):
+                found.append(entry)
+    return found
