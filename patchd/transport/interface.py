@@ -12,10 +12,10 @@ import collections
 import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from patchd.agent import protocol
 from patchd.agent.package import build_package
@@ -241,25 +241,37 @@ class Transport(ABC):
 class StderrTail:
     """Drains a stream (an agent's stderr) in a thread, keeping its last lines.
 
+    ``read_chunk(n)`` returns up to ``n`` bytes, ``b""`` at the end; a ``TimeoutError``
+    from it is ignored (an SSH channel with a read timeout raises it while the agent is
+    quiet).
+
     NOTE: an undrained stderr pipe or SSH channel fills up and then blocks the agent.
     """
 
-    def __init__(self, stream: IO[bytes], *, keep: int = 20) -> None:
+    def __init__(self, read_chunk: Callable[[int], bytes], *, keep: int = 20) -> None:
         self._lines: collections.deque[bytes] = collections.deque(maxlen=keep)
-        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._partial = b""
+        self._thread = threading.Thread(target=self._drain, args=(read_chunk,), daemon=True)
         self._thread.start()
 
-    def _drain(self, stream: IO[bytes]) -> None:
-        try:
-            for line in iter(stream.readline, b""):
-                self._lines.append(line)
-        except (OSError, ValueError):
-            return
+    def _drain(self, read_chunk: Callable[[int], bytes]) -> None:
+        while True:
+            try:
+                chunk = read_chunk(4096)
+            except TimeoutError:
+                continue
+            except (OSError, ValueError, EOFError):
+                return
+            if not chunk:
+                return
+            *complete, self._partial = (self._partial + chunk).split(b"\n")
+            self._lines.extend(complete)
+            self._partial = self._partial[-4096:]
 
     def last(self, wait: float = 0.5) -> str:
         """The last non-empty stderr line (waiting up to ``wait`` s for the stream's end)."""
         self._thread.join(wait)
-        for line in reversed(self._lines):
+        for line in [self._partial, *reversed(self._lines)]:
             text = line.decode("utf-8", "replace").strip()
             if text:
                 return text[:300]

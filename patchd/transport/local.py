@@ -6,6 +6,7 @@ on stdin), so local runs and tests exercise exactly the code shipped to remote h
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -24,7 +25,7 @@ class ProcessPipe:
         self._process = process
         self._stdin = process.stdin
         self._stdout = process.stdout
-        self._stderr = StderrTail(process.stderr)
+        self._stderr = StderrTail(process.stderr.read1)
 
     def write(self, data: bytes) -> None:
         """Send ``data`` to the agent's stdin."""
@@ -39,10 +40,8 @@ class ProcessPipe:
         """Close the agent's stdin so it ends; kill it if it does not within a few seconds."""
         if self._process.returncode is not None:
             return
-        try:
+        with contextlib.suppress(OSError):
             self._stdin.close()
-        except OSError:
-            pass
         try:
             self._process.wait(_EXIT_WAIT)
         except subprocess.TimeoutExpired:
