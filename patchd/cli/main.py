@@ -15,11 +15,8 @@ from pathlib import Path
 import click
 
 from patchd import __version__
+from patchd.cli.exits import EXIT_INPUT
 from patchd.errors import PatchdError
-
-EXIT_OK = 0
-EXIT_TARGETS_FAILED = 1
-EXIT_INPUT = 2
 
 log = logging.getLogger("patchd")
 
