@@ -1,0 +1,1 @@
+"""Tests of the host-side patcher on real temp trees."""
