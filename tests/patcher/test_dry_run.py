@@ -217,8 +217,16 @@ def test_php_binary_inside_account_is_never_run(fleet: Fleet, patch: list[FilePa
     marker = fleet.base / "ran"
     planted.write_text(f"#!/bin/sh\ntouch {marker}\n")
     planted.chmod(0o755)
-    result = dry_run(str(fleet.root), INST, patch, expected_uid=UID, min_php=None,
-                     account_php=None, php_binary=str(planted), max_file_size=MAX)
+    result = dry_run(
+        str(fleet.root),
+        INST,
+        patch,
+        expected_uid=UID,
+        min_php=None,
+        account_php=None,
+        php_binary=str(planted),
+        max_file_size=MAX,
+    )
     assert result.reason is Reason.LINT_FAILED
     assert "inside the account" in result.detail
     assert not marker.exists()

@@ -43,10 +43,11 @@ ORIGINAL: dict[str, tuple[bytes, int]] = {
 def patched() -> dict[str, bytes]:
     """The post-images: two separate changes in x.php (two hunks), one in y.php."""
     x = ORIGINAL["wp-includes/x.php"][0]
-    x = x.replace(b"\t$value = trim($value);\n\treturn $value . '-1';",
-                  b"\t$value = trim((string) $value);\n\treturn $value . '-1';")
-    x = x.replace(b"\treturn $value . '-10';",
-                  b"\treturn htmlspecialchars($value) . '-10';")
+    x = x.replace(
+        b"\t$value = trim($value);\n\treturn $value . '-1';",
+        b"\t$value = trim((string) $value);\n\treturn $value . '-1';",
+    )
+    x = x.replace(b"\treturn $value . '-10';", b"\treturn htmlspecialchars($value) . '-10';")
     y = ORIGINAL["wp-admin/y.php"][0].replace(
         b"\treturn $value . '-2';", b"\treturn esc_attr($value) . '-2';"
     )
@@ -91,8 +92,9 @@ def make_fleet(base: Path) -> Fleet:
     return Fleet(base, root, other, system, store)
 
 
-def make_diff(base: Path, changes: dict[str, bytes], original: dict[str, bytes] | None = None
-              ) -> list[FilePatch]:
+def make_diff(
+    base: Path, changes: dict[str, bytes], original: dict[str, bytes] | None = None
+) -> list[FilePatch]:
     """A diff from ``original`` (default: ORIGINAL) to ``changes`` made with ``diff -ru``."""
     old = original or {rel: data for rel, (data, _mode) in ORIGINAL.items()}
     work = base / f"diff-{len(list(base.glob('diff-*')))}"
