@@ -33,8 +33,8 @@ class PathRule:
     test: Callable[[PurePosixPath], bool]
 
 
-def _name_matches(*patterns: str) -> Callable[[PurePosixPath], bool]:
-    rx = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+def _name_matches(*patterns: str, case: bool = False) -> Callable[[PurePosixPath], bool]:
+    rx = re.compile("|".join(f"(?:{p})" for p in patterns), 0 if case else re.IGNORECASE)
     return lambda p: rx.fullmatch(p.name) is not None
 
 
@@ -78,7 +78,10 @@ PATH_RULES: tuple[PathRule, ...] = (
     PathRule(
         "test suite",
         _any(
-            _has_dir("tests", "Tests", case=True), _name_matches(r".*Test\.php", r"phpunit\.xml.*")
+            _has_dir("tests", "Tests", case=True),
+            # NOTE: case-sensitive, or "Latest.php" would pass as a test.
+            _name_matches(r".+Test\.php", case=True),
+            _name_matches(r"phpunit\.xml.*"),
         ),
     ),
     PathRule(
