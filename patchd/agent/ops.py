@@ -95,6 +95,7 @@ def ping(args: JSONDict) -> Iterator[JSONDict]:
         "agent_version": patchd.__version__,
         "protocol": protocol.PROTOCOL_VERSION,
         "package_sha256": _RUNTIME["package_sha256"],
+        "package_path": os.path.dirname(os.path.dirname(patchd.__file__ or "")),
         "python_version": platform.python_version(),
         "python_executable": sys.executable,
         "uid": os.getuid(),

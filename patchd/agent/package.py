@@ -3,8 +3,12 @@
 The controller runs ``python3 -I -c BOOTSTRAP`` on a host (over SSH, or locally through the
 same path) and writes :func:`frame` of :func:`build_package` to its stdin. The bootstrap
 reads the 8-byte big-endian length and the zip, stores the zip in a private temporary file
-(``mkstemp``: mode 0600, ``O_EXCL``), puts it first on ``sys.path``, serves the agent on the
-rest of stdin, and removes the file when it ends. The agent reports the zip's sha256 in
+(``mkstemp``: mode 0600, ``O_EXCL``), puts it first on ``sys.path``, and serves the agent on
+the rest of stdin.
+
+NOTE: on Linux the file is unlinked at once and imported through ``/proc/self/fd/N`` (the
+descriptor stays open), so an agent killed with SIGKILL leaves nothing behind in /tmp;
+elsewhere the file is removed when the agent ends. The agent reports the zip's sha256 in
 ``ping``, so the controller knows the host runs exactly the code it sent.
 
 NOTE: this module runs on the controller only (it is not shipped) and may use Python 3.11.
@@ -32,12 +36,14 @@ SHIPPED: tuple[str, ...] = (
     "__init__.py",
     "errors.py",
     "versions.py",
+    "outcomes.py",
     "safefs.py",
     "engine/__init__.py",
     "engine/model.py",
     "engine/apply.py",
     "engine/paths.py",
     "cms/*.py",
+    "patcher/*.py",
     "agent/*.py",
 )
 """Files (globs, relative to the ``patchd`` folder) that make up the agent's zip."""
@@ -66,14 +72,20 @@ if n < 0 or len(z) < n:
     sys.stderr.write("patchd agent bootstrap: short read of the agent zip\\n")
     sys.exit(3)
 fd, p = tempfile.mkstemp(prefix="patchd-agent-", suffix=".zip")
+w = 0
+while w < n:
+    w += os.write(fd, z[w:])
+q = "/proc/self/fd/%d" % fd
+if os.path.exists(q):
+    os.unlink(p)
+    p = None
+sys.path.insert(0, q if p is None else p)
 try:
-    os.write(fd, z)
-    os.close(fd)
-    sys.path.insert(0, p)
     from patchd.agent.server import main
     code = main(r, hashlib.sha256(z).hexdigest())
 finally:
-    os.unlink(p)
+    if p is not None:
+        os.unlink(p)
 sys.exit(code)
 """
 
