@@ -1,0 +1,242 @@
+"""Git attribution against a small TYPO3-shaped repository built in the test."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from patchd.bundle.classifiers.git import GitAttribution
+from patchd.bundle.classifiers.noise import NoiseClassifier
+from patchd.bundle.interface import ClassifiedHunk, run_chain
+from patchd.engine.model import Hunk
+from patchd.errors import UsageError
+from patchd.release.tree import ReleaseDiff, diff_trees
+
+PREFIX = "typo3/sysext/core/"
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.org",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.org",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, env=ENV, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _php(n: int, changes: dict[int, list[str]]) -> str:
+    """A PHP file of ``n`` numbered statements; ``changes`` replaces line i by some lines."""
+    out = ["<?php", "class PathUtility", "{"]
+    for i in range(1, n + 1):
+        out.extend(changes.get(i, [f"    $step{i} = compute({i});"]))
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _commit(repo: Path, files: dict[str, str], message: str) -> str:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD").strip()
+
+
+@dataclass(frozen=True)
+class World:
+    """The repository, the release diff and the commit shas."""
+
+    repo: Path
+    diff: ReleaseDiff
+    old: Path
+    sha: dict[str, str]
+
+
+SEC_MSG = (
+    "[SECURITY] Prevent path traversal in PathUtility\n\n"
+    "Resolves: #101010\nReleases: main, 12.4\nCVE-2024-55555\n"
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    base = tmp_path_factory.mktemp("git")
+    repo = base / "core"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    util, other, legacy = (
+        "Classes/Utility/PathUtility.php",
+        "Classes/Other.php",
+        "Classes/Legacy.php",
+    )
+    sha: dict[str, str] = {}
+    state: dict[int, list[str]] = {}
+    legacy_state = {5: ["    $data = unserialize($input);"]}
+    _commit(
+        repo,
+        {util: _php(60, state), other: _php(20, {}), legacy: _php(10, legacy_state)},
+        "[TASK] Initial import",
+    )
+    _git(repo, "tag", "v12.4.9")
+    # unrelated change, far from the security fix (separate hunk)
+    state[45] = ["    $step45 = computeFaster(45);"]
+    sha["task"] = _commit(
+        repo, {util: _php(60, state)}, "[TASK] Speed up step 45\n\nReleases: main"
+    )
+    # the security fix: adds a check block with a common closing brace
+    state[10] = [
+        "    if (str_contains($path, '..')) {",
+        "        throw new \\InvalidArgumentException('bad path');",
+        "    }",
+        "    $step10 = compute(10);",
+    ]
+    sha["sec"] = _commit(repo, {util: _php(60, state)}, SEC_MSG)
+    # a mixed region: security and unrelated changes two lines apart (one release hunk)
+    state[25] = ["    $step25 = compute(25) + 1;"]
+    sha["task2"] = _commit(repo, {util: _php(60, state)}, "[BUGFIX] Off by one in step 25")
+    state[28] = ["    $step28 = htmlspecialchars(compute(28));"]
+    sha["cve"] = _commit(repo, {util: _php(60, state)}, "Escape step 28 output (CVE-2024-66666)")
+    # adjacent, interleaved: cannot be split
+    state[55] = ["    $step55 = compute(55, true);"]
+    sha["task3"] = _commit(repo, {util: _php(60, state)}, "[TASK] Flag for step 55")
+    state[56] = ["    $step56 = escape(compute(56));"]
+    sha["sec2"] = _commit(repo, {util: _php(60, state)}, "[SECURITY] Escape step 56")
+    # removing a dangerous call in a security commit
+    legacy_state[5] = ["    $data = json_decode($input, true);"]
+    sha["sec3"] = _commit(repo, {legacy: _php(10, legacy_state)}, "Fix XSS via legacy data")
+    _git(repo, "tag", "v12.4.10")
+
+    trees = {}
+    for tag in ("v12.4.9", "v12.4.10"):
+        root = base / tag
+        (root / PREFIX).mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "archive", tag], cwd=repo, env=ENV, check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(root / PREFIX)], input=archive, check=True)
+        # a file outside the prefix that changes between the releases
+        (root / "index.php").write_text(f"<?php\nrun('{tag}');\n")
+        trees[tag] = root
+    return World(repo, diff_trees(trees["v12.4.9"], trees["v12.4.10"]), trees["v12.4.9"], sha)
+
+
+@pytest.fixture(scope="module")
+def got(world: World) -> dict[str, ClassifiedHunk]:
+    """The chain's results keyed by a marker text in their changed lines."""
+    chain = [NoiseClassifier(), GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=PREFIX)]
+    result = run_chain(world.diff, chain)
+    by_marker: dict[str, ClassifiedHunk] = {}
+    for c in result:
+        assert c.hunk is not None
+        text = b"".join(ln.data for ln in c.hunk.hunk.lines if ln.kind != " ").decode()
+        for marker in ("..", "step45", "step25", "step55", "json_decode", "run("):
+            if marker in text:
+                by_marker[marker] = c
+    return by_marker
+
+
+def test_security_hunk_kept_and_unrelated_hunk_dropped(
+    world: World, got: dict[str, ClassifiedHunk]
+) -> None:
+    sec = got[".."].verdict
+    assert sec.decision == "keep" and sec.classifier == "git"
+    short = world.sha["sec"][:7]
+    assert sec.reason == (
+        f"from security commit {short}: [SECURITY] Prevent path traversal in PathUtility "
+        "(CVE-2024-55555)"
+    )
+    task = got["step45"].verdict
+    assert task.decision == "drop"
+    assert (
+        task.reason == f"from non-security commit {world.sha['task'][:7]}: [TASK] Speed up step 45"
+    )
+
+
+def test_removed_lines_are_attributed_to_the_removing_commit(
+    world: World, got: dict[str, ClassifiedHunk]
+) -> None:
+    v = got["json_decode"].verdict
+    assert v.decision == "keep"
+    assert v.reason == f"from security commit {world.sha['sec3'][:7]}: Fix XSS via legacy data"
+
+
+def test_mixed_hunk_is_split_keeping_the_cve_change_only(
+    world: World, got: dict[str, ClassifiedHunk]
+) -> None:
+    c = got["step25"]
+    v = c.verdict
+    assert v.decision == "keep" and v.split is not None
+    assert "CVE-2024-66666" in v.reason and "Off by one" in v.reason
+    assert c.hunk is not None
+    old = (world.old / c.path).read_text().splitlines(keepends=True)
+    patched = _apply(old, list(v.split))
+    assert "    $step28 = htmlspecialchars(compute(28));\n" in patched
+    assert "    $step25 = compute(25);\n" in patched  # the unrelated change is left out
+    assert len(patched) == len(old)
+
+
+def test_interleaved_hunk_is_undecided_with_split_hint(
+    world: World, got: dict[str, ClassifiedHunk]
+) -> None:
+    v = got["step55"].verdict
+    assert v.decision == "undecided"
+    assert v.reason.startswith("mixed hunk, split by hand: lines from security commit")
+    assert "[TASK] Flag for step 55" in v.reason
+
+
+def test_paths_outside_the_prefix_get_no_opinion(
+    world: World, got: dict[str, ClassifiedHunk]
+) -> None:
+    c = got["run("]
+    assert c.path == "index.php"
+    assert c.verdict.classifier == "default" and c.verdict.decision == "undecided"
+
+
+def test_without_prefix_nothing_maps(world: World) -> None:
+    chain = [GitAttribution(world.repo, "v12.4.9..v12.4.10")]
+    result = run_chain(world.diff, chain)
+    assert {c.verdict.classifier for c in result} == {"default"}
+
+
+def test_custom_security_pattern(world: World) -> None:
+    gitattr = GitAttribution(
+        world.repo, "v12.4.9..v12.4.10", prefix=PREFIX, security_pattern=re.compile("step 45")
+    )
+    c = {
+        c.verdict.reason: c.verdict.decision
+        for c in run_chain(world.diff, [gitattr])
+        if c.verdict.classifier == "git"
+    }
+    assert c[f"from security commit {world.sha['task'][:7]}: [TASK] Speed up step 45"] == "keep"
+    assert c[f"from non-security commit {world.sha['sec3'][:7]}: Fix XSS via legacy data"] == (
+        "drop"
+    )
+
+
+def test_bad_range_is_a_usage_error(world: World) -> None:
+    with pytest.raises(UsageError):
+        GitAttribution(world.repo, "v12.4.10")
+
+
+def _apply(old: list[str], hunks: list[Hunk]) -> list[str]:
+    out: list[str] = []
+    pos = 0
+    for h in sorted(hunks, key=lambda h: h.old_start):
+        first = h.old_start - 1 if h.old_len else h.old_start
+        out.extend(old[pos:first])
+        assert [ln.encode() for ln in old[first : first + h.old_len]] == h.old_lines
+        out.extend(ln.decode() for ln in h.new_lines)
+        pos = first + h.old_len
+    out.extend(old[pos:])
+    return out
