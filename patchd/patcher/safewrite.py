@@ -194,54 +194,51 @@ def open_checked(
     """
     dir_fd, name = open_parent(root, rel, expected_uid=expected_uid)
     try:
-        try:
-            before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            os.close(dir_fd)
-            return None
-        # NOTE: lstat first, so a FIFO or device is never opened at all.
-        if not stat.S_ISREG(before.st_mode):
-            raise _unsafe(
-                rel,
-                f"is a {_kind(before.st_mode)}"
-                if stat.S_ISLNK(before.st_mode)
-                else f"is not a regular file ({_kind(before.st_mode)})",
-            )
-        try:
-            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):
-                raise _unsafe(rel, "changed while being opened") from None
-            raise
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (
-                before.st_dev,
-                before.st_ino,
-            ):
-                raise _unsafe(rel, "changed while being opened")
-            _check_facts(rel, st, expected_uid=expected_uid, max_size=max_size)
-            data = _pread_all(fd, max_size + 1)
-            if len(data) > max_size:
-                raise _unsafe(rel, f"is too large (over {max_size} bytes)")
-            facts = FileFacts(
-                stat.S_IMODE(st.st_mode),
-                st.st_uid,
-                st.st_gid,
-                len(data),
-                st.st_dev,
-                st.st_ino,
-                sha256(data),
-            )
-        except BaseException:
-            os.close(fd)
-            raise
+        opened = _open_regular(dir_fd, name, rel, expected_uid=expected_uid, max_size=max_size)
     except BaseException:
-        if dir_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(dir_fd)
+        os.close(dir_fd)
         raise
+    if opened is None:
+        os.close(dir_fd)
+        return None
+    fd, facts, data = opened
     return CheckedFile(rel, dir_fd, name, fd, facts, data, max_size)
+
+
+def _open_regular(
+    dir_fd: int, name: str, rel: str, *, expected_uid: int | None, max_size: int
+) -> tuple[int, FileFacts, bytes] | None:
+    """Open, check and read ``name`` in folder ``dir_fd``; None if it does not exist."""
+    try:
+        before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    # NOTE: lstat first, so a FIFO or device is never opened at all.
+    if stat.S_ISLNK(before.st_mode):
+        raise _unsafe(rel, "is a symlink")
+    if not stat.S_ISREG(before.st_mode):
+        raise _unsafe(rel, f"is not a regular file ({_kind(before.st_mode)})")
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENXIO):
+            raise _unsafe(rel, "changed while being opened") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        same = (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino)
+        if not stat.S_ISREG(st.st_mode) or not same:
+            raise _unsafe(rel, "changed while being opened")
+        _check_facts(rel, st, expected_uid=expected_uid, max_size=max_size)
+        data = _pread_all(fd, max_size + 1)
+        if len(data) > max_size:
+            raise _unsafe(rel, f"is too large (over {max_size} bytes)")
+        mode = stat.S_IMODE(st.st_mode)
+        facts = FileFacts(mode, st.st_uid, st.st_gid, len(data), st.st_dev, st.st_ino, sha256(data))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, facts, data
 
 
 def _check_facts(rel: str, st: os.stat_result, *, expected_uid: int | None, max_size: int) -> None:
