@@ -51,7 +51,7 @@ def utc_now() -> str:
 
 def to_db(value: Any) -> Any:
     """``value`` as SQLite can store it: strings with lone surrogates become bytes."""
-    if isinstance(value, str) and not value.isascii():
+    if type(value) is str and not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -66,7 +66,10 @@ def _from_db(value: Any) -> Any:
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {d[0]: _from_db(v) for d, v in zip(cursor.description, row, strict=True)}
+    names = [d[0] for d in cursor.description]
+    if bytes in map(type, row):
+        return {n: _from_db(v) for n, v in zip(names, row, strict=True)}
+    return dict(zip(names, row, strict=True))
 
 
 class Ledger:

@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from patchd.errors import LedgerError
 from patchd.ledger.db import Ledger, utc_now
 from patchd.ledger.models import (
@@ -40,7 +42,18 @@ _INSERT = (
 
 def _json(value: Any) -> str:
     # NOTE: ensure_ascii (the default) keeps surrogate-escaped file names representable.
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _unjson(text: str) -> Any:
+    if text == "[]":
+        return []
+    return {} if text == "{}" else json.loads(text)
+
+
+_INSTALLATIONS = TypeAdapter(list[ScanInstallation])
 
 
 def start_scan(ledger: Ledger, *, inventory_path: str, inventory_sha256: str, accounts: int) -> int:
@@ -61,7 +74,7 @@ def _params(scan_id: int, rec: InstallationRecord) -> tuple[Any, ...]:
         rec.cms,
         rec.version,
         rec.version_error,
-        _json([e.model_dump() for e in rec.extensions]),
+        _json([{"kind": e.kind, "name": e.name, "version": e.version} for e in rec.extensions]),
         rec.php,
         rec.php_source,
         _json(list(rec.modified_files)),
@@ -137,11 +150,11 @@ def latest_scan(ledger: Ledger, *, finished_only: bool = True) -> Scan | None:
     return Scan.model_validate(row) if row else None
 
 
-def _installation(row: dict[str, Any]) -> ScanInstallation:
-    row.pop("id", None)
+def _prepare(row: dict[str, Any]) -> dict[str, Any]:
+    del row["id"]
     for key in ("extensions", "modified_files", "facts"):
-        row[key] = json.loads(row[key])
-    return ScanInstallation.model_validate(row)
+        row[key] = _unjson(row[key])
+    return row
 
 
 def scan_installations(
@@ -158,7 +171,8 @@ def scan_installations(
         sql += " AND cms = ?"
         params.append(cms)
     sql += " ORDER BY host, account, path, cms"
-    return [_installation(r) for r in ledger.query(sql, params)]
+    # NOTE: one TypeAdapter call validates the whole list in pydantic-core (faster).
+    return _INSTALLATIONS.validate_python([_prepare(r) for r in ledger.query(sql, params)])
 
 
 def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:
