@@ -231,7 +231,11 @@ class Transport(ABC):
             reason = pipe.exit_reason()
             pipe.close()
             raise TransportError(f"agent did not start ({exc}); {reason}", host=self.host) from exc
-        session.handshake(package.sha256)
+        try:
+            session.handshake(package.sha256)
+        except BaseException:
+            session.close()
+            raise
         return session
 
     def __repr__(self) -> str:

@@ -205,7 +205,7 @@ class SSHTransport(Transport):
             return str(exc)
         if isinstance(exc, paramiko.BadHostKeyException):
             return (
-                f"host key for {exc.hostname} changed: known_hosts {self.known_hosts} has "
+                f"host key for {self._key_name()} changed: known_hosts {self.known_hosts} has "
                 f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}, the server "
                 f"offered {exc.key.get_name()} {exc.key.fingerprint}"
             )
@@ -225,6 +225,10 @@ class SSHTransport(Transport):
         if isinstance(exc, EOFError):
             return f"{where} closed the connection during the SSH handshake"
         return f"SSH error with {where}: {exc or type(exc).__name__}"
+
+    def _key_name(self) -> str:
+        """The host's name as known_hosts spells it (``[name]:port`` off port 22)."""
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
     def _error(self, reason: str) -> TransportError:
         return TransportError(reason, host=self.host)
