@@ -58,6 +58,7 @@ class JournalFile:
     gid: int
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {
             "rel": self.rel,
             "pre": self.pre,
@@ -70,6 +71,7 @@ class JournalFile:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> JournalFile:
+        """The inverse of :meth:`to_json`."""
         return cls(
             obj["rel"],
             obj["pre"],
@@ -93,6 +95,7 @@ class Journal:
     expected_uid: int | None = None  # the account's owner check, reused when restoring
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {
             "version": JOURNAL_VERSION,
             "root": self.root,
@@ -105,6 +108,7 @@ class Journal:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Journal:
+        """The inverse of :meth:`to_json`."""
         if obj.get("version") != JOURNAL_VERSION:
             raise BackupStoreError(f"unknown journal version {obj.get('version')!r}")
         return cls(

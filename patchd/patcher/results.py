@@ -79,6 +79,7 @@ class DryRunResult:
     files: tuple[FilePlan, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {
             "status": self.status,
             "outcome": None if self.outcome is None else str(self.outcome),
@@ -104,6 +105,7 @@ class ApplyResult:
     files: tuple[FilePlan, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {
             "outcome": str(self.outcome),
             "reason": None if self.reason is None else str(self.reason),
@@ -122,6 +124,7 @@ class FileRestore:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {**path_json(self.rel), "status": self.status, "detail": self.detail}
 
 
@@ -135,6 +138,7 @@ class RollbackResult:
     files: tuple[FileRestore, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {
             "ok": self.ok,
             "journal": self.journal,
@@ -156,6 +160,7 @@ class RecoveryResult:
     files: tuple[FileRestore, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-safe form."""
         return {
             "journal": self.journal,
             "root": self.root,

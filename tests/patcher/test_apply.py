@@ -293,3 +293,51 @@ def test_unsafe_backup_store_is_refused(fleet: Fleet, patch: list[FilePatch]) ->
         do_apply(fleet, patch)
     assert snapshot(fleet.root) == before
     assert find_journals(str(fleet.store)) == []
+
+
+def test_immutable_file_mid_apply_restores_the_first(fleet: Fleet, patch: list[FilePatch]) -> None:
+    """A real I/O failure on the second file (EPERM: immutable) undoes the first replace."""
+    assert [fp.path for fp in patch] == ["wp-admin/y.php", "wp-includes/x.php"]
+    x = fleet.inst / "wp-includes/x.php"
+    subprocess.run(["chattr", "+i", str(x)], check=True)
+    try:
+        before, others = snapshot(fleet.root), outside(fleet)
+        result = do_apply(fleet, patch)
+        assert result.outcome is Outcome.APPLY_FAILED
+        assert "Operation not permitted" in result.detail
+        assert "restored to its prior state" in result.detail
+        assert snapshot(fleet.root) == before
+        assert outside(fleet) == others
+        assert result.journal is not None
+        assert load_journal(result.journal).state == "restored"
+    finally:
+        subprocess.run(["chattr", "-i", str(x)], check=True)
+
+
+def test_non_utf8_name_through_journal_and_rollback(fleet: Fleet) -> None:
+    name = os.fsdecode(b"wp-includes/caf\xe9\n.php")
+    old, new = b"<?php\n$a = 1;\n$b = 2;\n", b"<?php\n$a = 1;\n$b = 3;\n"
+    (fleet.inst / name).write_bytes(old)
+    os.chown(fleet.inst / name, UID, UID)
+    hunk = Hunk(
+        1,
+        3,
+        1,
+        3,
+        (
+            HunkLine(" ", b"<?php\n"),
+            HunkLine(" ", b"$a = 1;\n"),
+            HunkLine("-", b"$b = 2;\n"),
+            HunkLine("+", b"$b = 3;\n"),
+        ),
+    )
+    before = snapshot(fleet.root)
+    result = do_apply(fleet, [FilePatch(name, name, (hunk,))])
+    assert result.outcome is Outcome.PATCHED, result.detail
+    assert (fleet.inst / name).read_bytes() == new
+    as_json = json.dumps(result.to_json())
+    assert "caf\\\\xe9\\\\n.php" in as_json  # escaped display form, raw bytes in base64
+    assert result.journal is not None
+    assert load_journal(result.journal).files[0].rel == name
+    assert rollback(str(fleet.root), INST, result.journal).ok
+    assert snapshot(fleet.root) == before
