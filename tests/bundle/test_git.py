@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from patchd.bundle.classifiers import default_chain
 from patchd.bundle.classifiers.git import GitAttribution
+from patchd.bundle.classifiers.heuristics import HeuristicsClassifier
 from patchd.bundle.classifiers.noise import NoiseClassifier
-from patchd.bundle.interface import ClassifiedHunk, run_chain
+from patchd.bundle.interface import ClassifiedHunk, Verdict, run_chain
 from patchd.engine.model import Hunk
 from patchd.errors import UsageError
 from patchd.release.tree import ReleaseDiff, diff_trees
@@ -101,7 +103,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         "    }",
         "    $step10 = compute(10);",
     ]
-    sha["sec"] = _commit(repo, {util: _php(60, state)}, SEC_MSG)
+    test_file = "Tests/Unit/Utility/PathUtilityTest.php"
+    sha["sec"] = _commit(
+        repo, {util: _php(60, state), test_file: "<?php\nclass PathUtilityTest {}\n"}, SEC_MSG
+    )
     # a mixed region: security and unrelated changes two lines apart (one release hunk)
     state[25] = ["    $step25 = compute(25) + 1;"]
     sha["task2"] = _commit(repo, {util: _php(60, state)}, "[BUGFIX] Off by one in step 25")
@@ -221,6 +226,36 @@ def test_custom_security_pattern(world: World) -> None:
     assert c[f"from security commit {world.sha['task'][:7]}: [TASK] Speed up step 45"] == "keep"
     assert c[f"from non-security commit {world.sha['sec3'][:7]}: Fix XSS via legacy data"] == (
         "drop"
+    )
+
+
+def test_chain_order_noise_then_git_then_heuristics(world: World) -> None:
+    chain = default_chain(
+        git_repo=world.repo,
+        git_range="v12.4.9..v12.4.10",
+        git_prefix=PREFIX,
+        security_pattern=re.compile(r"(?!x)x"),  # nothing is a security commit
+        auto=True,
+        threshold=1.0,
+    )
+    result = {c.path: c for c in run_chain(world.diff, chain) if c.path.endswith("Test.php")}
+    # noise before git: the security commit's test file is still not shipped
+    [test_file] = result.values()
+    assert (test_file.verdict.classifier, test_file.verdict.reason) == ("noise", "test suite")
+    # git before heuristics: the '..' check would score 1.0 >= 1.0, but git decides first
+    [dots] = [
+        c
+        for c in run_chain(world.diff, chain)
+        if c.hunk is not None and any(b"'..'" in ln.data for ln in c.hunk.hunk.lines)
+    ]
+    assert dots.verdict.classifier == "git" and dots.verdict.decision == "drop"
+    assert HeuristicsClassifier(auto=True, threshold=1.0).classify(dots.hunk, dots.change) == (
+        Verdict(
+            "keep",
+            "heuristic score 1.0 >= 1.0: adds '..' path check",
+            classifier="heuristics",
+            score=1.0,
+        )
     )
 
 
