@@ -6,14 +6,15 @@ import click
 
 from patchd.cli.apply_cmd import apply_command
 from patchd.cli.pending import pending
+from patchd.cli.scan_cmd import releases_group, scan_command, scans_group
 
 ALL: list[click.Command] = [
     pending("build", "Diff two releases, keep the security hunks, write a bundle.", "issue 3"),
     pending("show", "Show a bundle's manifest and every hunk kept or dropped.", "issue 3"),
     pending("test", "Apply a bundle to a matrix of configurations.", "issue 7"),
-    pending("scan", "Detect the installations in every account; store a snapshot.", "issue 4"),
-    pending("scans", "List scans; 'scans diff A B' compares two.", "issue 4"),
-    pending("releases", "Register pristine releases for integrity checks.", "issue 4"),
+    scan_command,
+    scans_group,
+    releases_group,
     pending("rollout", "Match, dry-run and apply a bundle across all accounts.", "issue 5"),
     pending("rollback", "Restore the backed-up files of a run.", "issue 5"),
     pending("report", "Success and failure lists of a run.", "issue 6"),

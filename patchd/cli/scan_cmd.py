@@ -1,0 +1,262 @@
+"""``patchd scan``, ``patchd scans`` (list, diff) and ``patchd releases`` (add, list)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
+from patchd.inventory import load_inventory
+from patchd.ledger import releases as ledger_releases
+from patchd.ledger import scans as ledger_scans
+from patchd.ledger.db import open_ledger
+from patchd.releases import register
+from patchd.report.formats import render_rows
+from patchd.scanner import run_scan, scan_json
+
+INSTALLATION_COLUMNS = (
+    "account",
+    "host",
+    "path",
+    "cms",
+    "version",
+    "extensions",
+    "php",
+    "php_source",
+    "modified_files",
+)
+
+
+def _installation_rows(data: dict) -> list[dict]:
+    rows = []
+    for inst in data["installations"]:
+        row = dict(inst)
+        row["version"] = inst["version"] or f"unknown ({inst.get('version_error') or '?'})"
+        row["extensions"] = ", ".join(
+            f"{e['name']} {e['version'] or '?'}" for e in inst["extensions"]
+        )
+        row["modified_files"] = ", ".join(inst["modified_files"])
+        rows.append(row)
+    return rows
+
+
+def _emit(data: dict, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+        return
+    console = stdout_console()
+    click.echo(
+        render_rows(
+            _installation_rows(data),
+            INSTALLATION_COLUMNS,
+            fmt,  # type: ignore[arg-type]
+            title=f"scan {data['scan']}",
+            console=console if fmt == "table" else None,
+        ),
+        nl=False,
+    )
+    if data["errors"]:
+        click.echo(
+            render_rows(
+                data["errors"],
+                ("host", "account", "message"),
+                fmt,  # type: ignore[arg-type]
+                title="errors",
+                console=console if fmt == "table" else None,
+            ),
+            nl=False,
+        )
+
+
+@click.command(name="scan")
+@click.option(
+    "--accounts",
+    "accounts_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The inventory (accounts.yaml).",
+)
+@click.option(
+    "--depth",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0, 32),
+    help="How deep below each docroot to look for installations.",
+)
+@click.option(
+    "--parallel",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Hosts scanned at once.",
+)
+@click.option("--account", "only", multiple=True, help="Scan only this account (repeatable).")
+@click.option(
+    "--no-integrity", is_flag=True, help="Skip comparing core files with registered releases."
+)
+@format_options()
+@click.pass_context
+def scan_command(
+    ctx: click.Context,
+    accounts_file: Path,
+    depth: int,
+    parallel: int,
+    only: tuple[str, ...],
+    no_integrity: bool,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Detect the installations in every account and store a dated scan in the ledger."""
+    fmt = resolve_format(fmt, as_json)
+    inventory = load_inventory(accounts_file)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        result = run_scan(
+            inventory,
+            ledger,
+            inventory_path=accounts_file,
+            max_depth=depth,
+            parallel=parallel,
+            integrity=not no_integrity,
+            only_accounts=set(only) or None,
+            progress=make_progress(),
+        )
+    _emit(result.to_json(), fmt)
+    ctx.exit(EXIT_TARGETS_FAILED if result.errors else EXIT_OK)
+
+
+@click.group(name="scans", invoke_without_command=True)
+@format_options()
+@click.pass_context
+def scans_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
+    """List the stored scans; 'scans show ID' and 'scans diff A B' look inside."""
+    if ctx.invoked_subcommand is not None:
+        return
+    fmt = resolve_format(fmt, as_json)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        rows = [s.model_dump(mode="json") for s in ledger_scans.list_scans(ledger)]
+    click.echo(
+        render_rows(
+            rows,
+            ("id", "started_at", "finished_at", "status", "accounts", "installations", "errors"),
+            fmt,
+            title="scans",  # type: ignore[arg-type]
+            json_key="scans",
+        ),
+        nl=False,
+    )
+
+
+@scans_group.command(name="show")
+@click.argument("scan_id", type=int)
+@format_options()
+@click.pass_context
+def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> None:
+    """Every installation and error of one stored scan."""
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        ledger_scans.get_scan(ledger, scan_id)
+        data = scan_json(
+            scan_id,
+            ledger_scans.scan_installations(ledger, scan_id),
+            ledger_scans.scan_errors(ledger, scan_id),
+        )
+    _emit(data, resolve_format(fmt, as_json))
+
+
+@scans_group.command(name="diff")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@format_options()
+@click.pass_context
+def scans_diff(ctx: click.Context, a: int, b: int, fmt: str, as_json: bool) -> None:
+    """Installations added, removed and updated (version changed) from scan A to scan B."""
+    fmt = resolve_format(fmt, as_json)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        diff = ledger_scans.diff_scans(ledger, a, b)
+    rows = [
+        *(
+            {
+                "change": "added",
+                "account": i.account,
+                "host": i.host,
+                "path": i.path,
+                "cms": i.cms,
+                "old_version": None,
+                "new_version": i.version,
+            }
+            for i in diff.added
+        ),
+        *(
+            {
+                "change": "removed",
+                "account": i.account,
+                "host": i.host,
+                "path": i.path,
+                "cms": i.cms,
+                "old_version": i.version,
+                "new_version": None,
+            }
+            for i in diff.removed
+        ),
+        *(
+            {
+                "change": "updated",
+                "account": u.account,
+                "host": u.host,
+                "path": u.path,
+                "cms": u.cms,
+                "old_version": u.old_version,
+                "new_version": u.new_version,
+            }
+            for u in diff.updated
+        ),
+    ]
+    click.echo(
+        render_rows(
+            rows,
+            ("change", "account", "host", "path", "cms", "old_version", "new_version"),
+            fmt,
+            title=f"scan {a} -> scan {b}",  # type: ignore[arg-type]
+            json_key="changes",
+            meta={"a": a, "b": b, "unchanged": diff.unchanged_count},
+        ),
+        nl=False,
+    )
+
+
+@click.group(name="releases", invoke_without_command=True)
+@format_options()
+@click.pass_context
+def releases_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
+    """Pristine releases registered for integrity checks; 'releases add TARBALL' adds one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        rows = [r.model_dump(mode="json") for r in ledger_releases.list_releases(ledger)]
+    click.echo(
+        render_rows(
+            rows,
+            ("id", "cms", "version", "source", "registered_at"),
+            resolve_format(fmt, as_json),
+            title="releases",  # type: ignore[arg-type]
+            json_key="releases",
+        ),
+        nl=False,
+    )
+
+
+@releases_group.command(name="add")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--cms", default=None, help="CMS name, when detection should be overridden.")
+@click.option("--version", "version", default=None, help="Version, overriding detection.")
+@click.pass_context
+def releases_add(
+    ctx: click.Context, sources: tuple[Path, ...], cms: str | None, version: str | None
+) -> None:
+    """Register release archives (or folders): their CMS, version and file checksums."""
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        for source in sources:
+            rel = register(ledger, source, cms=cms, version=version)
+            click.echo(f"registered {rel.cms} {rel.version}: {rel.files} files from {rel.source}")

@@ -1,0 +1,257 @@
+"""``patchd scan``: detect every installation in every account and store a dated snapshot.
+
+The controller groups accounts by host, opens one agent session per host (hosts in
+parallel), lets each host walk its accounts and stream one item per account back, then
+asks the host to verify core files against registered releases. Everything lands in the
+ledger as one scan; an unreachable host or an unreadable account is recorded as a scan
+error and the scan goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from patchd.errors import TransportError
+from patchd.inventory import Account, Inventory
+from patchd.ledger import releases as ledger_releases
+from patchd.ledger import scans as ledger_scans
+from patchd.ledger.db import Ledger
+from patchd.ledger.models import Extension, InstallationRecord, ScanStatus
+from patchd.progress import Progress, SilentProgress
+from patchd.transport import AgentSession, Transport, transport_for
+from patchd.transport.pool import run_per_host
+
+#: Accounts sent to a host per ``scan`` request (bounds the agent's memory per request).
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ScanError:
+    """A host or an account that could not be scanned."""
+
+    host: str
+    account: str | None
+    message: str
+
+
+@dataclass
+class ScanResult:
+    """What one scan found; also stored in the ledger under ``scan_id``."""
+
+    scan_id: int
+    installations: list[InstallationRecord] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object of DESIGN.md (stable keys)."""
+        return scan_json(self.scan_id, self.installations, self.errors)
+
+
+def scan_json(
+    scan_id: int, installations: Iterable[InstallationRecord], errors: Iterable[Any]
+) -> dict[str, Any]:
+    """DESIGN.md's scan JSON for stored or fresh results."""
+    return {
+        "scan": scan_id,
+        "installations": [
+            {
+                "account": i.account,
+                "host": i.host,
+                "path": i.path,
+                "cms": i.cms,
+                "version": i.version,
+                "version_error": i.version_error,
+                "extensions": [e.model_dump() for e in i.extensions],
+                "php": i.php,
+                "php_source": i.php_source,
+                "modified_files": list(i.modified_files),
+                "facts": dict(i.facts),
+            }
+            for i in installations
+        ],
+        "errors": [{"host": e.host, "account": e.account, "message": e.message} for e in errors],
+    }
+
+
+def _account_request(account: Account, max_depth: int) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "root": str(account.root),
+        "docroots": list(account.docroots),
+        "max_depth": max_depth,
+        "php": account.php,
+    }
+
+
+def _release_key(cms: str, version: str) -> str:
+    return f"{cms}@{version}"
+
+
+@dataclass(frozen=True)
+class _HostScan:
+    items: list[dict[str, Any]]
+    verified: dict[tuple[str, str], dict[str, Any]]
+
+
+def _scan_host(
+    accounts: Sequence[Account],
+    max_depth: int,
+    checksums: dict[str, dict[str, str]],
+    on_account: Callable[[], None],
+) -> Callable[[AgentSession], _HostScan]:
+    roots = {a.id: str(a.root) for a in accounts}
+
+    def work(session: AgentSession) -> _HostScan:
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(accounts), BATCH):
+            batch = [_account_request(a, max_depth) for a in accounts[start : start + BATCH]]
+            for item in session.call("scan", {"accounts": batch}):
+                items.append(item)
+                on_account()
+        verified: dict[tuple[str, str], dict[str, Any]] = {}
+        wanted = [
+            {
+                "account": it["account"],
+                "root": roots[it["account"]],
+                "path": inst["path"],
+                "key": _release_key(inst["cms"], inst["version"]),
+            }
+            for it in items
+            for inst in it.get("installations", [])
+            if inst.get("version") and _release_key(inst["cms"], inst["version"]) in checksums
+        ]
+        if wanted:
+            keys = {w["key"] for w in wanted}
+            sums = {k: checksums[k] for k in keys}
+            for start in range(0, len(wanted), BATCH):
+                chunk = wanted[start : start + BATCH]
+                for v in session.call("verify", {"checksums": sums, "installations": chunk}):
+                    verified[(v["account"], v["path"])] = v
+        return _HostScan(items, verified)
+
+    return work
+
+
+def _records(
+    host: str, accounts: dict[str, Account], hs: _HostScan
+) -> tuple[list[InstallationRecord], list[ScanError]]:
+    records: list[InstallationRecord] = []
+    errors: list[ScanError] = []
+    for item in hs.items:
+        account_id = item["account"]
+        if item.get("error"):
+            errors.append(ScanError(host, account_id, item["error"]))
+            continue
+        for problem in item.get("problems", []):
+            errors.append(
+                ScanError(
+                    host, account_id, f"{problem.get('path', '')}: {problem.get('message', '')}"
+                )
+            )
+        account = accounts[account_id]
+        for inst in item.get("installations", []):
+            v = hs.verified.get((account_id, inst["path"]))
+            modified: list[str] = []
+            if v is not None:
+                if v.get("error"):
+                    errors.append(ScanError(host, account_id, f"verify: {v['error']}"))
+                modified = sorted(v.get("modified", []) + v.get("missing", []))
+            records.append(
+                InstallationRecord(
+                    account=account_id,
+                    host=host,
+                    path=inst["path"],
+                    cms=inst["cms"],
+                    version=inst.get("version"),
+                    version_error=inst.get("version_error"),
+                    extensions=tuple(Extension(**e) for e in inst.get("extensions", [])),
+                    php=item.get("php") or account.php,
+                    php_source=item.get("php_source"),
+                    modified_files=tuple(modified),
+                    facts=inst.get("facts", {}),
+                )
+            )
+    return records, errors
+
+
+def run_scan(
+    inventory: Inventory,
+    ledger: Ledger,
+    *,
+    inventory_path: Path,
+    max_depth: int = 4,
+    parallel: int = 8,
+    integrity: bool = True,
+    only_accounts: set[str] | None = None,
+    progress: Progress | None = None,
+    transports: dict[str, Transport] | None = None,
+) -> ScanResult:
+    """Scan the inventory's accounts on all hosts; store and return the result."""
+    progress = progress or SilentProgress()
+    accounts = [a for a in inventory.accounts if only_accounts is None or a.id in only_accounts]
+    by_host: dict[str, list[Account]] = defaultdict(list)
+    for account in accounts:
+        by_host[account.host].append(account)
+    checksums = _registered_checksums(ledger) if integrity else {}
+    digest = hashlib.sha256(inventory_path.read_bytes()).hexdigest()
+    scan_id = ledger_scans.start_scan(
+        ledger, inventory_path=str(inventory_path), inventory_sha256=digest, accounts=len(accounts)
+    )
+    if transports is None:
+        transports = {name: transport_for(name, inventory.hosts[name]) for name in by_host}
+    progress.start(len(accounts), "scan")
+    try:
+        outcome = _run(by_host, transports, max_depth, checksums, parallel, progress)
+    except BaseException:
+        ledger_scans.finish_scan(ledger, scan_id, ScanStatus.FAILED)
+        raise
+    finally:
+        progress.finish()
+    result = ScanResult(scan_id)
+    for host, hs in outcome.items():
+        if isinstance(hs, TransportError):
+            result.errors.append(ScanError(host, None, hs.message))
+            continue
+        records, errors = _records(host, {a.id: a for a in by_host[host]}, hs)
+        result.installations.extend(records)
+        result.errors.extend(errors)
+    ledger_scans.add_installations(ledger, scan_id, result.installations)
+    for e in result.errors:
+        ledger_scans.add_scan_error(
+            ledger, scan_id, host=e.host, account=e.account, message=e.message
+        )
+    ledger_scans.finish_scan(ledger, scan_id, ScanStatus.FINISHED)
+    return result
+
+
+def _run(
+    by_host: dict[str, list[Account]],
+    transports: dict[str, Transport],
+    max_depth: int,
+    checksums: dict[str, dict[str, str]],
+    parallel: int,
+    progress: Progress,
+) -> dict[str, _HostScan | TransportError]:
+    # NOTE: run_per_host passes only the session; the session names its host.
+    works = {
+        h: _scan_host(accs, max_depth, checksums, progress.advance) for h, accs in by_host.items()
+    }
+
+    def dispatch(session: AgentSession) -> _HostScan:
+        return works[session.host](session)
+
+    return run_per_host({h: transports[h] for h in by_host}, dispatch, parallel=parallel)
+
+
+def _registered_checksums(ledger: Ledger) -> dict[str, dict[str, str]]:
+    sums: dict[str, dict[str, str]] = {}
+    for release in ledger_releases.list_releases(ledger):
+        files = ledger_releases.release_checksums(ledger, release.cms, release.version)
+        if files:
+            sums[_release_key(release.cms, release.version)] = files
+    return sums
