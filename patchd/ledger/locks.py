@@ -28,7 +28,7 @@ from typing import Any
 from patchd.errors import LedgerError
 from patchd.ledger.db import Ledger, utc_now
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+|\.{2,}")
 
 
 def lock_path(ledger: Ledger, bundle_id: str) -> Path:
