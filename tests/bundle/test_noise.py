@@ -97,6 +97,14 @@ def test_whitespace_only() -> None:
     assert _reason("a.php", [" a", "-$x = 1;   ", "+$x = 1;", " b"]) == "whitespace-only change"
 
 
+def test_reindenting_yaml_is_real() -> None:
+    lines = [" services:", "-  public: true", "+    public: true"]
+    assert _reason("Configuration/Services.yaml", lines) is None
+    assert _reason("Configuration/Services.yaml", [" a: 1", "-b: 2   ", "+b: 2"]) == (
+        "whitespace-only change"
+    )
+
+
 def test_whitespace_inside_a_character_class_is_real() -> None:
     assert (
         _reason("a.php", ["-preg_match('/^[a-z ]+$/', $s);", "+preg_match('/^[a-z]+$/', $s);"])

@@ -120,13 +120,15 @@ class GitAttribution(Classifier):
         self.order: list[str] = []  # newest first, as git log prints them
         self._children: dict[str, list[str]] = {}
         self._blame: dict[tuple[str, bool], dict[int, tuple[str, str]]] = {}
+        self._prepared = False
 
     # -- preparation -------------------------------------------------------------------
 
     def prepare(self, diff: ReleaseDiffLike) -> None:
         """Read the range's commits once (the diff itself is looked at lazily)."""
-        if self.commits:
+        if self._prepared:
             return
+        self._prepared = True
         out = self._git(
             "log",
             "-p",
@@ -161,8 +163,7 @@ class GitAttribution(Classifier):
 
     def classify(self, hunk: ReleaseHunkLike | None, change: FileChangeLike) -> Verdict | None:
         """Keep security lines, drop others, split or flag a mix; None when git cannot tell."""
-        if not self.commits:
-            self.prepare(_EmptyDiff())
+        self.prepare(_EmptyDiff())
         repo_path = self.repo_path(change.path)
         if repo_path is None:
             return None

@@ -120,6 +120,8 @@ _COMMENT_STYLES: dict[str, tuple[bool, bool]] = {
     "css": (False, False),
 }
 
+_INDENT_SIGNIFICANT = frozenset({".yaml", ".yml", ".py", ".pug", ".haml", ".sass", ".coffee"})
+
 _VERSION_VALUE = r"""(?P<value>(?P<vq>['"])v?\d+(?:[.\-+~_][0-9A-Za-z]+)*(?P=vq)|\d+)"""
 VERSION_LINE = re.compile(
     r"""^\s*(?:
@@ -151,7 +153,7 @@ class NoiseClassifier(Classifier):
         if hunk is None:
             return None
         h = hunk.hunk
-        if is_whitespace_only(h):
+        if is_whitespace_only(h, indent_matters=path.suffix.lower() in _INDENT_SIGNIFICANT):
             return self._drop("whitespace-only change")
         if is_comment_only(h, path.suffix.lower().lstrip(".")):
             return self._drop("comment-only change")
@@ -174,19 +176,25 @@ def _changed(h: Hunk) -> tuple[list[str], list[str]]:
     return removed, added
 
 
-def is_whitespace_only(h: Hunk) -> bool:
+def is_whitespace_only(h: Hunk, *, indent_matters: bool = False) -> bool:
     """True when the change vanishes once whitespace runs are collapsed and blank lines dropped.
 
     NOTE: whitespace *inside* a line is collapsed, not removed: ``[a-z ]`` vs ``[a-z]`` in a
-    regex is a real change and must not pass as noise.
+    regex is a real change and must not pass as noise. With ``indent_matters`` (YAML,
+    Python, ...) the leading whitespace is kept: re-indenting a YAML key moves it.
     """
     removed, added = _changed(h)
     if not removed and not added:
         return False
 
     def norm(lines: Sequence[str]) -> list[str]:
-        out = [" ".join(ln.split()) for ln in lines]
-        return [ln for ln in out if ln]
+        out = []
+        for ln in lines:
+            if not ln.strip():
+                continue
+            indent = ln[: len(ln) - len(ln.lstrip())] if indent_matters else ""
+            out.append(indent + " ".join(ln.split()))
+        return out
 
     return norm(removed) == norm(added)
 
