@@ -87,14 +87,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     legacy_state = {5: ["    $data = unserialize($input);"]}
     _commit(
         repo,
-        {util: _php(60, state), other: _php(20, {}), legacy: _php(10, legacy_state)},
+        {util: _php(80, state), other: _php(20, {}), legacy: _php(10, legacy_state)},
         "[TASK] Initial import",
     )
     _git(repo, "tag", "v12.4.9")
     # unrelated change, far from the security fix (separate hunk)
     state[45] = ["    $step45 = computeFaster(45);"]
     sha["task"] = _commit(
-        repo, {util: _php(60, state)}, "[TASK] Speed up step 45\n\nReleases: main"
+        repo, {util: _php(80, state)}, "[TASK] Speed up step 45\n\nReleases: main"
     )
     # the security fix: adds a check block with a common closing brace
     state[10] = [
@@ -105,21 +105,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     ]
     test_file = "Tests/Unit/Utility/PathUtilityTest.php"
     sha["sec"] = _commit(
-        repo, {util: _php(60, state), test_file: "<?php\nclass PathUtilityTest {}\n"}, SEC_MSG
+        repo, {util: _php(80, state), test_file: "<?php\nclass PathUtilityTest {}\n"}, SEC_MSG
     )
     # a mixed region: security and unrelated changes two lines apart (one release hunk)
     state[25] = ["    $step25 = compute(25) + 1;"]
-    sha["task2"] = _commit(repo, {util: _php(60, state)}, "[BUGFIX] Off by one in step 25")
+    sha["task2"] = _commit(repo, {util: _php(80, state)}, "[BUGFIX] Off by one in step 25")
     state[28] = ["    $step28 = htmlspecialchars(compute(28));"]
-    sha["cve"] = _commit(repo, {util: _php(60, state)}, "Escape step 28 output (CVE-2024-66666)")
+    sha["cve"] = _commit(repo, {util: _php(80, state)}, "Escape step 28 output (CVE-2024-66666)")
     # adjacent, interleaved: cannot be split
     state[55] = ["    $step55 = compute(55, true);"]
-    sha["task3"] = _commit(repo, {util: _php(60, state)}, "[TASK] Flag for step 55")
+    sha["task3"] = _commit(repo, {util: _php(80, state)}, "[TASK] Flag for step 55")
     state[56] = ["    $step56 = escape(compute(56));"]
-    sha["sec2"] = _commit(repo, {util: _php(60, state)}, "[SECURITY] Escape step 56")
+    sha["sec2"] = _commit(repo, {util: _php(80, state)}, "[SECURITY] Escape step 56")
     # removing a dangerous call in a security commit
     legacy_state[5] = ["    $data = json_decode($input, true);"]
     sha["sec3"] = _commit(repo, {legacy: _php(10, legacy_state)}, "Fix XSS via legacy data")
+    # a later unrelated commit adding a common line ("    }") elsewhere: blame, not text
+    # matching, must attribute the security fix's closing brace
+    state[70] = ["    if ($wrap) {", "        $step70 = compute(70);", "    }"]
+    sha["wrap"] = _commit(repo, {util: _php(80, state)}, "[TASK] Wrap step 70")
     _git(repo, "tag", "v12.4.10")
 
     trees = {}
@@ -132,6 +136,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         subprocess.run(["tar", "-x", "-C", str(root / PREFIX)], input=archive, check=True)
         # a file outside the prefix that changes between the releases
         (root / "index.php").write_text(f"<?php\nrun('{tag}');\n")
+        # the release's Legacy.php differs from git (a generated header line), so blame
+        # line numbers do not fit and attribution falls back to matching the text
+        legacy_path = root / PREFIX / legacy
+        legacy_path.write_text("<?php // generated\n" + legacy_path.read_text())
         trees[tag] = root
     return World(repo, diff_trees(trees["v12.4.9"], trees["v12.4.10"]), trees["v12.4.9"], sha)
 
@@ -145,7 +153,7 @@ def got(world: World) -> dict[str, ClassifiedHunk]:
     for c in result:
         assert c.hunk is not None
         text = b"".join(ln.data for ln in c.hunk.hunk.lines if ln.kind != " ").decode()
-        for marker in ("..", "step45", "step25", "step55", "json_decode", "run("):
+        for marker in ("..", "step45", "step25", "step55", "json_decode", "run(", "$wrap"):
             if marker in text:
                 by_marker[marker] = c
     return by_marker
@@ -166,6 +174,23 @@ def test_security_hunk_kept_and_unrelated_hunk_dropped(
     assert (
         task.reason == f"from non-security commit {world.sha['task'][:7]}: [TASK] Speed up step 45"
     )
+
+
+def test_common_lines_are_attributed_by_blame(world: World, got: dict[str, ClassifiedHunk]) -> None:
+    assert got[".."].verdict.decision == "keep"
+    wrap = got["$wrap"].verdict
+    assert wrap.decision == "drop" and "[TASK] Wrap step 70" in wrap.reason
+
+
+def test_reverse_blame_finds_the_removing_commit(world: World) -> None:
+    gitattr = GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=PREFIX)
+    gitattr.prepare(world.diff)
+    path = "Classes/Utility/PathUtility.php"
+    boundary, text = gitattr._blamed(path, reverse=True)[48]  # old line 48 = step45
+    assert text == "    $step45 = compute(45);"
+    assert world.sha["task"] in gitattr._children[boundary]
+    change = next(c for c in world.diff.files if c.path == PREFIX + path)
+    assert gitattr._removed_by(path, change, 48, text) is gitattr.commits[world.sha["task"]]
 
 
 def test_removed_lines_are_attributed_to_the_removing_commit(
