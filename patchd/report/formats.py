@@ -6,11 +6,14 @@ format neutralises what could attack its reader:
 - table: control characters (C0 incl. CR/LF/TAB/ESC, DEL, C1) and bidirectional
   overrides are shown as ``\\n``, ``\\x1b``, ``\\u202e`` ..., so a value cannot forge a
   table line or send terminal escape sequences; rich markup in values is not interpreted.
-- CSV: a text value starting with ``=``, ``+``, ``-``, ``@``, TAB or CR gets a single
-  quote ``'`` in front (OWASP "CSV injection"), so a spreadsheet shows it as text instead
-  of running it as a formula. Numbers are written unchanged. This alters such values;
-  use JSON when exact values matter.
-- JSON: exact values, keys sorted, non-ASCII kept (``ensure_ascii=False``).
+- CSV (RFC 4180, CRLF line ends): a text value starting with ``=``, ``+``, ``-``, ``@``,
+  TAB or CR gets a single quote ``'`` in front (OWASP "CSV injection"), so a spreadsheet
+  shows it as text instead of running it as a formula. Numbers are written unchanged.
+  This alters such values; use JSON when exact values matter. Control characters other
+  than TAB/CR/LF (which CSV quotes) are escaped as in tables.
+- JSON: exact values, keys sorted, non-ASCII kept (``ensure_ascii=False``); invisible
+  controls (C0, DEL, C1, bidi, line separators) are written as ``\\uNNNN`` escapes, which
+  parse back to the same value.
 
 In every format, a lone surrogate (a non-UTF-8 byte of a file name, decoded with
 ``surrogateescape``) is written as an escape (``\\xff`` in table and CSV, ``\\udcff`` in
@@ -144,7 +147,9 @@ def csv_safe(value: str) -> str:
 
 def _render_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # NOTE: RFC 4180 line ends (CRLF); with "\n" alone the csv module would leave a CR
+    # inside a value unquoted, and readers would split the row there.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([csv_safe(_csv_text(c)) for c in columns])
     for row in rows:
         cells: list[str] = []
