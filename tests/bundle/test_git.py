@@ -20,6 +20,7 @@ from patchd.errors import UsageError
 from patchd.release.tree import ReleaseDiff, diff_trees
 
 PREFIX = "typo3/sysext/core/"
+ICON = "Resources/Public/Icons/Extension.png"
 ENV = {
     **os.environ,
     "GIT_AUTHOR_NAME": "t",
@@ -46,10 +47,13 @@ def _php(n: int, changes: dict[int, list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _commit(repo: Path, files: dict[str, str], message: str) -> str:
-    for rel, text in files.items():
+def _commit(repo: Path, files: dict[str, str | bytes], message: str) -> str:
+    for rel, content in files.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
+        if isinstance(content, bytes):
+            (repo / rel).write_bytes(content)
+        else:
+            (repo / rel).write_text(content)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", message)
     return _git(repo, "rev-parse", "HEAD").strip()
@@ -87,14 +91,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     legacy_state = {5: ["    $data = unserialize($input);"]}
     _commit(
         repo,
-        {util: _php(80, state), other: _php(20, {}), legacy: _php(10, legacy_state)},
+        {
+            util: _php(80, state),
+            other: _php(20, {}),
+            legacy: _php(10, legacy_state),
+            ICON: b"\x89PNG\r\n\x1a\n\x00old",
+        },
         "[TASK] Initial import",
     )
     _git(repo, "tag", "v12.4.9")
     # unrelated change, far from the security fix (separate hunk)
     state[45] = ["    $step45 = computeFaster(45);"]
     sha["task"] = _commit(
-        repo, {util: _php(80, state)}, "[TASK] Speed up step 45\n\nReleases: main"
+        repo,
+        {util: _php(80, state), ICON: b"\x89PNG\r\n\x1a\n\x00new"},
+        "[TASK] Speed up step 45\n\nReleases: main",
     )
     # the security fix: adds a check block with a common closing brace
     state[10] = [
@@ -151,7 +162,8 @@ def got(world: World) -> dict[str, ClassifiedHunk]:
     result = run_chain(world.diff, chain)
     by_marker: dict[str, ClassifiedHunk] = {}
     for c in result:
-        assert c.hunk is not None
+        if c.hunk is None:
+            continue
         text = b"".join(ln.data for ln in c.hunk.hunk.lines if ln.kind != " ").decode()
         for marker in ("..", "step45", "step25", "step55", "json_decode", "run(", "$wrap"):
             if marker in text:
@@ -246,7 +258,7 @@ def test_custom_security_pattern(world: World) -> None:
     c = {
         c.verdict.reason: c.verdict.decision
         for c in run_chain(world.diff, [gitattr])
-        if c.verdict.classifier == "git"
+        if c.verdict.classifier == "git" and c.hunk is not None
     }
     assert c[f"from security commit {world.sha['task'][:7]}: [TASK] Speed up step 45"] == "keep"
     assert c[f"from non-security commit {world.sha['sec3'][:7]}: Fix XSS via legacy data"] == (
@@ -281,6 +293,16 @@ def test_chain_order_noise_then_git_then_heuristics(world: World) -> None:
             classifier="heuristics",
             score=1.0,
         )
+    )
+
+
+def test_binary_file_is_judged_by_the_commits_that_touched_it(world: World) -> None:
+    gitattr = GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=PREFIX)
+    [icon] = [c for c in run_chain(world.diff, [gitattr]) if c.path == PREFIX + ICON]
+    assert icon.hunk is None and icon.id == PREFIX + ICON + "@binary"
+    assert (icon.verdict.decision, icon.verdict.reason) == (
+        "drop",
+        f"file changed by non-security commit {world.sha['task'][:7]}: [TASK] Speed up step 45",
     )
 
 
