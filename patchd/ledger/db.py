@@ -125,7 +125,14 @@ class Ledger:
                     self._run(f"RELEASE {savepoint}")
                 raise
             self._depth -= 1
-            self._run("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+            try:
+                self._run("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+            except LedgerError:
+                # NOTE: a failed COMMIT leaves the transaction open; end it so the next
+                # BEGIN does not fail with "cannot start a transaction within a transaction".
+                if depth == 0 and self._conn.in_transaction:
+                    self._conn.rollback()
+                raise
 
     def _run(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,35 @@ def test_surrogate_escaped_strings_round_trip(ledger: Ledger) -> None:
 def test_sqlite_errors_become_ledger_errors(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="no such table"):
         ledger.query("SELECT * FROM nothing_here")
+
+
+def test_failed_commit_ends_the_transaction(ledger: Ledger) -> None:
+    # a deferred foreign key is only checked at COMMIT, which then fails
+    ledger.execute("PRAGMA defer_foreign_keys = ON")
+    with pytest.raises(LedgerError, match="FOREIGN KEY"), ledger.transaction():
+        ledger.execute(
+            "INSERT INTO scan_errors (scan_id, host, account, message) VALUES (99, 'h', 'a', 'm')"
+        )
+    with ledger.transaction():  # usable again
+        ledger.insert(
+            "INSERT INTO releases (cms, version, source, registered_at) VALUES ('c', 'v', 's', 't')"
+        )
+    assert ledger.query("SELECT COUNT(*) AS n FROM scan_errors") == [{"n": 0}]
+
+
+def test_ledger_is_usable_from_threads(ledger: Ledger) -> None:
+    def work(n: int) -> None:
+        for i in range(50):
+            with ledger.transaction():
+                ledger.insert(
+                    "INSERT INTO releases (cms, version, source, registered_at) "
+                    "VALUES (?, ?, 's', 't')",
+                    (f"cms{n}", str(i)),
+                )
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ledger.query("SELECT COUNT(*) AS n FROM releases") == [{"n": 200}]
