@@ -36,29 +36,47 @@ class ReleaseHunkLike(Protocol):
     """What the chain needs of ``patchd.release.tree.ReleaseHunk``."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """The stable hunk id ``<path>@<old_start>-<digest10>``."""
+        ...
+
     @property
-    def path(self) -> str: ...
+    def path(self) -> str:
+        """The release path (relative to the release root)."""
+        ...
+
     @property
-    def hunk(self) -> Hunk: ...
+    def hunk(self) -> Hunk:
+        """The hunk itself."""
+        ...
 
 
 class FileChangeLike(Protocol):
     """What the chain needs of ``patchd.release.tree.FileChange``."""
 
     @property
-    def path(self) -> str: ...
+    def path(self) -> str:
+        """The release path (relative to the release root)."""
+        ...
+
     @property
-    def kind(self) -> FileKind: ...
+    def kind(self) -> FileKind:
+        """added, removed, modified or binary."""
+        ...
+
     @property
-    def hunks(self) -> Sequence[ReleaseHunkLike]: ...
+    def hunks(self) -> Sequence[ReleaseHunkLike]:
+        """The file's hunks (empty for a binary file)."""
+        ...
 
 
 class ReleaseDiffLike(Protocol):
     """What the chain needs of ``patchd.release.tree.ReleaseDiff``."""
 
     @property
-    def files(self) -> Sequence[FileChangeLike]: ...
+    def files(self) -> Sequence[FileChangeLike]:
+        """Every changed file."""
+        ...
 
 
 @dataclass(frozen=True)

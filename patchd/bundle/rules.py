@@ -155,11 +155,13 @@ class CompiledRule:
 
     @cached_property
     def path_re(self) -> re.Pattern[str] | None:
+        """The compiled ``path`` glob, if any."""
         p = self.rule.matcher.path
         return glob_to_regex(p) if p is not None else None
 
     @cached_property
     def line_re(self) -> re.Pattern[str] | None:
+        """The compiled ``line`` regex, if any."""
         p = self.rule.matcher.line
         return re.compile(p) if p is not None else None
 

@@ -34,7 +34,8 @@ class Fixed(Classifier):
     def classify(self, hunk: ReleaseHunkLike | None, change: FileChangeLike) -> Verdict | None:
         if self.decision is None:
             return None
-        return Verdict(self.decision, f"{self.name} says {self.decision}", self.name)  # type: ignore[arg-type]
+        verdict = Verdict(self.decision, f"{self.name} says {self.decision}", self.name)  # type: ignore[arg-type]
+        return verdict
 
 
 def test_first_definite_verdict_wins_and_undecided_become_suggestions() -> None:
