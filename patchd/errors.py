@@ -31,8 +31,14 @@ class UsageError(PatchdError):
 class DiffParseError(PatchdError):
     """A unified diff is malformed; names the line (1-based) and shows it."""
 
-    def __init__(self, message: str, *, line_no: int | None = None, line: bytes | None = None,
-                 source: str = "diff") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        line_no: int | None = None,
+        line: bytes | None = None,
+        source: str = "diff",
+    ) -> None:
         where = f"{source} line {line_no}" if line_no is not None else source
         if line is not None:
             message = f"{message}: {line[:120]!r}"

@@ -40,7 +40,7 @@ class Version:
         if m.group("pre"):
             word = re.match(r"[a-zA-Z]+", m.group("pre"))
             assert word is not None
-            digits = re.sub(r"\D", "", m.group("pre")[word.end():])
+            digits = re.sub(r"\D", "", m.group("pre")[word.end() :])
             pre = (_PRE_ORDER[word.group(0).lower()], int(digits or 0))
         return cls(cleaned, nums, pre)
 

@@ -153,7 +153,7 @@ def make_entry_dir(backup_dir: str, run_id: str, root: str, inst: str) -> str:
         os.mkdir(run_dir, 0o700)
     if not stat.S_ISDIR(os.lstat(run_dir).st_mode):
         raise BackupStoreError("run folder is not a real folder", where=run_dir)
-    key = hashlib.sha256(f"{root}\0{inst}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    key = _entry_key(root, inst)
     for n in range(1000):
         path = os.path.join(run_dir, key if n == 0 else f"{key}.{n}")
         try:
@@ -162,6 +162,25 @@ def make_entry_dir(backup_dir: str, run_id: str, root: str, inst: str) -> str:
             continue
         return path
     raise BackupStoreError("too many applies of one installation in one run", where=run_dir)
+
+
+def _entry_key(root: str, inst: str) -> str:
+    return hashlib.sha256(f"{root}\0{inst}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def entries_for(backup_dir: str, run_id: str, root: str, inst: str) -> list[str]:
+    """The journal folders of one installation in one run, oldest first (resume looks here)."""
+    run_dir = os.path.join(backup_dir, _safe_component(run_id))
+    key = _entry_key(root, inst)
+    found: list[str] = []
+    for n in range(1000):
+        entry = os.path.join(run_dir, key if n == 0 else f"{key}.{n}")
+        if not os.path.isfile(os.path.join(entry, JOURNAL_NAME)):
+            if n > 0 or not os.path.isdir(entry):
+                break
+            continue
+        found.append(entry)
+    return found
 
 
 def write_private(folder: str, name: str, data: bytes, *, exclusive: bool = True) -> None:

@@ -1,0 +1,172 @@
+"""Agent ops of a rollout: ``rollout`` (dry-run/apply), ``recover`` and ``rollback``.
+
+The controller sends a host all its matched installations of a run in one request; the
+host does the file work (through :mod:`patchd.patcher`) and streams one item per
+installation back, so a rollout costs one round trip per batch, not one per file.
+
+NOTE: stdlib-only; runs on the hosts inside the agent.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any, Dict, Iterator, List  # noqa: UP035
+
+from patchd.agent.ops import op
+from patchd.errors import PatchdError
+
+JSONDict = Dict[str, Any]  # noqa: UP006
+
+#: Files larger than this are refused as unsafe (CMS source files are far smaller).
+DEFAULT_MAX_FILE_SIZE = 16 * 1024 * 1024
+
+
+def _file_patches(variants: JSONDict) -> Dict[str, List[Any]]:  # noqa: UP006
+    from patchd.engine.model import FilePatch
+
+    return {name: [FilePatch.from_json(fp) for fp in fps] for name, fps in variants.items()}
+
+
+@op("rollout")
+def rollout(args: JSONDict) -> Iterator[JSONDict]:
+    """Dry-run (and where ``apply`` is set, apply) a bundle on installations.
+
+    ``args``: ``{"run_id", "dry_run", "backup_dir", "min_php", "max_file_size",
+    "variants": {name: [FilePatch json]}, "installations": [{"account", "root", "path",
+    "variant", "uid", "php", "php_binary", "apply"}]}``. Items: ``{"account", "path",
+    "outcome", "reason", "detail", "journal", "files", "applied", "traceback"}`` where
+    ``applied`` says whether apply was attempted (policy auto and not a dry run).
+    """
+    patches = _file_patches(args.get("variants") or {})
+    items = args.get("installations") or []
+    for inst in items:
+        yield _one(args, patches, inst)
+    return {"installations": len(items)}
+
+
+def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
+    from patchd.patcher import installation, journal
+
+    out: JSONDict = {
+        "account": inst.get("account"),
+        "path": inst.get("path", ""),
+        "outcome": None,
+        "reason": None,
+        "detail": "",
+        "journal": None,
+        "files": [],
+        "applied": False,
+        "traceback": None,
+    }
+    common = {
+        "expected_uid": inst.get("uid"),
+        "min_php": args.get("min_php"),
+        "account_php": inst.get("php"),
+        "php_binary": inst.get("php_binary"),
+        "max_file_size": int(args.get("max_file_size") or DEFAULT_MAX_FILE_SIZE),
+    }
+    try:
+        files = patches[inst["variant"]]
+        do_apply = bool(inst.get("apply")) and not args.get("dry_run")
+        if do_apply:
+            done = _done_journal(journal, args, inst)
+            if done is not None:
+                # NOTE: resume after the controller died between the host finishing this
+                # installation and the ledger recording it: report what really happened.
+                out.update(
+                    outcome="patched",
+                    detail="patched (found finished on resume)",
+                    journal=done,
+                    applied=True,
+                )
+                return out
+            res = installation.apply(
+                inst["root"],
+                inst["path"],
+                files,
+                backup_dir=args["backup_dir"],
+                run_id=str(args["run_id"]),
+                **common,
+            )
+            out.update(
+                outcome=str(res.outcome),
+                detail=res.detail,
+                journal=res.journal,
+                reason=None if res.reason is None else str(res.reason),
+                applied=True,
+                files=[f.to_json() for f in res.files],
+            )
+        else:
+            dr = installation.dry_run(inst["root"], inst["path"], files, **common)
+            out.update(
+                outcome=None if dr.outcome is None else str(dr.outcome),
+                reason=None if dr.reason is None else str(dr.reason),
+                detail=dr.detail,
+                files=[f.to_json() for f in dr.files],
+                status=dr.status,
+            )
+    except Exception as exc:
+        out.update(
+            outcome="error", detail=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
+        )
+        if isinstance(exc, (PatchdError, OSError)):
+            out["traceback"] = None
+    return out
+
+
+def _done_journal(journal: Any, args: JSONDict, inst: JSONDict) -> str | None:
+    backup_dir = args.get("backup_dir")
+    if not backup_dir or not os.path.isdir(backup_dir):
+        return None
+    for entry in journal.entries_for(backup_dir, str(args["run_id"]), inst["root"], inst["path"]):
+        if journal.load_journal(entry).state == "done":
+            return entry
+    return None
+
+
+@op("recover")
+def recover(args: JSONDict) -> Iterator[JSONDict]:
+    """Put back every interrupted apply in ``backup_dir`` (run before resuming a run)."""
+    from patchd.patcher import installation
+
+    backup_dir = args["backup_dir"]
+    if not os.path.isdir(backup_dir):
+        return {"recovered": 0}
+    results = installation.recover(backup_dir)
+    for r in results:
+        yield r.to_json()
+    return {"recovered": len(results)}
+
+
+@op("rollback")
+def rollback(args: JSONDict) -> Iterator[JSONDict]:
+    """Restore installations from their journals: ``{"installations": [{"account", "root",
+    "path", "journal"}]}`` -> one item per installation."""
+    from patchd.patcher import installation
+
+    items = args.get("installations") or []
+    for inst in items:
+        try:
+            res = installation.rollback(inst["root"], inst["path"], inst["journal"])
+            yield {"account": inst.get("account"), "path": inst.get("path"), **res.to_json()}
+        except Exception as exc:
+            yield {
+                "account": inst.get("account"),
+                "path": inst.get("path"),
+                "ok": False,
+                "journal": inst.get("journal"),
+                "detail": f"{type(exc).__name__}: {exc}",
+                "files": [],
+            }
+    return {"installations": len(items)}
+
+
+@op("prepare_backup_dir")
+def prepare_backup_dir(args: JSONDict) -> Iterator[JSONDict]:
+    """Create the backup store (0700, owned by the agent's user) if it is missing."""
+    path = args["backup_dir"]
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    yield from ()
+    return {"backup_dir": path, "mode": oct(st.st_mode & 0o777), "uid": st.st_uid}
