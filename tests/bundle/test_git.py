@@ -15,7 +15,8 @@ from patchd.bundle.classifiers.git import GitAttribution
 from patchd.bundle.classifiers.heuristics import HeuristicsClassifier
 from patchd.bundle.classifiers.noise import NoiseClassifier
 from patchd.bundle.interface import ClassifiedHunk, Verdict, run_chain
-from patchd.engine.model import Hunk
+from patchd.engine.apply import apply_file
+from patchd.engine.model import FilePatch, Hunk
 from patchd.errors import UsageError
 from patchd.release.tree import ReleaseDiff, diff_trees
 
@@ -322,3 +323,19 @@ def _apply(old: list[str], hunks: list[Hunk]) -> list[str]:
         pos = first + h.old_len
     out.extend(old[pos:])
     return out
+
+
+def test_split_result_applies_with_the_engine_at_exact_positions(
+    world: World, got: dict[str, ClassifiedHunk]
+) -> None:
+    c = got["step25"]
+    assert c.verdict.split is not None
+    old = (world.old / c.path).read_bytes()
+    fp = FilePatch(old_path=c.path, new_path=c.path, hunks=c.verdict.split)
+    outcome = apply_file(fp, old, fuzz=0)
+    assert outcome.error is None and outcome.content is not None
+    assert [h.status.value for h in outcome.hunks] == ["applied"] * len(outcome.hunks)
+    assert all(h.offset == 0 and h.fuzz == 0 for h in outcome.hunks)
+    new_lines = outcome.content.decode().splitlines()
+    assert "    $step28 = htmlspecialchars(compute(28));" in new_lines
+    assert "    $step25 = compute(25);" in new_lines
