@@ -144,7 +144,17 @@ CREATE TABLE emails (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (("0001_initial", _SCHEMA_V1),)
+_RESULT_JOURNAL = """
+ALTER TABLE results ADD COLUMN journal TEXT;
+ALTER TABLE results ADD COLUMN policy TEXT;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    ("0001_initial", _SCHEMA_V1),
+    # The backup journal of a patched installation (what rollback restores from) and the
+    # account's policy at the time of the run (notify tells notify-only customers apart).
+    ("0002_result_journal_policy", _RESULT_JOURNAL),
+)
 """Every migration of the ledger, oldest first. Append only."""
 
 _BOOTSTRAP = (

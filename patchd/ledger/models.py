@@ -230,6 +230,8 @@ class ResultRecord(_Row):
     detail: str | None = None
     variant: str | None = None
     error_traceback: str | None = None
+    journal: str | None = None
+    policy: str | None = None
 
     @model_validator(mode="after")
     def _reason_matches_outcome(self) -> ResultRecord:

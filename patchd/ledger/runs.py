@@ -140,13 +140,14 @@ def record_result(ledger: Ledger, run_id: int, result: ResultRecord) -> None:
     """Store (or replace) the result of one installation in ``run_id``."""
     ledger.execute(
         "INSERT INTO results (run_id, account, customer_id, host, path, cms, version, outcome, "
-        "reason, detail, variant, error_traceback, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "reason, detail, variant, error_traceback, journal, policy, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (run_id, account, path) DO UPDATE SET "
         "customer_id = excluded.customer_id, host = excluded.host, cms = excluded.cms, "
         "version = excluded.version, outcome = excluded.outcome, reason = excluded.reason, "
         "detail = excluded.detail, variant = excluded.variant, "
-        "error_traceback = excluded.error_traceback, updated_at = excluded.updated_at",
+        "error_traceback = excluded.error_traceback, journal = excluded.journal, "
+        "policy = excluded.policy, updated_at = excluded.updated_at",
         (
             run_id,
             result.account,
@@ -160,6 +161,8 @@ def record_result(ledger: Ledger, run_id: int, result: ResultRecord) -> None:
             result.detail,
             result.variant,
             result.error_traceback,
+            result.journal,
+            result.policy,
             utc_now(),
         ),
     )
