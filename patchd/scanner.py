@@ -37,6 +37,7 @@ class ScanError:
     host: str
     account: str | None
     message: str
+    kind: str = "account"  # host (unreachable) | account (unreadable) | folder (skipped)
 
 
 @dataclass
@@ -74,7 +75,10 @@ def scan_json(
             }
             for i in installations
         ],
-        "errors": [{"host": e.host, "account": e.account, "message": e.message} for e in errors],
+        "errors": [
+            {"host": e.host, "account": e.account, "message": e.message, "kind": e.kind}
+            for e in errors
+        ],
     }
 
 
@@ -159,7 +163,7 @@ def _records(
             modified: list[str] = []
             if v is not None:
                 if v.get("error"):
-                    errors.append(ScanError(host, account_id, f"verify: {v['error']}"))
+                    errors.append(ScanError(host, account_id, f"verify: {v['error']}", "folder"))
                 modified = sorted(v.get("modified", []) + v.get("missing", []))
             records.append(
                 InstallationRecord(
@@ -215,7 +219,7 @@ def run_scan(
     result = ScanResult(scan_id)
     for host, hs in outcome.items():
         if isinstance(hs, TransportError):
-            result.errors.append(ScanError(host, None, hs.message))
+            result.errors.append(ScanError(host, None, hs.message, "host"))
             continue
         records, errors = _records(host, {a.id: a for a in by_host[host]}, hs)
         result.installations.extend(records)

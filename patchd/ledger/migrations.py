@@ -147,12 +147,14 @@ CREATE TABLE emails (
 _RESULT_JOURNAL = """
 ALTER TABLE results ADD COLUMN journal TEXT;
 ALTER TABLE results ADD COLUMN policy TEXT;
+ALTER TABLE scan_errors ADD COLUMN kind TEXT NOT NULL DEFAULT 'account';
 """
 
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_initial", _SCHEMA_V1),
     # The backup journal of a patched installation (what rollback restores from) and the
-    # account's policy at the time of the run (notify tells notify-only customers apart).
+    # account's policy at the time of the run (notify tells notify-only customers apart);
+    # the kind of a scan error: host (unreachable), account (unreadable), folder (skipped).
     ("0002_result_journal_policy", _RESULT_JOURNAL),
 )
 """Every migration of the ledger, oldest first. Append only."""

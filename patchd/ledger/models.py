@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -155,6 +155,7 @@ class ScanErrorRow(_Row):
     host: str
     account: str | None = None
     message: str
+    kind: Literal["host", "account", "folder"] = "account"
 
 
 class VersionChange(_Row):

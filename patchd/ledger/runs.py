@@ -136,6 +136,12 @@ def set_run_status(ledger: Ledger, run_id: int, status: RunStatus) -> None:
         raise LedgerError(f"no run {run_id}", where=ledger.where)
 
 
+def set_run_scan(ledger: Ledger, run_id: int, scan_id: int) -> None:
+    """Record which scan a run matched against (a run may start before its scan exists)."""
+    if not ledger.execute("UPDATE runs SET scan_id = ? WHERE id = ?", (scan_id, run_id)):
+        raise LedgerError(f"no run {run_id}", where=ledger.where)
+
+
 def record_result(ledger: Ledger, run_id: int, result: ResultRecord) -> None:
     """Store (or replace) the result of one installation in ``run_id``."""
     ledger.execute(

@@ -107,12 +107,18 @@ def add_installations(
 
 
 def add_scan_error(
-    ledger: Ledger, scan_id: int, *, host: str, account: str | None, message: str
+    ledger: Ledger,
+    scan_id: int,
+    *,
+    host: str,
+    account: str | None,
+    message: str,
+    kind: str | None = None,
 ) -> None:
     """Record that ``host`` (or one ``account`` on it) could not be scanned."""
     ledger.insert(
-        "INSERT INTO scan_errors (scan_id, host, account, message) VALUES (?, ?, ?, ?)",
-        (scan_id, host, account, message),
+        "INSERT INTO scan_errors (scan_id, host, account, message, kind) VALUES (?, ?, ?, ?, ?)",
+        (scan_id, host, account, message, kind or ("host" if account is None else "account")),
     )
 
 
@@ -179,7 +185,8 @@ def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:
     """The errors recorded for a scan."""
     get_scan(ledger, scan_id)
     rows = ledger.query(
-        "SELECT scan_id, host, account, message FROM scan_errors WHERE scan_id = ? ORDER BY id",
+        "SELECT scan_id, host, account, message, kind FROM scan_errors WHERE scan_id = ? "
+        "ORDER BY id",
         (scan_id,),
     )
     return [ScanErrorRow.model_validate(r) for r in rows]

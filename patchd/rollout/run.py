@@ -1,0 +1,439 @@
+"""``patchd rollout``: match, dry-run, apply where the dry run succeeded; resumable.
+
+One run of one bundle across the inventory. The controller matches the bundle against a
+scan, records every not-affected installation, then fans out over hosts: each host gets
+its targets in batches in one agent session and streams one result per installation
+back, which is recorded in the ledger at once. A run killed at any moment is resumed by
+``--resume RUN`` or by running the same command again: interrupted applies are put back
+by the hosts (``recover``), installations with a result are not redone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from patchd.bundle.manifest import Bundle
+from patchd.errors import TransportError, UsageError
+from patchd.inventory import Account, Inventory
+from patchd.ledger import runs as ledger_runs
+from patchd.ledger import scans as ledger_scans
+from patchd.ledger.db import Ledger
+from patchd.ledger.locks import acquire_rollout_lock
+from patchd.ledger.models import (
+    FileState,
+    ResultRecord,
+    RunStatus,
+    TouchedFileRecord,
+)
+from patchd.outcomes import Outcome, Reason
+from patchd.progress import Progress, SilentProgress
+from patchd.rollout.match import Match, match_installation
+from patchd.scanner import run_scan
+from patchd.transport import AgentSession, Transport, transport_for
+from patchd.transport.pool import run_per_host
+
+DEFAULT_BACKUP_DIR = "/var/lib/patchd/backups"
+
+
+@dataclass(frozen=True)
+class RolloutOptions:
+    """How a rollout runs. Only :meth:`identity` decides whether a run can be resumed."""
+
+    dry_run: bool = False
+    hosts: frozenset[str] = frozenset()
+    accounts: frozenset[str] = frozenset()
+    customers: frozenset[str] = frozenset()
+    canary: int | None = None
+    parallel_hosts: int = 8
+    per_host: int = 1
+    batch: int = 25
+    backup_dir: str | None = None
+    max_file_size: int = 16 * 1024 * 1024
+
+    def identity(self) -> dict[str, Any]:
+        """The options that make two rollouts "the same command" (for automatic resume)."""
+        return {
+            "dry_run": self.dry_run,
+            "hosts": sorted(self.hosts),
+            "accounts": sorted(self.accounts),
+            "customers": sorted(self.customers),
+            "canary": self.canary,
+        }
+
+    def in_scope(self, account: Account) -> bool:
+        return (
+            (not self.hosts or account.host in self.hosts)
+            and (not self.accounts or account.id in self.accounts)
+            and (not self.customers or account.customer.id in self.customers)
+        )
+
+
+@dataclass
+class RolloutReport:
+    """What a rollout did; the full results are in the ledger under ``run_id``."""
+
+    run_id: int
+    bundle_id: str
+    resumed: bool
+    status: RunStatus
+    summary: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Target:
+    match: Match
+    account: Account
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.account.id, self.match.installation.path)
+
+
+class _Recorder:
+    """Writes results to the ledger from the host threads and counts outcomes."""
+
+    def __init__(self, ledger: Ledger, run_id: int, progress: Progress, canary: int | None) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.progress = progress
+        self.canary = canary
+        self.patched = 0
+        self.lock = threading.Lock()
+
+    def canary_reached(self) -> bool:
+        with self.lock:
+            return self.canary is not None and self.patched >= self.canary
+
+    def result(self, record: ResultRecord) -> None:
+        ledger_runs.record_result(self.ledger, self.run_id, record)
+        with self.lock:
+            if record.outcome is Outcome.PATCHED:
+                self.patched += 1
+        self.progress.advance(label=record.outcome.value)
+
+
+def _base(t: _Target) -> dict[str, Any]:
+    inst = t.match.installation
+    return {
+        "account": t.account.id,
+        "customer_id": t.account.customer.id,
+        "host": t.account.host,
+        "path": inst.path,
+        "cms": inst.cms,
+        "version": t.match.version,
+        "variant": t.match.variant.file if t.match.variant else None,
+        "policy": t.account.policy,
+    }
+
+
+def _result_from_item(t: _Target, item: dict[str, Any], dry_run: bool) -> ResultRecord:
+    """Turn an agent item into the installation's outcome (see DESIGN.md "Outcomes")."""
+    base = _base(t)
+    outcome = item.get("outcome")
+    detail = item.get("detail") or ""
+    reason = item.get("reason")
+    if outcome == "error":
+        return ResultRecord(
+            **base, outcome=Outcome.ERROR, detail=detail, error_traceback=item.get("traceback")
+        )
+    applied = item.get("applied")
+    if not applied:
+        # A dry run only: the run is --dry-run, or the account's policy forbids writing.
+        verdict = (
+            "would be patched"
+            if outcome is None
+            else (f"{outcome}" + (f" ({detail})" if detail else ""))
+        )
+        if t.account.policy != "auto":
+            return ResultRecord(
+                **base,
+                outcome=Outcome.SKIPPED,
+                detail=f"policy {t.account.policy}; dry run: {verdict}",
+            )
+        if outcome is None:
+            return ResultRecord(**base, outcome=Outcome.SKIPPED, detail=f"dry run: {detail}")
+    return ResultRecord(
+        **base,
+        outcome=Outcome(outcome),
+        reason=Reason(reason) if reason else None,
+        detail=detail,
+        journal=item.get("journal"),
+    )
+
+
+def _record_files(rec: _Recorder, t: _Target, item: dict[str, Any]) -> None:
+    journal = item.get("journal")
+    if not item.get("applied") or item.get("outcome") not in ("patched", "apply-failed"):
+        return
+    state = FileState.VERIFIED if item["outcome"] == "patched" else FileState.RESTORED
+    for n, f in enumerate(item.get("files", [])):
+        ledger_runs.record_touched_file(
+            rec.ledger,
+            rec.run_id,
+            TouchedFileRecord(
+                account=t.account.id,
+                path=t.match.installation.path,
+                file=f["path"],
+                pre_sha256=f.get("pre_sha256"),
+                post_sha256=f.get("post_sha256"),
+                backup_path=f"{journal}/{n:04d}.orig" if journal and f.get("pre_sha256") else None,
+                mode=f.get("mode"),
+                uid=f.get("uid"),
+                gid=f.get("gid"),
+                state=state,
+            ),
+        )
+
+
+def _host_work(
+    bundle: Bundle,
+    targets: list[_Target],
+    rec: _Recorder,
+    options: RolloutOptions,
+    backup_dir: str,
+    resumed: bool,
+) -> Callable[[AgentSession], list[tuple[str, str]]]:
+    """The work for one host; returns the keys it finished (for unreachable bookkeeping)."""
+    variants = {t.match.variant.file for t in targets if t.match.variant}
+    payload_variants = {
+        name: [fp.to_json() for fp in bundle.patches(v)]
+        for v in bundle.manifest.variants
+        if (name := v.file) in variants
+    }
+    batch_size = 1 if options.canary is not None else options.batch
+
+    def work(session: AgentSession) -> list[tuple[str, str]]:
+        finished: list[tuple[str, str]] = []
+        writes = not options.dry_run and any(t.account.policy == "auto" for t in targets)
+        if writes:
+            list(session.call("prepare_backup_dir", {"backup_dir": backup_dir}))
+            if resumed:
+                list(session.call("recover", {"backup_dir": backup_dir}))
+        for start in range(0, len(targets), batch_size):
+            if rec.canary_reached():
+                break
+            chunk = targets[start : start + batch_size]
+            by_key = {t.key: t for t in chunk}
+            args = {
+                "run_id": str(rec.run_id),
+                "dry_run": options.dry_run,
+                "backup_dir": backup_dir,
+                "min_php": bundle.manifest.min_php,
+                "max_file_size": options.max_file_size,
+                "variants": payload_variants,
+                "installations": [
+                    {
+                        "account": t.account.id,
+                        "root": t.account.root,
+                        "path": t.match.installation.path,
+                        "variant": t.match.variant.file if t.match.variant else None,
+                        "uid": t.account.uid,
+                        "php": t.match.installation.php or t.account.php,
+                        "php_binary": t.account.php_binary,
+                        "apply": t.account.policy == "auto",
+                    }
+                    for t in chunk
+                ],
+            }
+            for item in session.call("rollout", args):
+                t = by_key[(item["account"], item["path"])]
+                _record_files(rec, t, item)
+                rec.result(_result_from_item(t, item, options.dry_run))
+                finished.append(t.key)
+        return finished
+
+    return work
+
+
+def _unreachable(rec: _Recorder, targets: list[_Target], error: str) -> None:
+    for t in targets:
+        rec.result(ResultRecord(**_base(t), outcome=Outcome.UNREACHABLE, detail=error))
+
+
+def _start_run(
+    ledger: Ledger,
+    bundle: Bundle,
+    options: RolloutOptions,
+    resume_run: int | None,
+    scan_id: int | None,
+) -> tuple[int, bool, int | None]:
+    """(run id, resumed?, scan id of the run if known)."""
+    identity = options.identity()
+    if resume_run is not None:
+        run = ledger_runs.get_run(ledger, resume_run)
+        if run.bundle_id != bundle.id or run.bundle_digest != bundle.manifest.digest:
+            raise UsageError(
+                f"run {resume_run} is of bundle {run.bundle_id} (digest {run.bundle_digest[:12]}),"
+                f" not {bundle.id} (digest {bundle.manifest.digest[:12]})"
+            )
+        if run.status == RunStatus.FINISHED:
+            raise UsageError(f"run {resume_run} has finished; start a new rollout instead")
+        ledger_runs.set_run_status(ledger, run.id, RunStatus.RUNNING)
+        return run.id, True, run.scan_id
+    run = ledger_runs.find_unfinished_run(ledger, bundle.id, ledger_runs.options_key(identity))
+    if (
+        run is not None
+        and run.bundle_digest == bundle.manifest.digest
+        and scan_id in (None, run.scan_id)
+    ):
+        ledger_runs.set_run_status(ledger, run.id, RunStatus.RUNNING)
+        return run.id, True, run.scan_id
+    run_id = ledger_runs.create_run(
+        ledger,
+        bundle_id=bundle.id,
+        bundle_digest=bundle.manifest.digest,
+        dry_run=options.dry_run,
+        scan_id=scan_id,
+        options=identity,
+    )
+    return run_id, False, scan_id
+
+
+def run_rollout(
+    bundle: Bundle,
+    inventory: Inventory,
+    ledger: Ledger,
+    *,
+    inventory_path: Path,
+    options: RolloutOptions,
+    scan_id: int | None = None,
+    resume_run: int | None = None,
+    progress: Progress | None = None,
+    transports: dict[str, Transport] | None = None,
+) -> RolloutReport:
+    """Roll ``bundle`` out over the inventory's accounts in scope (see the module docstring)."""
+    progress = progress or SilentProgress()
+    with acquire_rollout_lock(ledger, bundle.id):
+        run_id, resumed, run_scan_id = _start_run(ledger, bundle, options, resume_run, scan_id)
+        try:
+            status = _execute(
+                bundle,
+                inventory,
+                ledger,
+                inventory_path,
+                options,
+                run_id,
+                resumed,
+                run_scan_id,
+                progress,
+                transports,
+            )
+        except BaseException:
+            ledger_runs.set_run_status(ledger, run_id, RunStatus.INTERRUPTED)
+            raise
+        ledger_runs.set_run_status(ledger, run_id, status)
+    return RolloutReport(run_id, bundle.id, resumed, status, ledger_runs.summary(ledger, run_id))
+
+
+def _execute(
+    bundle: Bundle,
+    inventory: Inventory,
+    ledger: Ledger,
+    inventory_path: Path,
+    options: RolloutOptions,
+    run_id: int,
+    resumed: bool,
+    scan_id: int | None,
+    progress: Progress,
+    transports: dict[str, Transport] | None,
+) -> RunStatus:
+    accounts = {a.id: a for a in inventory.accounts if options.in_scope(a)}
+    if not accounts:
+        raise UsageError("no account of the inventory is in scope (check --limit)")
+    if transports is None:
+        used = {a.host for a in accounts.values()}
+        transports = {h: transport_for(h, inventory.hosts[h]) for h in used}
+    if scan_id is None:
+        scan = run_scan(
+            inventory,
+            ledger,
+            inventory_path=inventory_path,
+            only_accounts=set(accounts),
+            transports=transports,
+            parallel=options.parallel_hosts,
+        )
+        scan_id = scan.scan_id
+        ledger_runs.set_run_scan(ledger, run_id, scan_id)
+    installations = ledger_scans.scan_installations(ledger, scan_id)
+    errors = ledger_scans.scan_errors(ledger, scan_id)
+    done = ledger_runs.done_installations(ledger, run_id)
+    rec = _Recorder(ledger, run_id, progress, options.canary)
+
+    per_host: dict[str, list[_Target]] = {}
+    pending_records: list[ResultRecord] = []
+    for inst in installations:
+        account = accounts.get(inst.account)
+        if account is None or (inst.account, inst.path) in done:
+            continue
+        t = _Target(match_installation(bundle, inst), account)
+        if not t.match.affected:
+            pending_records.append(
+                ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=t.match.why)
+            )
+        else:
+            per_host.setdefault(account.host, []).append(t)
+    for e in errors:
+        if e.kind == "folder":
+            continue  # a skipped folder inside an account; its installations were scanned
+        for account in _accounts_of_error(e, accounts):
+            if (account.id, "") in done:
+                continue
+            outcome = Outcome.UNREACHABLE if e.account is None else Outcome.ERROR
+            pending_records.append(
+                ResultRecord(
+                    account=account.id,
+                    customer_id=account.customer.id,
+                    host=account.host,
+                    path="",
+                    outcome=outcome,
+                    detail=f"scan: {e.message}",
+                    policy=account.policy,
+                )
+            )
+    total = len(pending_records) + sum(len(v) for v in per_host.values())
+    progress.start(total, f"rollout {bundle.id}")
+    try:
+        for r in pending_records:
+            rec.result(r)
+        works = {
+            h: _host_work(bundle, ts, rec, options, _backup_dir(inventory, h, options), resumed)
+            for h, ts in per_host.items()
+        }
+
+        def dispatch(session: AgentSession) -> list[tuple[str, str]]:
+            return works[session.host](session)
+
+        outcome = run_per_host(
+            {h: transports[h] for h in per_host}, dispatch, parallel=options.parallel_hosts
+        )
+        for host, res in outcome.items():
+            if isinstance(res, TransportError):
+                finished = set(ledger_runs.done_installations(ledger, run_id, retry=()))
+                left = [t for t in per_host[host] if t.key not in finished]
+                _unreachable(rec, left, res.message)
+    finally:
+        progress.finish()
+    if options.canary is not None and rec.canary_reached():
+        return RunStatus.CANARY_STOPPED
+    return RunStatus.FINISHED
+
+
+def _accounts_of_error(e: Any, accounts: dict[str, Account]) -> list[Account]:
+    """The accounts in scope a scan error is about: one account, or all of a host."""
+    if e.account is not None:
+        return [accounts[e.account]] if e.account in accounts else []
+    return [a for a in accounts.values() if a.host == e.host]
+
+
+def _backup_dir(inventory: Inventory, host: str, options: RolloutOptions) -> str:
+    if options.backup_dir:
+        return options.backup_dir
+    configured = getattr(inventory.hosts[host], "backup_dir", None)
+    return str(configured) if configured else DEFAULT_BACKUP_DIR
+
+
+__all__ = ["RolloutOptions", "RolloutReport", "run_rollout"]
