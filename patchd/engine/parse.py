@@ -82,6 +82,7 @@ class _Reader:
     strip: int
     files: list[FilePatch] = field(default_factory=list)
     seen_paths: set[str] = field(default_factory=set)
+    spans: list[tuple[FilePatch, int, int]] = field(default_factory=list)  # [start, end)
 
     # -- errors -------------------------------------------------------------------------
 
@@ -126,6 +127,10 @@ class _Reader:
                 i += 1
                 continue
             if body.startswith(b"--- ") and i + 1 < n and self.lines[i + 1].startswith(b"+++ "):
+                if git is not None and not self._same_file(git, i):
+                    # NOTE: a git block without ---/+++ (empty file) followed by a plain diff.
+                    self._finish_git_block(git, header)
+                    header, git = [], None
                 i = self._file(i, header, git)
                 header, git = [], None
                 after_hunk = None
@@ -203,6 +208,16 @@ class _Reader:
             return True
         return body.startswith((b"similarity index ", b"dissimilarity index "))
 
+    def _same_file(self, git: _GitBlock, i: int) -> bool:
+        """Do the ``---``/``+++`` lines at index ``i`` name the file of the git header?"""
+        if git.names is None:
+            return True
+        names = (_header_name(self.lines[i], 4), _header_name(self.lines[i + 1], 4))
+        return all(
+            got is None or got in (_DEV_NULL, want)
+            for got, want in zip(names, git.names, strict=True)
+        )
+
     def _finish_git_block(self, git: _GitBlock, header: list[bytes]) -> None:
         """A ``diff --git`` block without ``---``/``+++``: only an empty new/deleted file."""
         if not (git.new_file or git.deleted_file):
@@ -246,6 +261,7 @@ class _Reader:
             raise self.fail("a deleted file must have one hunk with no new lines", plus_no)
         fp = FilePatch(old, new, tuple(hunks), source_line=minus_no, header=tuple(header))
         self._add(fp)
+        self.spans.append((fp, minus_no - 1, i))
         return i
 
     def _add(self, fp: FilePatch) -> None:
@@ -406,29 +422,22 @@ def _c_unquote(text: bytes) -> tuple[bytes | None, bytes]:
     return None, b""
 
 
-def _cross_check(data: bytes, files: list[FilePatch], source: str) -> None:
-    """Compare with unidiff's reading of the same diff; refuse the diff if they differ."""
-    with_hunks = [fp for fp in files if fp.hunks]
-    first_line = with_hunks[0].source_line if with_hunks else 1
-    try:
-        patch_set = unidiff.PatchSet(data.decode("latin-1"))
-    except unidiff.UnidiffParseError as exc:
-        raise DiffParseError(
-            f"unidiff refuses this diff ({exc})", line_no=first_line, source=source
-        ) from exc
-    theirs = [pf for pf in patch_set if len(pf)]
-    if len(theirs) != len(with_hunks):
-        raise DiffParseError(
-            f"unidiff reads {len(theirs)} file patches with hunks, patchd {len(with_hunks)}",
-            line_no=first_line,
-            source=source,
-        )
-    for fp, pf in zip(with_hunks, theirs, strict=True):
-        if len(pf) != len(fp.hunks):
-            raise DiffParseError(
-                "unidiff reads a different number of hunks", line_no=fp.source_line, source=source
-            )
-        for hunk, uh in zip(fp.hunks, pf, strict=True):
+def _cross_check(reader: _Reader) -> None:
+    """Compare each file patch with unidiff's reading of the same lines; refuse on mismatch.
+
+    NOTE: unidiff gets one file patch at a time (from its ``---`` line to its last hunk
+    line): it is confused by a git header without ``---`` before a plain diff, and per-file
+    input lets an error name the file's line.
+    """
+    for fp, start, end in reader.spans:
+        text = b"".join(reader.lines[start:end]).decode("latin-1")
+        try:
+            patch_set = unidiff.PatchSet(text)
+        except unidiff.UnidiffParseError as exc:
+            raise reader.fail(f"unidiff refuses this file patch ({exc})", start + 1) from exc
+        if len(patch_set) != 1 or len(patch_set[0]) != len(fp.hunks):
+            raise reader.fail("unidiff reads a different number of hunks", start + 1)
+        for hunk, theirs in zip(fp.hunks, patch_set[0], strict=True):
             expected: list[tuple[str, bytes]] = []
             for ln in hunk.lines:
                 if ln.data.endswith(b"\n"):
@@ -436,14 +445,12 @@ def _cross_check(data: bytes, files: list[FilePatch], source: str) -> None:
                 else:
                     expected.append((ln.kind, ln.data + b"\n"))
                     expected.append(("\\", b""))
-            got: list[tuple[str, bytes]] = [
+            got = [
                 (ul.line_type, b"" if ul.line_type == "\\" else ul.value.encode("latin-1"))
-                for ul in uh
+                for ul in theirs
             ]
             if got != expected:
-                raise DiffParseError(
-                    "unidiff reads this hunk differently", line_no=hunk.source_line, source=source
-                )
+                raise reader.fail("unidiff reads this hunk differently", hunk.source_line or 1)
 
 
 def parse_diff(data: bytes, *, source: str = "diff", strip: int = 1) -> list[FilePatch]:
@@ -456,5 +463,5 @@ def parse_diff(data: bytes, *, source: str = "diff", strip: int = 1) -> list[Fil
         raise TypeError("parse_diff takes bytes")
     reader = _Reader(split_lines(data), source, strip)
     files = reader.run()
-    _cross_check(data, files, source)
+    _cross_check(reader)
     return files

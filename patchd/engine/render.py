@@ -3,8 +3,9 @@
 Headers are ``--- a/PATH`` / ``+++ b/PATH`` (``/dev/null`` for a created or deleted
 file), hunk ranges follow GNU diff (``,1`` omitted, zero-length ranges as ``N,0``), and a
 line without EOL is followed by ``\\ No newline at end of file``. A created or deleted
-file without hunks (an empty file) is written as a git header, which both GNU patch and
-:func:`parse_diff` understand. Names that need it are C-quoted the way git quotes them.
+file without hunks (an empty file) is written as a git header (and then every file gets
+one), which both GNU patch and :func:`parse_diff` understand. Names that need it are
+C-quoted the way git quotes them.
 """
 
 from __future__ import annotations
@@ -64,20 +65,30 @@ def _hunk(hunk: Hunk) -> bytes:
     return b"".join(parts)
 
 
+def _git_header(fp: FilePatch) -> bytes:
+    path = fp.path.encode("utf-8", "surrogateescape")
+    out = b"diff --git %s %s\n" % (_quote(b"a/" + path), _quote(b"b/" + path))
+    if fp.is_new:
+        out += b"new file mode 100644\n"
+    elif fp.is_deleted:
+        out += b"deleted file mode 100644\n"
+    return out
+
+
 def render_patch(patches: Iterable[FilePatch]) -> bytes:
     """The unified diff (bytes) for ``patches``, applicable with ``patch -p1``."""
+    patches = list(patches)
+    # NOTE: an empty created/deleted file has no hunk; only a git header can say so. Once
+    # one file has only a git header, every file gets one: GNU patch (and unidiff) would
+    # otherwise read the next plain ``---``/``+++`` as part of that header's file.
+    git_style = any(not fp.hunks for fp in patches)
     out: list[bytes] = []
     for fp in patches:
+        if not fp.hunks and not (fp.is_new or fp.is_deleted):
+            raise ValueError(f"file patch for {fp.path!r} has no hunks")
+        if git_style:
+            out.append(_git_header(fp))
         if not fp.hunks:
-            # NOTE: an empty created/deleted file has no hunk; only a git header says so.
-            path = fp.path.encode("utf-8", "surrogateescape")
-            out.append(b"diff --git %s %s\n" % (_quote(b"a/" + path), _quote(b"b/" + path)))
-            if fp.is_new:
-                out.append(b"new file mode 100644\n")
-            elif fp.is_deleted:
-                out.append(b"deleted file mode 100644\n")
-            else:
-                raise ValueError(f"file patch for {fp.path!r} has no hunks")
             continue
         out.append(b"--- %s\n+++ %s\n" % (_name(b"a/", fp.old_path), _name(b"b/", fp.new_path)))
         out.extend(_hunk(h) for h in fp.hunks)
