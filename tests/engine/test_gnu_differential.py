@@ -17,6 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -130,6 +131,7 @@ SETTINGS: dict = dict(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, **SETTINGS)
 @given(st.lists(file_case(), min_size=1, max_size=3))
 def test_engine_agrees_with_gnu_patch(cases: list[tuple[bytes, bytes, bytes, int]]) -> None:
@@ -137,6 +139,7 @@ def test_engine_agrees_with_gnu_patch(cases: list[tuple[bytes, bytes, bytes, int
     check_against_gnu(cases, fuzz=0)
 
 
+@pytest.mark.slow
 @settings(max_examples=max(EXAMPLES // 4, 50), **SETTINGS)
 @given(st.lists(file_case(), min_size=1, max_size=3), st.sampled_from([1, 2]))
 def test_engine_agrees_with_gnu_patch_with_fuzz(
