@@ -9,11 +9,13 @@ them (``surrogateescape`` for non-UTF-8 bytes); lengths are counted in bytes.
 from __future__ import annotations
 
 import os
+import re
 
 from patchd.errors import ArchiveError
 from patchd.release.limits import NAME_MAX, ArchiveLimits
 
 Parts = tuple[str, ...]
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def _bytes_len(text: str) -> int:
@@ -37,7 +39,7 @@ def split_member_name(
         raise refuse("empty member name")
     if "\x00" in name:
         raise refuse("NUL byte in member name")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+    if _CONTROL.search(name):
         # NOTE: a newline in a path cannot be written into a unified diff header; no CMS
         # release has such names, so refuse rather than produce a diff that lies.
         raise refuse("control character in member name")
