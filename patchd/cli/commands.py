@@ -6,6 +6,7 @@ import click
 
 from patchd.cli.apply_cmd import apply_command
 from patchd.cli.pending import pending
+from patchd.cli.rollout_cmd import report_command, rollback_command, rollout_command
 from patchd.cli.scan_cmd import releases_group, scan_command, scans_group
 
 ALL: list[click.Command] = [
@@ -15,9 +16,9 @@ ALL: list[click.Command] = [
     scan_command,
     scans_group,
     releases_group,
-    pending("rollout", "Match, dry-run and apply a bundle across all accounts.", "issue 5"),
-    pending("rollback", "Restore the backed-up files of a run.", "issue 5"),
-    pending("report", "Success and failure lists of a run.", "issue 6"),
+    rollout_command,
+    rollback_command,
+    report_command,
     pending("notify", "One email per customer from a run's results.", "issue 6"),
     pending("demo", "The whole pipeline on the bundled fixture fleet.", "issue 5"),
     apply_command,

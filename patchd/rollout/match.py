@@ -8,6 +8,7 @@ in words.
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 from patchd.bundle.manifest import Bundle, Variant
@@ -22,10 +23,33 @@ class Match:
     variant: Variant | None  # None: not affected
     version: str | None  # the version that was compared (core or component)
     why: str  # the not-affected reason, or what matched
+    path: str = ""  # where the files to patch are (relative to the account root)
+    unsafe: str | None = None  # affected, but its files may not be touched (why)
 
     @property
     def affected(self) -> bool:
         return self.variant is not None
+
+
+def source_folder(inst: InstallationRecord) -> tuple[str, str | None]:
+    """Where an installation's core files really are: (path, problem).
+
+    A classic TYPO3 site reaches its core through ``typo3_src``, a symlink to a source
+    folder that several sites may share. patchd never writes through symlinks, so the
+    target is the source folder itself when it lies inside the account; a source folder
+    outside the account (the hoster's shared sources) is not the customer's to patch.
+    """
+    target = inst.facts.get("typo3_src_target")
+    if inst.cms != "typo3" or not target:
+        return inst.path, None
+    if inst.facts.get("typo3_src_outside") == "yes" or target.startswith("/"):
+        return inst.path, (
+            f"typo3_src links outside the account to {target}; patch that shared source folder"
+        )
+    resolved = posixpath.normpath(posixpath.join(inst.path, target))
+    if resolved.startswith("../") or resolved == "..":
+        return inst.path, f"typo3_src target {target} leaves the account"
+    return ("" if resolved == "." else resolved), None
 
 
 def component_version(bundle: Bundle, inst: InstallationRecord) -> tuple[str | None, str | None]:
@@ -43,14 +67,22 @@ def match_installation(bundle: Bundle, inst: InstallationRecord) -> Match:
     """Match one installation (see the module docstring)."""
     m = bundle.manifest
     if inst.cms != m.cms:
-        return Match(inst, None, inst.version, f"not {m.cms} ({inst.cms})")
+        return Match(inst, None, inst.version, f"not {m.cms} ({inst.cms})", inst.path)
     version, problem = component_version(bundle, inst)
     if problem is not None:
         detail = f"{problem}" + (f": {inst.version_error}" if inst.version_error else "")
-        return Match(inst, None, version, detail)
+        return Match(inst, None, version, detail, inst.path)
     if not bundle.is_affected(version):
-        return Match(inst, None, version, f"version {version} not in affected {m.affected}")
+        return Match(
+            inst, None, version, f"version {version} not in affected {m.affected}", inst.path
+        )
     variant = bundle.variant_for(version)
     if variant is None:
-        return Match(inst, None, version, f"no variant of the bundle covers version {version}")
-    return Match(inst, variant, version, f"version {version} -> {variant.file}")
+        return Match(
+            inst, None, version, f"no variant of the bundle covers version {version}", inst.path
+        )
+    path, unsafe = source_folder(inst)
+    why = f"version {version} -> {variant.file}"
+    if path != inst.path:
+        why += f" (core files in {path}, used by {inst.path or 'the account root'})"
+    return Match(inst, variant, version, why, path, unsafe)

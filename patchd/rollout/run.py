@@ -90,7 +90,7 @@ class _Target:
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.account.id, self.match.installation.path)
+        return (self.account.id, self.match.path)
 
 
 class _Recorder:
@@ -122,7 +122,7 @@ def _base(t: _Target) -> dict[str, Any]:
         "account": t.account.id,
         "customer_id": t.account.customer.id,
         "host": t.account.host,
-        "path": inst.path,
+        "path": t.match.path,
         "cms": inst.cms,
         "version": t.match.version,
         "variant": t.match.variant.file if t.match.variant else None,
@@ -176,7 +176,7 @@ def _record_files(rec: _Recorder, t: _Target, item: dict[str, Any]) -> None:
             rec.run_id,
             TouchedFileRecord(
                 account=t.account.id,
-                path=t.match.installation.path,
+                path=t.match.path,
                 file=f["path"],
                 pre_sha256=f.get("pre_sha256"),
                 post_sha256=f.get("post_sha256"),
@@ -229,7 +229,7 @@ def _host_work(
                     {
                         "account": t.account.id,
                         "root": t.account.root,
-                        "path": t.match.installation.path,
+                        "path": t.match.path,
                         "variant": t.match.variant.file if t.match.variant else None,
                         "uid": t.account.uid,
                         "php": t.match.installation.php or t.account.php,
@@ -365,14 +365,28 @@ def _execute(
 
     per_host: dict[str, list[_Target]] = {}
     pending_records: list[ResultRecord] = []
+    seen: set[tuple[str, str]] = set()
     for inst in installations:
         account = accounts.get(inst.account)
-        if account is None or (inst.account, inst.path) in done:
+        if account is None:
             continue
         t = _Target(match_installation(bundle, inst), account)
+        # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
+        if t.key in done or t.key in seen:
+            continue
+        seen.add(t.key)
         if not t.match.affected:
             pending_records.append(
                 ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=t.match.why)
+            )
+        elif t.match.unsafe is not None:
+            pending_records.append(
+                ResultRecord(
+                    **_base(t),
+                    outcome=Outcome.DRY_RUN_FAILED,
+                    reason=Reason.UNSAFE_PATH,
+                    detail=f"unsafe-path: {t.match.unsafe}",
+                )
             )
         else:
             per_host.setdefault(account.host, []).append(t)

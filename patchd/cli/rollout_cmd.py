@@ -1,0 +1,253 @@
+"""``patchd rollout``, ``patchd rollback`` and ``patchd report`` (lists of a run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from patchd.bundle.manifest import load_bundle
+from patchd.cli.confirm import confirm_writes
+from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
+from patchd.inventory import load_inventory
+from patchd.ledger.db import open_ledger
+from patchd.outcomes import Outcome
+from patchd.report.formats import render_rows
+from patchd.report.results import RESULT_COLUMNS, ResultFilter, run_json
+from patchd.rollout.rollback import rollback_run
+from patchd.rollout.run import RolloutOptions, run_rollout
+
+#: Outcomes after which the command exits 1 ("some targets failed").
+FAILED = {Outcome.DRY_RUN_FAILED, Outcome.APPLY_FAILED, Outcome.UNREACHABLE, Outcome.ERROR}
+
+
+def _split(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.strip() for value in values for v in value.split(",") if v.strip())
+
+
+def emit_run(data: dict, fmt: str, *, title: str) -> None:
+    """Print a run's results: a JSON object, CSV, or a summary plus results table."""
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+        return
+    console = stdout_console() if fmt == "table" else None
+    click.echo(
+        render_rows(
+            data["results"],
+            RESULT_COLUMNS,
+            fmt,
+            title=title,  # type: ignore[arg-type]
+            console=console,
+        ),
+        nl=False,
+    )
+    if fmt == "table":
+        rows = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
+        rate = data.get("success_rate")
+        footer = f"success rate {rate:.1%}" if rate is not None else "nothing affected"
+        click.echo(
+            render_rows(
+                rows,
+                ("outcome", "count"),
+                "table",
+                title=f"summary of run {data['run']} ({footer})",
+                console=console,
+            ),
+            nl=False,
+        )
+
+
+def exit_code(data: dict) -> int:
+    return EXIT_TARGETS_FAILED if any(o in FAILED for o in data["summary"]) else EXIT_OK
+
+
+@click.command(name="rollout")
+@click.argument(
+    "bundle_path", metavar="BUNDLE", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--accounts",
+    "accounts_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The inventory (accounts.yaml).",
+)
+@click.option("--dry-run", is_flag=True, help="Match and dry-run only; write nothing.")
+@click.option(
+    "--scan",
+    "scan_id",
+    type=int,
+    default=None,
+    help="Match against this stored scan instead of scanning now.",
+)
+@click.option("--resume", "resume_run", type=int, default=None, help="Resume this interrupted run.")
+@click.option("--limit-host", multiple=True, help="Only these hosts (comma list, repeatable).")
+@click.option("--limit-account", multiple=True, help="Only these accounts.")
+@click.option("--limit-customer", multiple=True, help="Only these customers.")
+@click.option(
+    "--canary",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop after N installations were patched, then report.",
+)
+@click.option(
+    "--parallel",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Hosts worked on at once.",
+)
+@click.option(
+    "--batch",
+    default=25,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Installations sent to a host per request.",
+)
+@click.option(
+    "--backup-dir",
+    default=None,
+    help="Backup store on every host (default: the host's backup_dir, else "
+    "/var/lib/patchd/backups).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@format_options()
+@click.pass_context
+def rollout_command(
+    ctx: click.Context,
+    bundle_path: Path,
+    accounts_file: Path,
+    dry_run: bool,
+    scan_id: int | None,
+    resume_run: int | None,
+    limit_host: tuple[str, ...],
+    limit_account: tuple[str, ...],
+    limit_customer: tuple[str, ...],
+    canary: int | None,
+    parallel: int,
+    batch: int,
+    backup_dir: str | None,
+    yes: bool,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Match BUNDLE against the accounts, dry-run it everywhere, apply where it succeeded.
+
+    Running the same command again resumes an interrupted run; a finished bundle is
+    reported as already-patched. Exit 1 when any installation failed.
+    """
+    fmt = resolve_format(fmt, as_json)
+    bundle = load_bundle(bundle_path)
+    inventory = load_inventory(accounts_file)
+    if not dry_run:
+        confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
+    options = RolloutOptions(
+        dry_run=dry_run,
+        hosts=_split(limit_host),
+        accounts=_split(limit_account),
+        customers=_split(limit_customer),
+        canary=canary,
+        parallel_hosts=parallel,
+        batch=batch,
+        backup_dir=backup_dir,
+    )
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        report = run_rollout(
+            bundle,
+            inventory,
+            ledger,
+            inventory_path=accounts_file,
+            options=options,
+            scan_id=scan_id,
+            resume_run=resume_run,
+            progress=make_progress(),
+        )
+        data = run_json(ledger, report.run_id)
+    if report.resumed and fmt != "json":
+        click.echo(f"resumed run {report.run_id}", err=True)
+    emit_run(data, fmt, title=f"run {report.run_id}: {bundle.id} ({report.status.value})")
+    ctx.exit(exit_code(data))
+
+
+@click.command(name="rollback")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option(
+    "--accounts",
+    "accounts_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The inventory (accounts.yaml).",
+)
+@click.option("--account", default=None, help="Only this account.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@format_options()
+@click.pass_context
+def rollback_command(
+    ctx: click.Context,
+    run_id: int,
+    accounts_file: Path,
+    account: str | None,
+    yes: bool,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Restore the originals of run RUN exactly; files changed since are left and reported."""
+    fmt = resolve_format(fmt, as_json)
+    inventory = load_inventory(accounts_file)
+    what = f"account {account} of run {run_id}" if account else f"run {run_id}"
+    confirm_writes(f"Roll back {what}?", yes)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        items = rollback_run(ledger, inventory, run_id, account=account, progress=make_progress())
+    rows = [
+        {
+            "account": i.account,
+            "host": i.host,
+            "path": i.path,
+            "status": "restored" if i.ok else "conflict",
+            "detail": i.detail,
+            "conflicts": ", ".join(i.conflicts),
+        }
+        for i in items
+    ]
+    click.echo(
+        render_rows(
+            rows,
+            ("account", "host", "path", "status", "detail", "conflicts"),
+            fmt,
+            title=f"rollback of {what}",
+            json_key="installations",  # type: ignore[arg-type]
+            meta={"run": run_id},
+        ),
+        nl=False,
+    )
+    ctx.exit(EXIT_OK if all(i.ok for i in items) else EXIT_TARGETS_FAILED)
+
+
+@click.command(name="report")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--outcome", type=click.Choice([o.value for o in Outcome]), default=None)
+@click.option("--reason", default=None, help="Only this dry-run-failed reason.")
+@click.option("--host", default=None)
+@click.option("--customer", default=None)
+@click.option("--account", default=None)
+@format_options()
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    run_id: int,
+    outcome: str | None,
+    reason: str | None,
+    host: str | None,
+    customer: str | None,
+    account: str | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Success and failure lists of run RUN, filtered."""
+    fmt = resolve_format(fmt, as_json)
+    flt = ResultFilter(outcome, reason, host, customer, account)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        data = run_json(ledger, run_id, flt)
+    emit_run(data, fmt, title=f"run {run_id}: {data['bundle']}")

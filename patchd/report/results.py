@@ -1,0 +1,91 @@
+"""The results of a run as DESIGN.md's stable JSON object and as listing rows.
+
+``{"run": ID, "bundle": ID, "results": [{"account", "customer", "host", "path", "cms",
+"version", "outcome", "reason", "detail"}], "summary": {OUTCOME: COUNT}}`` — used by
+``patchd rollout --json`` and ``patchd report``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from patchd.ledger import runs as ledger_runs
+from patchd.ledger.db import Ledger
+from patchd.ledger.models import Result
+from patchd.outcomes import AFFECTED_OUTCOMES, SUCCESS_OUTCOMES, Outcome
+
+#: Columns of the results listing, in order (stable; documented in docs/reference.md).
+RESULT_COLUMNS = (
+    "account",
+    "customer",
+    "host",
+    "path",
+    "cms",
+    "version",
+    "outcome",
+    "reason",
+    "detail",
+)
+
+
+@dataclass(frozen=True)
+class ResultFilter:
+    """Which results to list (all when every field is None)."""
+
+    outcome: str | None = None
+    reason: str | None = None
+    host: str | None = None
+    customer: str | None = None
+    account: str | None = None
+
+
+def result_row(r: Result) -> dict[str, Any]:
+    """One result with the stable keys."""
+    return {
+        "account": r.account,
+        "customer": r.customer_id,
+        "host": r.host,
+        "path": r.path,
+        "cms": r.cms,
+        "version": r.version,
+        "outcome": r.outcome.value,
+        "reason": r.reason.value if r.reason else None,
+        "detail": r.detail,
+    }
+
+
+def success_rate(summary: dict[str, int]) -> float | None:
+    """(patched + already-patched) / affected; None when nothing was affected."""
+    affected = sum(n for o, n in summary.items() if o in AFFECTED_OUTCOMES)
+    if not affected:
+        return None
+    return sum(n for o, n in summary.items() if o in SUCCESS_OUTCOMES) / affected
+
+
+def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> dict[str, Any]:
+    """The run's results (filtered) in the stable JSON shape."""
+    flt = flt or ResultFilter()
+    run = ledger_runs.get_run(ledger, run_id)
+    rows = ledger_runs.results(
+        ledger,
+        run_id,
+        outcome=flt.outcome,
+        reason=flt.reason,
+        host=flt.host,
+        customer=flt.customer,
+        account=flt.account,
+    )
+    summary = ledger_runs.summary(ledger, run_id)
+    return {
+        "run": run.id,
+        "bundle": run.bundle_id,
+        "dry_run": run.dry_run,
+        "status": run.status.value,
+        "results": [result_row(r) for r in rows],
+        "summary": summary,
+        "success_rate": success_rate(summary),
+    }
+
+
+__all__ = ["RESULT_COLUMNS", "Outcome", "ResultFilter", "result_row", "run_json", "success_rate"]
