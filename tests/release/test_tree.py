@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from patchd.engine.apply import apply_file
 from patchd.engine.model import Hunk, HunkLine
 from patchd.engine.parse import parse_diff
 from patchd.errors import UnsafePathError
@@ -50,6 +51,17 @@ def _patch_applies(tmp_path: Path, old: Path, new: Path, diff: ReleaseDiff) -> N
     want.update({k: v for k, v in old_snap.items() if k in binary})
     got = {k: v for k, v in snapshot(work).items() if v[0] != "dir"}
     assert got == want
+    # the engine applies the same FilePatches to the old bytes and gives the new bytes
+    for fc in diff.files:
+        if fc.kind == "binary":
+            continue
+        before = (old / fc.path).read_bytes() if fc.kind != "added" else None
+        outcome = apply_file(fc.to_file_patch(), before)
+        assert outcome.ok, (fc.path, outcome.reason)
+        if fc.kind == "removed":
+            assert outcome.deleted
+        else:
+            assert outcome.content == (new / fc.path).read_bytes()
     # the engine's strict parser reads the same hunks back
     parsed = parse_diff(text)
     mine = [fc.to_file_patch() for fc in diff.files if fc.kind != "binary"]
