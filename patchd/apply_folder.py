@@ -11,7 +11,7 @@ adds backups, a journal and verification; this is the single-folder tool.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from patchd.engine.apply import FileOutcome, HunkStatus, apply_file
@@ -59,17 +59,21 @@ class FolderReport:
     reverse: bool
     written: bool = False
     write_error: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    reverse_applies: bool = False  # the whole patch reverse-applies: it is present already
 
     @property
     def ok(self) -> bool:
-        """Every hunk of every file applies (or applied)."""
-        return all(f.ok for f in self.files) and self.write_error is None
+        """Every hunk of every file applies (or is present already)."""
+        if self.write_error is not None:
+            return False
+        return self.already_applied or all(f.ok for f in self.files)
 
     @property
     def already_applied(self) -> bool:
-        """Nothing to do: every file's hunks are all present already."""
-        return bool(self.files) and all(f.already_applied for f in self.files)
+        """Nothing to do: the patch is present already (every file reverse-applies)."""
+        return bool(self.files) and (
+            self.reverse_applies or all(f.already_applied for f in self.files)
+        )
 
     def to_json(self) -> dict[str, object]:
         """The ``--json`` form of ``patchd apply`` (stable keys)."""
@@ -142,6 +146,10 @@ def apply_to_folder(
                 reports.append(FileReport(fp.path, action, outcome=outcome))
                 held.append((fp, cf, outcome))
             report = FolderReport(str(folder), tuple(reports), dry_run, reverse)
+            if not all(f.ok for f in report.files) and _reverse_applies(held, fuzz, reverse):
+                # NOTE: like rollout's already-patched: the fix is present when the whole
+                # patch reverse-applies (covers created files that already exist).
+                report = replace(report, reverse_applies=len(held) == len(reports))
             if dry_run or not report.ok or report.already_applied:
                 return report
             return _write_all(root, report, held)
@@ -149,6 +157,15 @@ def apply_to_folder(
             for _fp, cf, _o in held:
                 if cf is not None:
                     cf.close()
+
+
+def _reverse_applies(
+    held: list[tuple[FilePatch, CheckedFile | None, FileOutcome]], fuzz: int, reverse: bool
+) -> bool:
+    return bool(held) and all(
+        apply_file(fp, cf.data if cf else None, fuzz=fuzz, reverse=not reverse).ok
+        for fp, cf, _o in held
+    )
 
 
 def _write_all(
@@ -169,10 +186,8 @@ def _write_all(
         message = f"{exc}; restored {len(done) - len(undo_errors)} written file(s)"
         if undo_errors:
             message += "; could NOT restore: " + "; ".join(undo_errors)
-        return FolderReport(
-            report.folder, report.files, report.dry_run, report.reverse, False, message
-        )
-    return FolderReport(report.folder, report.files, report.dry_run, report.reverse, True)
+        return replace(report, written=False, write_error=message)
+    return replace(report, written=True)
 
 
 def _write_one(root: SafeRoot, fp: FilePatch, cf: CheckedFile | None, new: bytes | None) -> None:

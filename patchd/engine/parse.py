@@ -14,6 +14,7 @@ give unidiff the same files, hunks and line bytes, or it is refused.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 
@@ -255,6 +256,13 @@ class _Reader:
             hunks.append(hunk)
         if not hunks:
             raise self.fail("file header without hunks", plus_no)
+        # NOTE: ``diff -N`` marks a missing side with the epoch as its timestamp instead of
+        # /dev/null; GNU patch then creates or removes the file, and so do we.
+        if git is None and len(hunks) == 1:
+            if old is not None and hunks[0].old_len == 0 and _epoch(self.lines[minus_no - 1]):
+                old = None
+            elif new is not None and hunks[0].new_len == 0 and _epoch(self.lines[plus_no - 1]):
+                new = None
         if old is None and not (hunks[0].old_len == 0 and len(hunks) == 1):
             raise self.fail("a new file (/dev/null) must have one hunk with no old lines", minus_no)
         if new is None and not (hunks[0].new_len == 0 and len(hunks) == 1):
@@ -356,6 +364,32 @@ class _Reader:
             i += 1
         hunk = Hunk(old_start, old_len, new_start, new_len, tuple(lines), section, head_no)
         return hunk, i
+
+
+_EPOCH_RE = re.compile(
+    rb"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)? ?([+-])(\d\d)(\d\d)$"
+)
+
+
+def _epoch(line: bytes) -> bool:
+    """Whether a ``---``/``+++`` line's timestamp is the Unix epoch (in any time zone)."""
+    body = _body(line)
+    if b"\t" not in body:
+        return False
+    stamp = body.split(b"\t", 1)[1].strip()
+    if stamp.endswith(b"Jan  1 00:00:00 1970") or stamp.endswith(b"Jan 1 00:00:00 1970"):
+        return True
+    m = _EPOCH_RE.match(stamp)
+    if not m:
+        return False
+    year, month, day, hh, mm, ss = (int(g) for g in m.groups()[:6])
+    sign = 1 if m.group(7) == b"+" else -1
+    offset = sign * (int(m.group(8)) * 3600 + int(m.group(9)) * 60)
+    try:
+        local = datetime.datetime(year, month, day, hh, mm, ss, tzinfo=datetime.UTC)
+    except ValueError:
+        return False
+    return local.timestamp() - offset == 0
 
 
 def _header_name(line: bytes, skip: int) -> bytes | None:
