@@ -158,8 +158,8 @@ def ssh_host_entry(host: Any, **changes: Any) -> dict[str, Any]:
 
 def install_wordpress(root: Path, version: str, inst: str = "html") -> Path:
     """Write the fixture WordPress ``version`` into ``root/inst``; return that folder."""
-    from patchd_fixtures.releases import write_tree
     from patchd_fixtures.families import release_tree
+    from patchd_fixtures.releases import write_tree
 
     return write_tree(release_tree("wordpress", version), root / inst)
 

@@ -39,7 +39,7 @@ def _expected_after(world: World, before: dict[str, str], patched: list[str]) ->
     for acct in patched:
         for rel in kit.WP_FILES:
             key = f"{acct}/html/{rel}"
-            digest, rest = after[key].split(" ", 1)
+            _digest, rest = after[key].split(" ", 1)
             after[key] = f"{kit.sha(kit.post_image(rel))} {rest}"
     return after
 
