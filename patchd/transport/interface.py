@@ -176,8 +176,10 @@ class AgentSession:
             line = self._pipe.readline()
         except TransportError as exc:
             self._fail(exc.message)
+        except TimeoutError:
+            self._fail("agent connection timed out: no answer within the read timeout")
         except OSError as exc:
-            self._fail(f"connection lost ({exc or type(exc).__name__})")
+            self._fail(f"connection lost ({str(exc) or type(exc).__name__})")
         if not line:
             self._fail(f"agent connection closed: {self._pipe.exit_reason()}")
         if not line.endswith(b"\n"):

@@ -154,12 +154,16 @@ class SSHTransport(Transport):
                 raise paramiko.SSHException("connection closed after login")
             transport.set_keepalive(self.keepalive)
             channel = transport.open_session(timeout=self.connect_timeout)
-            channel.settimeout(self.read_timeout)
+            # NOTE: the agent's start (login shell, python, unpacking) gets the connect
+            # timeout; read_timeout applies to requests only, once the handshake is done.
+            channel.settimeout(self.connect_timeout)
             channel.exec_command(self.command())
         except (paramiko.SSHException, OSError, EOFError) as exc:
             client.close()
-            raise self._error(f"cannot start the agent: {exc or type(exc).__name__}") from exc
-        return self.start_session(ChannelPipe(self.host, client, channel))
+            raise self._error(f"cannot start the agent: {str(exc) or type(exc).__name__}") from exc
+        session = self.start_session(ChannelPipe(self.host, client, channel))
+        channel.settimeout(self.read_timeout)
+        return session
 
     def _connect(self) -> paramiko.SSHClient:
         """Open the SSH connection, refusing unknown keys; map every failure to one line."""
@@ -224,7 +228,7 @@ class SSHTransport(Transport):
             return f"cannot connect to {where}: {exc.strerror or exc}"
         if isinstance(exc, EOFError):
             return f"{where} closed the connection during the SSH handshake"
-        return f"SSH error with {where}: {exc or type(exc).__name__}"
+        return f"SSH error with {where}: {str(exc) or type(exc).__name__}"
 
     def _key_name(self) -> str:
         """The host's name as known_hosts spells it (``[name]:port`` off port 22)."""

@@ -147,3 +147,12 @@ def test_stray_prints_go_to_stderr_not_the_protocol() -> None:
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(e["id"], e["event"]) for e in events] == [(1, "item"), (1, "done"), (2, "done")]
     assert b"stray print" in done.stderr and b"child output" in done.stderr
+
+
+def test_agent_modules_parse_as_python_3_8() -> None:
+    """Hosts may run an older python3 than the controller (3.8 is the floor we aim for)."""
+    import ast
+
+    for name in ("__init__", "__main__", "protocol", "server", "ops"):
+        path = REPO / "patchd" / "agent" / f"{name}.py"
+        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))

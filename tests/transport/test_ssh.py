@@ -12,7 +12,8 @@ from patchd.errors import TransportError
 from patchd.transport import RemoteOpError, transport_for
 from patchd.transport.local import LocalTransport
 from patchd.transport.pool import run_per_host
-from tests.support.sshd import SSHHost, _free_port, kill_connections, make_key
+from patchd.transport.ssh import SSHTransport
+from tests.support.sshd import SSHDFactory, SSHHost, _free_port, kill_connections, make_key
 
 
 def test_ping_over_three_real_sshd_hosts(sshd_hosts: list[SSHHost]) -> None:
@@ -105,7 +106,7 @@ def test_remote_error_keeps_the_ssh_session_usable(sshd_hosts: list[SSHHost]) ->
         assert session.run("echo", {"count": 1}).done == {"count": 1}
 
 
-def test_sshd_killed_mid_stream_is_a_transport_error(sshd_factory) -> None:  # type: ignore[no-untyped-def]
+def test_sshd_killed_mid_stream_is_a_transport_error(sshd_factory: SSHDFactory) -> None:
     (host,) = sshd_factory(1)
     with transport_for(host.name, host).open() as session:
         calling = session.call("echo", {"count": 200, "interval": 0.05})
@@ -149,3 +150,19 @@ def test_scan_gives_the_same_items_locally_and_over_ssh(
     ]
     assert (found["php"], found["php_source"]) == ("8.2", "inventory")
     assert missing["account"] == "p10002" and "No such file" in missing["error"]
+
+
+def test_read_timeout_breaks_a_silent_session(sshd_hosts: list[SSHHost]) -> None:
+    host = sshd_hosts[0]
+    transport = SSHTransport(
+        host.name,
+        hostname=host.hostname,
+        port=host.port,
+        user=host.user,
+        key_file=host.key_file,
+        known_hosts=host.known_hosts,
+        python=host.python,
+        read_timeout=0.5,
+    )
+    with transport.open() as session, pytest.raises(TransportError, match="timed out"):
+        session.run("echo", {"count": 2, "interval": 3})
