@@ -307,8 +307,10 @@ def run_rollout(
 ) -> RolloutReport:
     """Roll ``bundle`` out over the inventory's accounts in scope (see the module docstring)."""
     progress = progress or SilentProgress()
-    with acquire_rollout_lock(ledger, bundle.id):
+    with acquire_rollout_lock(ledger, bundle.id) as lock:
         run_id, resumed, run_scan_id = _start_run(ledger, bundle, options, resume_run, scan_id)
+        # NOTE: a second rollout of the bundle is refused with a message naming this run.
+        lock.set_run(run_id)
         try:
             status = _execute(
                 bundle,
