@@ -15,6 +15,7 @@ Register with ``pytest_plugins = ["tests.support.sshd"]`` in the top-level conft
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import getpass
 import itertools
@@ -34,6 +35,7 @@ import pytest
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")
 START_TIMEOUT = 10.0
+_PR_SET_PDEATHSIG = 1
 
 _names = itertools.count(1)
 _servers: dict[int, SSHServer] = {}
@@ -101,6 +103,16 @@ def make_key(path: Path, comment: str = "patchd-test") -> Path:
     """Generate an unencrypted ed25519 key pair at ``path`` (and ``path.pub``)."""
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
     return path
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies.
+
+    NOTE: a pytest killed by a timeout never runs fixture teardown; without this its
+    sshd listeners would live on as orphans holding ports.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -190,6 +202,7 @@ class SSHDFactory:
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
                 )
             time.sleep(0.05)
             if process.poll() is None or b"Address already in use" not in log.read_bytes():
