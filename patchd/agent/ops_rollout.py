@@ -116,24 +116,30 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
 
 
 def _done_journal(journal: Any, args: JSONDict, inst: JSONDict) -> str | None:
+    from patchd.patcher.installation import holds_post_image
+
     backup_dir = args.get("backup_dir")
     if not backup_dir or not os.path.isdir(backup_dir):
         return None
     for entry in journal.entries_for(backup_dir, str(args["run_id"]), inst["root"], inst["path"]):
-        if journal.load_journal(entry).state == "done":
+        # NOTE: check the files too: run ids are per ledger, so a store used with another
+        # (or a recreated) ledger holds "done" journals of runs that were not this one.
+        if journal.load_journal(entry).state == "done" and holds_post_image(entry):
             return entry
     return None
 
 
 @op("recover")
 def recover(args: JSONDict) -> Iterator[JSONDict]:
-    """Put back every interrupted apply in ``backup_dir`` (run before resuming a run)."""
+    """Put back every interrupted apply in ``backup_dir`` (run before writing): ``{"backup_dir",
+    "runs": [run id, ...] (optional: only journals of these runs)}``."""
     from patchd.patcher import installation
 
     backup_dir = args["backup_dir"]
     if not os.path.isdir(backup_dir):
         return {"recovered": 0}
-    results = installation.recover(backup_dir)
+    runs = args.get("runs")
+    results = installation.recover(backup_dir, None if runs is None else [str(r) for r in runs])
     for r in results:
         yield r.to_json()
     return {"recovered": len(results)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from patchd.engine.apply import FileOutcome, apply_file
@@ -57,6 +58,7 @@ __all__ = [
     "RollbackResult",
     "apply",
     "dry_run",
+    "holds_post_image",
     "recover",
     "rollback",
 ]
@@ -436,6 +438,23 @@ def _restore_all(journal: jr.Journal, entry: str, max_size: int) -> list[FileRes
 RESTORE_MAX_SIZE = 1 << 30
 
 
+def holds_post_image(entry: str) -> bool:
+    """Whether every file of the journal in ``entry`` holds its recorded post-image now.
+
+    NOTE: a journal alone does not prove the files are patched: a store shared by two
+    ledgers (or kept across a new ledger) holds journals of another run with the same id.
+    """
+    journal = jr.load_journal(entry)
+    try:
+        with SafeRoot(journal.root) as root:
+            return all(
+                _hash_now(root, _acct_rel(journal.inst, jf.rel), RESTORE_MAX_SIZE) == jf.post
+                for jf in journal.files
+            )
+    except (OSError, PatchdError):
+        return False
+
+
 def rollback(root_path: str, inst_path: str, journal_path: str) -> RollbackResult:
     """Restore the originals recorded in ``journal_path`` (a journal file or its folder).
 
@@ -464,8 +483,9 @@ def rollback(root_path: str, inst_path: str, journal_path: str) -> RollbackResul
     return RollbackResult(False, entry, detail, tuple(files))
 
 
-def recover(backup_dir: str) -> list[RecoveryResult]:
-    """Put back every installation whose apply was interrupted (journal not final).
+def recover(backup_dir: str, runs: Iterable[str] | None = None) -> list[RecoveryResult]:
+    """Put back every installation whose apply was interrupted (journal not final); only
+    in the runs ``runs`` when given (another bundle's live rollout is not ours to undo).
 
     Files holding the post-image are restored from backup, files still at the pre-image
     are left; the journal is then marked ``recovered``. Files changed by someone else since
@@ -474,7 +494,7 @@ def recover(backup_dir: str) -> list[RecoveryResult]:
     """
     jr.check_store(backup_dir)
     results: list[RecoveryResult] = []
-    for entry in jr.find_journals(backup_dir):
+    for entry in jr.find_journals(backup_dir, runs):
         journal = jr.load_journal(entry)
         if journal.state in jr.FINAL_STATES:
             continue

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -232,10 +233,15 @@ def load_journal(path: str) -> Journal:
     return Journal.from_json(json.loads(read_private(folder, JOURNAL_NAME)))
 
 
-def find_journals(backup_dir: str) -> list[str]:
-    """Every journal folder in the store (``<run>/<key>/journal.json``), sorted."""
+def find_journals(backup_dir: str, runs: Iterable[str] | None = None) -> list[str]:
+    """Every journal folder in the store (``<run>/<key>/journal.json``), sorted; only those
+    of the run ids ``runs`` when given."""
     found: list[str] = []
-    for run in sorted(os.listdir(backup_dir)):
+    names = sorted(os.listdir(backup_dir))
+    if runs is not None:
+        wanted = {_safe_component(r) for r in runs}
+        names = [n for n in names if n in wanted]
+    for run in names:
         run_dir = os.path.join(backup_dir, run)
         if not os.path.isdir(run_dir) or os.path.islink(run_dir):
             continue

@@ -195,7 +195,7 @@ def _host_work(
     rec: _Recorder,
     options: RolloutOptions,
     backup_dir: str,
-    resumed: bool,
+    bundle_runs: list[str],
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping)."""
     variants = {t.match.variant.file for t in targets if t.match.variant}
@@ -211,8 +211,11 @@ def _host_work(
         writes = not options.dry_run and any(t.account.policy == "auto" for t in targets)
         if writes:
             list(session.call("prepare_backup_dir", {"backup_dir": backup_dir}))
-            if resumed:
-                list(session.call("recover", {"backup_dir": backup_dir}))
+            # NOTE: always, not only on --resume: an agent that died mid-apply ends its host
+            # as unreachable in a run that then finishes, and the next run is a new one.
+            # Only this bundle's runs: the bundle lock makes them ours; another bundle's
+            # rollout may be applying right now.
+            list(session.call("recover", {"backup_dir": backup_dir, "runs": bundle_runs}))
         for start in range(0, len(targets), batch_size):
             if rec.canary_reached():
                 break
@@ -415,8 +418,9 @@ def _execute(
     try:
         for r in pending_records:
             rec.result(r)
+        bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
         works = {
-            h: _host_work(bundle, ts, rec, options, _backup_dir(inventory, h, options), resumed)
+            h: _host_work(bundle, ts, rec, options, _backup_dir(inventory, h, options), bundle_runs)
             for h, ts in per_host.items()
         }
 
