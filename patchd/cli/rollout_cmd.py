@@ -11,6 +11,7 @@ from patchd.bundle.manifest import load_bundle
 from patchd.cli.confirm import confirm_writes
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
+from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome
@@ -139,6 +140,10 @@ def rollout_command(
     reported as already-patched. Exit 1 when any installation failed.
     """
     fmt = resolve_format(fmt, as_json)
+    if backup_dir is not None and not backup_dir.startswith("/"):
+        # NOTE: the path is used by the agent on each host (local agents run in "/", SSH
+        # agents in the login's home), never relative to where patchd was started.
+        raise UsageError(f"--backup-dir must be an absolute path, not {backup_dir!r}")
     bundle = load_bundle(bundle_path)
     inventory = load_inventory(accounts_file)
     if not dry_run:
