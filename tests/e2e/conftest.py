@@ -1,4 +1,4 @@
-"""Fixtures for the end-to-end rollout tests: the real-sshd harness and a hand-made world.
+"""Fixtures for the end-to-end rollout tests: a hand-made world (sshd: tests/conftest.py).
 
 The world is a set of accounts, each built to produce one outcome of DESIGN.md, on one
 local host; tests copy it (``fresh_world``) when they write into it.
@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import kit
-from tests.support.sshd import sshd_factory, sshd_hosts  # noqa: F401
 
 COMMENT_TEMPLATE = "wp-includes/comment-template.php"
 LIST_TABLE = "wp-admin/includes/class-wp-comments-list-table.php"
