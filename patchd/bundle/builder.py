@@ -1,0 +1,606 @@
+"""``patchd build``: from two releases to a validated, minimal patch bundle.
+
+Steps (each its own function, so tests and the bench can time or reuse them):
+
+1. open OLD and NEW (archives extracted safely into a work folder) and detect their CMS
+   and version (:func:`patchd.releases.detect_release`);
+2. the full release diff (:func:`patchd.release.tree.diff_trees`);
+3. the classifier chain (rules > noise > git > heuristics), then the interactive review of
+   the undecided hunks when a reviewer is given;
+4. minimise: a hunk kept by a rules-file ``line`` matcher keeps only the runs of changed
+   lines that match (the same way a review "split" is recorded); classifier splits (git
+   attribution of mixed hunks) are used as they come;
+5. assemble the minimal patch (hunks against OLD, renumbered per file) and validate it
+   (:mod:`patchd.bundle.validate`): a build that would ship nothing, or a patch that fails
+   a check, stops here and nothing is written;
+6. backports (:mod:`patchd.bundle.backport`), the manifest (touched files with pre- and
+   post-image sha256 per variant) and ``build-report.json``, written into a fresh folder
+   that is renamed to ``<out>/<id>`` only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from patchd import __version__
+from patchd.bundle.backport import HunkIds, Ported, port_patch
+from patchd.bundle.classifiers import (
+    DEFAULT_SECURITY_PATTERN,
+    DEFAULT_THRESHOLD,
+    RulesClassifier,
+    default_chain,
+)
+from patchd.bundle.interface import (
+    ClassifiedHunk,
+    Classifier,
+    ReleaseHunkLike,
+    Verdict,
+    run_chain,
+)
+from patchd.bundle.manifest import BUILD_REPORT, MAIN_DIFF, Manifest, write_bundle
+from patchd.bundle.report import (
+    BuildReport,
+    CheckEntry,
+    HunkEntry,
+    ManualHunk,
+    ReleaseInfo,
+    Suggestion,
+    VariantEntry,
+)
+from patchd.bundle.split import renumber, split_hunk
+from patchd.bundle.validate import (
+    ReadFile,
+    Validated,
+    ValidationError,
+    find_php,
+    validate_patch,
+)
+from patchd.cms.interface import Installation
+from patchd.engine.model import FilePatch, Hunk
+from patchd.engine.render import render_patch
+from patchd.errors import PatchdError, UsageError
+from patchd.progress import Progress, SilentProgress
+from patchd.release.archive import open_release
+from patchd.release.tree import FileChange, ReleaseDiff, diff_trees
+from patchd.releases import detect_release
+from patchd.versions import Version, VersionSet
+
+#: The interactive review: undecided hunks in, replacement verdicts by hunk id out.
+Reviewer = Callable[[Sequence[ClassifiedHunk]], dict[str, Verdict]]
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+class BuildError(PatchdError):
+    """The build cannot produce a bundle (empty patch, binary change kept, bad inputs)."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Everything ``patchd build`` takes (the CLI maps its options one to one)."""
+
+    old: Path
+    new: Path
+    out: Path = Path("patches")
+    git_repo: Path | None = None
+    git_range: str | None = None
+    git_prefix: str = ""
+    security_pattern: re.Pattern[str] = DEFAULT_SECURITY_PATTERN
+    rules: Path | None = None
+    auto: bool = False
+    threshold: float = DEFAULT_THRESHOLD
+    backports: tuple[Path, ...] = ()
+    fuzz: int = 0
+    id: str | None = None
+    title: str | None = None
+    cms: str | None = None
+    component: str = "core"
+    affected: str | None = None
+    fixed_in: str | None = None
+    advisories: tuple[str, ...] = ()
+    severity: str = "high"
+    min_php: str | None = None
+    summary_de: str | None = None
+    summary_en: str | None = None
+    created_at: str | None = None
+    php: str | None = None
+    workdir: Path | None = None
+
+
+@dataclass(frozen=True)
+class OpenedRelease:
+    """An input release: its root folder and what was detected there."""
+
+    source: Path
+    root: Path
+    installation: Installation
+
+    @property
+    def version(self) -> str:
+        """The detected version (detect_release guarantees one)."""
+        assert self.installation.version is not None
+        return self.installation.version
+
+    @property
+    def info(self) -> ReleaseInfo:
+        """The report's view: source file name, CMS, version."""
+        return ReleaseInfo(self.source.name, self.installation.cms, self.version)
+
+    def read(self, path: str) -> bytes | None:
+        """A release file's bytes, None when absent (links and non-files count as absent)."""
+        return read_release_file(self.root, path)
+
+
+@dataclass(frozen=True)
+class MinimalPatch:
+    """The assembled patch: file patches against OLD and the report id of every hunk."""
+
+    patches: tuple[FilePatch, ...]
+    ids: HunkIds
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What :func:`build_bundle` wrote."""
+
+    path: Path
+    manifest: Manifest
+    report: BuildReport
+    diffs: dict[str, bytes] = field(repr=False)
+
+
+def read_release_file(root: Path, path: str) -> bytes | None:
+    """Bytes of ``root/path`` when it is a regular file (never through a symlink)."""
+    full = os.path.join(root, path)
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise PatchdError(f"cannot read release file: {exc.strerror}", where=full) from None
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        return fh.read()
+
+
+@contextmanager
+def _workdir(given: Path | None) -> Iterator[Path]:
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        yield given
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="patchd-build-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_input(source: Path, workdir: Path, *, what: str) -> OpenedRelease:
+    """Open one release (archive or folder) and detect its CMS and version."""
+    root = open_release(source, workdir).resolve()
+    try:
+        installation = detect_release(root)
+    except PatchdError as exc:
+        raise BuildError(
+            f"{what} is no CMS release patchd knows: {exc.message}", where=str(source)
+        ) from None
+    return OpenedRelease(Path(source), root, installation)
+
+
+def classify(
+    diff: ReleaseDiff, chain: Sequence[Classifier], review: Reviewer | None = None
+) -> list[ClassifiedHunk]:
+    """Run the chain, let ``review`` decide the undecided hunks, minimise rule keeps."""
+    classified = run_chain(diff, chain)
+    if review is not None:
+        undecided = [c for c in classified if c.verdict.decision == "undecided"]
+        if undecided:
+            decided = review(undecided)
+            classified = [
+                dataclasses.replace(c, verdict=decided[c.id]) if c.id in decided else c
+                for c in classified
+            ]
+    rules = next((c for c in chain if isinstance(c, RulesClassifier)), None)
+    return [_minimise(c, rules) for c in classified]
+
+
+def _minimise(ch: ClassifiedHunk, rules: RulesClassifier | None) -> ClassifiedHunk:
+    """Split a hunk kept by a rule's ``line`` regex down to the runs that match it."""
+    v = ch.verdict
+    if v.decision != "keep" or v.split is not None or v.rule is None or ch.hunk is None:
+        return ch
+    line_re = None
+    for rule in rules.rules if rules is not None else ():
+        if rule.label == v.rule:
+            line_re = rule.line_re
+            break
+    if line_re is None:
+        return ch
+    split = split_by_regex(ch.hunk.hunk, ch.hunk, line_re)
+    if split is None:
+        return ch
+    reason = f"{v.reason} (split: only the changed lines matching /{line_re.pattern}/)"
+    return dataclasses.replace(ch, verdict=dataclasses.replace(v, split=split, reason=reason))
+
+
+def split_by_regex(
+    hunk: Hunk, rh: ReleaseHunkLike, line_re: re.Pattern[str]
+) -> tuple[Hunk, ...] | None:
+    """The runs of ``hunk`` with a changed line matching ``line_re``; None when all match."""
+    runs: list[tuple[int, int]] = []
+    i = 0
+    lines = hunk.lines
+    while i < len(lines):
+        if lines[i].kind == " ":
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and lines[j].kind != " ":
+            j += 1
+        runs.append((i, j))
+        i = j
+    keep_index: set[int] = set()
+    for start, end in runs:
+        texts = (
+            lines[k].data.decode("utf-8", "surrogateescape").rstrip("\r\n")
+            for k in range(start, end)
+        )
+        if any(line_re.search(t) for t in texts):
+            keep_index.update(range(start, end))
+    changed = sum(end - start for start, end in runs)
+    if not keep_index or len(keep_index) == changed:
+        return None
+    parts = split_hunk(rh, lambda k, _ln: k in keep_index)
+    if parts is None or not parts[0]:
+        return None
+    return tuple(parts[0])
+
+
+def assemble(diff: ReleaseDiff, classified: Sequence[ClassifiedHunk]) -> MinimalPatch:
+    """The file patches of every kept hunk (split parts where given), against OLD."""
+    by_path: dict[str, list[ClassifiedHunk]] = {}
+    for ch in classified:
+        if ch.verdict.decision == "keep":
+            by_path.setdefault(ch.path, []).append(ch)
+    patches: list[FilePatch] = []
+    ids: HunkIds = {}
+    for change in diff.files:
+        kept = by_path.get(change.path)
+        if not kept:
+            continue
+        if change.kind == "binary":
+            raise BuildError(
+                "a binary change was kept, but a text patch cannot carry it; drop it with a "
+                f"rule (exclude hunk {change.path}@binary) and ship the file another way",
+                where=change.path,
+            )
+        pieces: list[tuple[Hunk, str]] = []
+        for ch in kept:
+            assert ch.hunk is not None
+            if ch.verdict.split is not None:
+                pieces.extend((h, ch.id) for h in ch.verdict.split)
+            else:
+                pieces.append((ch.hunk.hunk, ch.id))
+        pieces.sort(key=lambda p: p[0].old_start)
+        hunks = renumber([h for h, _ in pieces])
+        patches.append(_file_patch(change, tuple(hunks), len(kept) == len(change.hunks)))
+        ids[change.path] = [hid for _, hid in pieces]
+    return MinimalPatch(tuple(patches), ids)
+
+
+def _file_patch(change: FileChange, hunks: tuple[Hunk, ...], whole: bool) -> FilePatch:
+    if change.kind == "modified" or not whole:
+        if change.kind != "modified":
+            raise BuildError(
+                f"only part of an {change.kind} file was kept; keep all of it or none",
+                where=change.path,
+            )
+        return FilePatch(change.path, change.path, hunks)
+    if change.kind == "added":
+        return FilePatch(None, change.path, hunks)
+    return FilePatch(change.path, None, hunks)
+
+
+def hunk_text(hunk: Hunk) -> str:
+    """The hunk as unified diff text (header and lines), for reports and review."""
+
+    def rng(start: int, length: int) -> str:
+        return str(start) if length == 1 else f"{start},{length}"
+
+    head = f"@@ -{rng(hunk.old_start, hunk.old_len)} +{rng(hunk.new_start, hunk.new_len)} @@"
+    if hunk.section:
+        head += " " + hunk.section.decode("utf-8", "replace").rstrip("\r\n")
+    out = [head + "\n"]
+    for ln in hunk.lines:
+        text = ln.data.decode("utf-8", "replace")
+        out.append(ln.kind + text)
+        if not text.endswith("\n"):
+            out.append("\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+def report_entries(classified: Sequence[ClassifiedHunk]) -> tuple[HunkEntry, ...]:
+    """One report entry per hunk of the full release diff."""
+    entries = []
+    for ch in classified:
+        v = ch.verdict
+        entries.append(
+            HunkEntry(
+                id=ch.id,
+                path=ch.path,
+                file_kind=ch.change.kind,
+                decision="kept" if v.decision == "keep" else "dropped",
+                verdict=v.decision,
+                classifier=v.classifier,
+                reason=v.reason,
+                score=v.score,
+                rule=v.rule,
+                split=v.split is not None and v.decision == "keep",
+                suggestions=tuple(
+                    Suggestion(s.classifier, s.reason, s.score) for s in ch.suggestions
+                ),
+                text=hunk_text(ch.hunk.hunk) if ch.hunk is not None else "",
+            )
+        )
+    return tuple(entries)
+
+
+def created_at(given: str | None) -> str:
+    """``--created-at``, else SOURCE_DATE_EPOCH (reproducible builds), else now (UTC)."""
+    if given:
+        try:
+            return datetime.fromisoformat(given).isoformat()
+        except ValueError:
+            raise UsageError(f"--created-at: not an ISO 8601 time: {given!r}") from None
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC).isoformat()
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH is not a number: {epoch!r}") from None
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _sha(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
+
+
+def touched_files(
+    patches: Sequence[FilePatch], read: ReadFile, patched: dict[str, bytes | None]
+) -> list[dict[str, str | None]]:
+    """Manifest ``files`` of a variant: path, pre- and post-image sha256."""
+    return [
+        {"path": fp.path, "pre_sha256": _sha(read(fp.path)), "post_sha256": _sha(patched[fp.path])}
+        for fp in patches
+    ]
+
+
+def _check_options(opts: BuildOptions) -> None:
+    if opts.severity not in SEVERITIES:
+        raise UsageError(f"--severity must be one of {', '.join(SEVERITIES)}")
+    if opts.fuzz < 0:
+        raise UsageError("--fuzz must be 0 or more")
+    if (opts.git_repo is None) != (opts.git_range is None):
+        raise UsageError("--git and --range go together (--git REPO --range OLDREF..NEWREF)")
+    for name, value in (("--affected", opts.affected),):
+        if value is not None:
+            try:
+                VersionSet.parse(value)
+            except ValueError as exc:
+                raise UsageError(f"{name}: {exc}") from None
+    for name, value in (("--fixed-in", opts.fixed_in), ("--min-php", opts.min_php)):
+        if value is not None:
+            try:
+                Version.parse(value)
+            except ValueError as exc:
+                raise UsageError(f"{name}: {exc}") from None
+
+
+def build_bundle(
+    opts: BuildOptions,
+    *,
+    review: Reviewer | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build, validate and write the bundle ``<opts.out>/<id>`` (see the module docstring)."""
+    progress = progress or SilentProgress()
+    _check_options(opts)
+    php = find_php(opts.php)
+    stamp = created_at(opts.created_at)
+    chain = default_chain(
+        rules_file=opts.rules,
+        git_repo=opts.git_repo,
+        git_range=opts.git_range,
+        git_prefix=opts.git_prefix,
+        security_pattern=opts.security_pattern,
+        auto=opts.auto,
+        threshold=opts.threshold,
+    )
+    with _workdir(opts.workdir) as work:
+        progress.start(5 + len(opts.backports), "build")
+        old = open_input(opts.old, work, what="OLD")
+        new = open_input(opts.new, work, what="NEW")
+        _check_pair(old, new, opts)
+        progress.advance(label="opened")
+        diff = diff_trees(old.root, new.root)
+        progress.advance(label="diffed")
+        classified = classify(diff, chain, review)
+        progress.advance(label="classified")
+        minimal = assemble(diff, classified)
+        entries = report_entries(classified)
+        if not minimal.patches:
+            raise BuildError(_empty_message(entries), where=str(opts.new))
+        bundle_id = opts.id or f"{old.installation.cms}-{new.version}"
+        target = Path(opts.out) / bundle_id
+        if target.exists():
+            raise BuildError(
+                "a bundle with this id exists already (bundles are immutable; pick another --id)",
+                where=str(target),
+            )
+        main = validate_patch(
+            minimal.patches, old.read, variant=MAIN_DIFF, php=php, read_new=new.read
+        )
+        if not main.ok:
+            raise ValidationError("the minimal patch failed validation", main.checks)
+        progress.advance(label="validated")
+        ported = []
+        for source in opts.backports:
+            ported.append(_backport(source, work, old, minimal, opts, php))
+            progress.advance(label="backported")
+        result = _write(opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported)
+        progress.advance(label="written")
+        progress.finish()
+        return result
+
+
+def _check_pair(old: OpenedRelease, new: OpenedRelease, opts: BuildOptions) -> None:
+    cms_old, cms_new = old.installation.cms, new.installation.cms
+    if cms_old != cms_new:
+        raise BuildError(f"OLD is {cms_old} {old.version} but NEW is {cms_new} {new.version}")
+    if opts.cms is not None and opts.cms != cms_old:
+        raise BuildError(f"--cms {opts.cms} given, but OLD is a {cms_old} release")
+    if not Version.parse(old.version) < Version.parse(new.version):
+        raise BuildError(f"OLD ({old.version}) must be older than NEW ({new.version})")
+
+
+def _empty_message(entries: Sequence[HunkEntry]) -> str:
+    undecided = [e for e in entries if e.verdict == "undecided"]
+    hints = "".join(f"\n  undecided: {e.id}: {e.reason}" for e in undecided[:10])
+    return (
+        f"the patch would be empty: no hunk of the {len(entries)} in the release diff was "
+        f"kept ({len(undecided)} undecided). Keep hunks with --rules, --git, --auto or "
+        f"--review{hints}"
+    )
+
+
+def _backport(
+    source: Path,
+    work: Path,
+    old: OpenedRelease,
+    minimal: MinimalPatch,
+    opts: BuildOptions,
+    php: str,
+) -> tuple[OpenedRelease, Ported]:
+    rel = open_input(source, work, what="backport release")
+    if rel.installation.cms != old.installation.cms:
+        raise BuildError(
+            f"backport release is {rel.installation.cms}, not {old.installation.cms}",
+            where=str(source),
+        )
+    if Version.parse(rel.version) == Version.parse(old.version):
+        raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
+    ported = port_patch(
+        minimal.patches, minimal.ids, rel.read, version=rel.version, fuzz=opts.fuzz, php=php
+    )
+    failed = [c for c in ported.checks if not c.ok]
+    if failed:
+        # NOTE: a variant that does not validate is not shipped; its problems go to the
+        # report as manual work, like hunks that do not port.
+        manual = tuple(ManualHunk(f"{c.check}", c.detail.split(":")[0], c.detail) for c in failed)
+        entry = VariantEntry(rel.version, None, "manual", ported.entry.offsets, manual)
+        ported = Ported(rel.version, entry, None, ported.checks, {})
+    return rel, ported
+
+
+def _write(
+    opts: BuildOptions,
+    bundle_id: str,
+    stamp: str,
+    old: OpenedRelease,
+    new: OpenedRelease,
+    chain: Sequence[Classifier],
+    entries: tuple[HunkEntry, ...],
+    minimal: MinimalPatch,
+    main: Validated,
+    ported: list[tuple[OpenedRelease, Ported]],
+) -> BuildResult:
+    diffs = {MAIN_DIFF: render_patch(minimal.patches)}
+    variants = [
+        {
+            "versions": old.version,
+            "file": MAIN_DIFF,
+            "files": touched_files(minimal.patches, old.read, main.patched),
+        }
+    ]
+    stored = sorted(
+        ((rel, p) for rel, p in ported if p.patches is not None),
+        key=lambda rp: Version.parse(rp[1].version),
+    )
+    for rel, p in stored:
+        assert p.patches is not None and p.entry.file is not None
+        diffs[p.entry.file] = render_patch(p.patches)
+        variants.append(
+            {
+                "versions": p.version,
+                "file": p.entry.file,
+                "files": touched_files(p.patches, rel.read, p.patched),
+            }
+        )
+    affected = opts.affected or ",".join(
+        sorted(
+            {old.version, *(p.version for _, p in stored)},
+            key=Version.parse,
+        )
+    )
+    cms = old.installation.cms
+    fixed_in = opts.fixed_in or new.version
+    fields = {
+        "id": bundle_id,
+        "title": opts.title or f"{cms} {fixed_in} security fix",
+        "advisories": list(opts.advisories),
+        "severity": opts.severity,
+        "cms": cms,
+        "component": opts.component,
+        "affected": affected,
+        "fixed_in": fixed_in,
+        "min_php": opts.min_php or old.installation.facts.get("required_php"),
+        "summary": {
+            "de": opts.summary_de or f"Sicherheitskorrektur für {cms} (behoben in {fixed_in}).",
+            "en": opts.summary_en or f"Security fix for {cms} (fixed in {fixed_in}).",
+        },
+        "variants": variants,
+        "created_at": stamp,
+        "patchd_version": __version__,
+    }
+    checks: list[CheckEntry] = list(main.checks)
+    for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version)):
+        checks.extend(p.checks)
+    report = BuildReport(
+        bundle=bundle_id,
+        old=old.info,
+        new=new.info,
+        chain=tuple(c.name for c in chain),
+        hunks=entries,
+        variants=tuple(
+            p.entry for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version))
+        ),
+        validation=tuple(checks),
+    )
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{bundle_id}.building-", dir=out))
+    try:
+        manifest = write_bundle(staging, fields, diffs)
+        (staging / BUILD_REPORT).write_text(report.dumps(), encoding="utf-8")
+        os.chmod(staging, 0o755)
+        target = out / bundle_id
+        if target.exists():
+            raise BuildError("a bundle with this id appeared meanwhile", where=str(target))
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BuildResult(target, manifest, report, diffs)

@@ -1,0 +1,173 @@
+"""``build-report.json``: every hunk of the full release diff, kept or dropped, and why.
+
+The report is the audit trail of a build. Keys are a stable contract (``patchd show`` and
+the security team's scripts read them); keys may be added, none renamed::
+
+    {"format": 1, "bundle": ID,
+     "old": {"source", "cms", "version"}, "new": {...},
+     "chain": ["rules", "noise", "git", "heuristics"],
+     "summary": {"hunks", "kept", "dropped", "undecided", "split"},
+     "hunks": [{"id", "path", "file_kind", "decision": "kept"|"dropped",
+                "verdict": "keep"|"drop"|"undecided", "classifier", "reason", "score",
+                "rule", "split", "suggestions": [{"classifier", "reason", "score"}],
+                "text"}],
+     "variants": [{"version", "file", "status": "ok"|"manual", "offsets",
+                   "manual": [{"hunk", "path", "reason"}]}],
+     "validation": [{"variant", "check", "ok", "detail"}]}
+
+``decision`` is what the bundle does with the hunk: an ``undecided`` verdict is dropped
+(and says so in ``verdict``). ``text`` is the hunk as unified diff text (``@@`` header
+and lines, decoded as UTF-8 with replacement), so a reviewer sees dropped hunks too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from patchd.errors import BundleError
+
+REPORT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """One input release: where it came from (file name only) and what it is."""
+
+    source: str
+    cms: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """An undecided verdict a classifier offered on the way (shown to the reviewer)."""
+
+    classifier: str
+    reason: str
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class HunkEntry:
+    """One hunk (or hunkless file change) of the full release diff and its fate."""
+
+    id: str
+    path: str
+    file_kind: str
+    decision: Literal["kept", "dropped"]
+    verdict: Literal["keep", "drop", "undecided"]
+    classifier: str
+    reason: str
+    score: float | None = None
+    rule: str | None = None
+    split: bool = False
+    suggestions: tuple[Suggestion, ...] = ()
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ManualHunk:
+    """A hunk of the minimal patch that did not port to a backport release."""
+
+    hunk: str
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class VariantEntry:
+    """One backport target: its variant file (None when not stored) and what needs work."""
+
+    version: str
+    file: str | None
+    status: Literal["ok", "manual"]
+    offsets: dict[str, int] = field(default_factory=dict)
+    manual: tuple[ManualHunk, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckEntry:
+    """One validation check of one variant."""
+
+    variant: str
+    check: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """The whole report (see the module docstring for the JSON keys)."""
+
+    bundle: str
+    old: ReleaseInfo
+    new: ReleaseInfo
+    chain: tuple[str, ...]
+    hunks: tuple[HunkEntry, ...]
+    variants: tuple[VariantEntry, ...] = ()
+    validation: tuple[CheckEntry, ...] = ()
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Counts: hunks, kept, dropped, undecided (dropped for lack of a decision), split."""
+        return {
+            "hunks": len(self.hunks),
+            "kept": sum(1 for h in self.hunks if h.decision == "kept"),
+            "dropped": sum(1 for h in self.hunks if h.decision == "dropped"),
+            "undecided": sum(1 for h in self.hunks if h.verdict == "undecided"),
+            "split": sum(1 for h in self.hunks if h.split),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written to ``build-report.json``."""
+        return {
+            "format": REPORT_FORMAT,
+            "bundle": self.bundle,
+            "old": asdict(self.old),
+            "new": asdict(self.new),
+            "chain": list(self.chain),
+            "summary": self.summary,
+            "hunks": [asdict(h) for h in self.hunks],
+            "variants": [asdict(v) for v in self.variants],
+            "validation": [asdict(c) for c in self.validation],
+        }
+
+    def dumps(self) -> str:
+        """Stable, indented JSON text (ends with a newline)."""
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuildReport:
+        """Rebuild from :meth:`to_json` output; ``KeyError``/``TypeError`` when malformed."""
+        return cls(
+            bundle=data["bundle"],
+            old=ReleaseInfo(**data["old"]),
+            new=ReleaseInfo(**data["new"]),
+            chain=tuple(data["chain"]),
+            hunks=tuple(
+                HunkEntry(
+                    **{
+                        **h,
+                        "suggestions": tuple(Suggestion(**s) for s in h.get("suggestions", ())),
+                    }
+                )
+                for h in data["hunks"]
+            ),
+            variants=tuple(
+                VariantEntry(**{**v, "manual": tuple(ManualHunk(**m) for m in v.get("manual", ()))})
+                for v in data.get("variants", ())
+            ),
+            validation=tuple(CheckEntry(**c) for c in data.get("validation", ())),
+        )
+
+
+def load_report(path: Path) -> BuildReport:
+    """Read ``build-report.json``; :class:`BundleError` naming the file when unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return BuildReport.from_json(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"unreadable build report: {exc}", where=str(path)) from None
