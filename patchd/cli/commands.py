@@ -5,14 +5,16 @@ from __future__ import annotations
 import click
 
 from patchd.cli.apply_cmd import apply_command
+from patchd.cli.build_cmd import build_command
 from patchd.cli.pending import pending
 from patchd.cli.rollout_cmd import report_command, rollback_command, rollout_command
 from patchd.cli.scan_cmd import releases_group, scan_command, scans_group
+from patchd.cli.show_cmd import show_command
 from patchd.cli.test_cmd import test_command
 
 ALL: list[click.Command] = [
-    pending("build", "Diff two releases, keep the security hunks, write a bundle.", "issue 3"),
-    pending("show", "Show a bundle's manifest and every hunk kept or dropped.", "issue 3"),
+    build_command,
+    show_command,
     test_command,
     scan_command,
     scans_group,

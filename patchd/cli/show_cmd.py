@@ -1,0 +1,105 @@
+"""``patchd show BUNDLE``: the manifest and every hunk kept or dropped, with its reason.
+
+The bundle is loaded with its digest checked (a tampered bundle is refused). Hunks come
+from ``build-report.json``; on a terminal each hunk is syntax-highlighted (rich
+``Syntax`` with the diff lexer), in pipes it is printed as plain text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.syntax import Syntax
+
+from patchd.bundle.manifest import BUILD_REPORT, Manifest, load_bundle
+from patchd.bundle.report import BuildReport, HunkEntry, load_report
+from patchd.cli.output import stdout_console
+
+
+@click.command(name="show")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json")),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Short for --format json.")
+@click.option("--kept", "only_kept", is_flag=True, help="Only the kept hunks.")
+def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None:
+    """Show a bundle's manifest and every hunk kept or dropped, with the reason."""
+    loaded = load_bundle(bundle)
+    report = load_report(bundle / BUILD_REPORT)
+    hunks = [h for h in report.hunks if h.decision == "kept" or not only_kept]
+    if as_json or fmt == "json":
+        full = report.to_json()
+        data = {
+            "manifest": loaded.manifest.model_dump(mode="json"),
+            "summary": full["summary"],
+            "hunks": [e for e in full["hunks"] if e["decision"] == "kept" or not only_kept],
+            "variants": full["variants"],
+            "validation": full["validation"],
+        }
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    _print_table(loaded.manifest, report, hunks)
+
+
+def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]) -> None:
+    console = stdout_console()
+    fancy = console.is_terminal
+
+    def out(text: str, style: str | None = None) -> None:
+        if fancy:
+            console.print(text, style=style, markup=False, highlight=False)
+        else:
+            click.echo(text)
+
+    out(f"bundle {manifest.id}: {manifest.title}", "bold")
+    out(f"  cms: {manifest.cms} ({manifest.component})  severity: {manifest.severity}")
+    out(f"  affected: {manifest.affected}  fixed in: {manifest.fixed_in or '-'}")
+    out(
+        f"  min php: {manifest.min_php or '-'}  advisories: {', '.join(manifest.advisories) or '-'}"
+    )
+    out(
+        f"  built from {report.old.source} ({report.old.version}) and "
+        f"{report.new.source} ({report.new.version}) at {manifest.created_at}"
+    )
+    out(f"  summary (en): {manifest.summary.en}")
+    out(f"  summary (de): {manifest.summary.de}")
+    for v in manifest.variants:
+        out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files")
+    for v in report.variants:
+        if v.status != "ok":
+            out(f"  backport {v.version}: needs manual work", "yellow")
+            for m in v.manual:
+                out(f"    {m.hunk}: {m.reason}", "yellow")
+    s = report.summary
+    failed = [c for c in report.validation if not c.ok]
+    out(
+        f"  hunks: {s['hunks']} in the release diff, {s['kept']} kept ({s['split']} split), "
+        f"{s['dropped']} dropped ({s['undecided']} undecided); validation: "
+        f"{len(report.validation) - len(failed)} of {len(report.validation)} checks passed"
+    )
+    for h in hunks:
+        out("")
+        style = "bold green" if h.decision == "kept" else "bold red"
+        out(f"{h.decision.upper()} {h.id}", style)
+        extra = "" if h.verdict != "undecided" else " (undecided: dropped)"
+        out(f"  {h.classifier}: {h.reason}{extra}")
+        if h.rule:
+            out(f"  rule: {h.rule}")
+        if h.score is not None:
+            out(f"  score: {h.score:.1f}")
+        for sug in h.suggestions:
+            out(f"  suggestion from {sug.classifier}: {sug.reason}")
+        if not h.text:
+            out(f"  ({h.file_kind} change without text hunks)")
+        elif fancy:
+            console.print(Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
+        else:
+            click.echo(h.text, nl=False)
