@@ -1,4 +1,4 @@
-"""``patchd rollout``, ``patchd rollback`` and ``patchd report`` (lists of a run)."""
+"""``patchd rollout`` and ``patchd rollback``; :func:`emit_run` prints a run's results."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome
 from patchd.report.formats import render_rows
-from patchd.report.results import RESULT_COLUMNS, ResultFilter, run_json
+from patchd.report.results import RESULT_COLUMNS, run_json
 from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
 
@@ -228,31 +228,3 @@ def rollback_command(
         nl=False,
     )
     ctx.exit(EXIT_OK if all(i.ok for i in items) else EXIT_TARGETS_FAILED)
-
-
-@click.command(name="report")
-@click.argument("run_id", metavar="RUN", type=int)
-@click.option("--outcome", type=click.Choice([o.value for o in Outcome]), default=None)
-@click.option("--reason", default=None, help="Only this dry-run-failed reason.")
-@click.option("--host", default=None)
-@click.option("--customer", default=None)
-@click.option("--account", default=None)
-@format_options()
-@click.pass_context
-def report_command(
-    ctx: click.Context,
-    run_id: int,
-    outcome: str | None,
-    reason: str | None,
-    host: str | None,
-    customer: str | None,
-    account: str | None,
-    fmt: str,
-    as_json: bool,
-) -> None:
-    """Success and failure lists of run RUN, filtered."""
-    fmt = resolve_format(fmt, as_json)
-    flt = ResultFilter(outcome, reason, host, customer, account)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        data = run_json(ledger, run_id, flt)
-    emit_run(data, fmt, title=f"run {run_id}: {data['bundle']}")

@@ -1,0 +1,166 @@
+"""``patchd notify RUN``: one email per customer from a run's results, previewed or sent."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import click
+
+from patchd.bundle.manifest import load_bundle
+from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.output import format_options, resolve_format
+from patchd.errors import UsageError
+from patchd.inventory import load_inventory
+from patchd.ledger import runs as ledger_runs
+from patchd.ledger.db import open_ledger
+from patchd.notify.render import DEFAULT_DOMAIN, MailSettings
+from patchd.notify.run import NOTIFY_COLUMNS, notify_run
+from patchd.notify.send import SmtpSettings
+from patchd.report.formats import render_rows
+
+PASSWORD_ENV = "PATCHD_SMTP_PASSWORD"
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*min)?\s*$")
+
+
+def parse_rate(value: str) -> float:
+    """``N/min`` (or ``N``) as emails per minute; UsageError when not positive."""
+    m = _RATE.match(value)
+    if not m or float(m[1]) <= 0:
+        raise UsageError(f"--rate: expected N/min with N > 0, got {value!r}")
+    return float(m[1])
+
+
+@click.command(name="notify")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option(
+    "--accounts",
+    "accounts_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The inventory (accounts.yaml): customer names, addresses, languages.",
+)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The run's bundle (default: patches/<bundle id>).",
+)
+@click.option(
+    "--preview",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the emails as .eml files into this folder; send nothing.",
+)
+@click.option("--send", is_flag=True, help="Send the emails over SMTP.")
+@click.option("--smtp-host", default="localhost", show_default=True)
+@click.option("--smtp-port", default=25, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--starttls", is_flag=True, help="Upgrade the SMTP connection with STARTTLS.")
+@click.option("--smtp-user", default=None, help=f"SMTP login (password from ${PASSWORD_ENV}).")
+@click.option(
+    "--from",
+    "sender",
+    envvar="PATCHD_MAIL_FROM",
+    required=True,
+    help="Sender, e.g. 'Security <security@hoster.example>' (env PATCHD_MAIL_FROM).",
+)
+@click.option(
+    "--support", default=None, help="Support contact named in the emails (default: --from)."
+)
+@click.option("--rate", default="60/min", show_default=True, help="At most N emails per minute.")
+@click.option("--all-clear", is_flag=True, help="Also tell checked, unaffected customers.")
+@click.option(
+    "--include-unresolved",
+    is_flag=True,
+    help="Also email customers with unreachable/error installations (held otherwise).",
+)
+@click.option("--retry-pending", is_flag=True, help="Send again emails left pending by a crash.")
+@click.option(
+    "--templates",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder overriding the shipped templates (<lang>/subject.txt.j2, ...).",
+)
+@click.option("--message-id-domain", default=DEFAULT_DOMAIN, show_default=True)
+@format_options()
+@click.pass_context
+def notify_command(
+    ctx: click.Context,
+    run_id: int,
+    accounts_file: Path,
+    bundle_path: Path | None,
+    preview: Path | None,
+    send: bool,
+    smtp_host: str,
+    smtp_port: int,
+    starttls: bool,
+    smtp_user: str | None,
+    sender: str,
+    support: str | None,
+    rate: str,
+    all_clear: bool,
+    include_unresolved: bool,
+    retry_pending: bool,
+    templates: Path | None,
+    message_id_domain: str,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """One email per customer from run RUN: --preview DIR writes .eml files, --send sends.
+
+    The ledger records every email before and after sending: a second run sends nothing
+    new, a failed email is retried. Exit 1 when an email failed or a customer was held.
+    """
+    fmt = resolve_format(fmt, as_json)
+    if send == (preview is not None):
+        raise UsageError("choose exactly one of --preview DIR and --send")
+    per_minute = parse_rate(rate)
+    if smtp_user and not os.environ.get(PASSWORD_ENV):
+        raise UsageError(f"--smtp-user needs the password in ${PASSWORD_ENV}")
+    settings = MailSettings(
+        sender=sender, support=support, domain=message_id_domain, templates=templates
+    )
+    smtp = (
+        SmtpSettings(
+            host=smtp_host,
+            port=smtp_port,
+            starttls=starttls,
+            user=smtp_user,
+            password=os.environ.get(PASSWORD_ENV) if smtp_user else None,
+            rate_per_minute=per_minute,
+        )
+        if send
+        else None
+    )
+    inventory = load_inventory(accounts_file)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        run = ledger_runs.get_run(ledger, run_id)
+        bundle = load_bundle(bundle_path or Path("patches") / run.bundle_id)
+        rows = notify_run(
+            ledger,
+            run_id,
+            inventory,
+            bundle,
+            settings,
+            preview=preview,
+            smtp=smtp,
+            all_clear=all_clear,
+            include_unresolved=include_unresolved,
+            retry_pending=retry_pending,
+        )
+    click.echo(
+        render_rows(
+            [dataclasses.asdict(r) for r in rows],
+            NOTIFY_COLUMNS,
+            fmt,  # type: ignore[arg-type]
+            title=f"emails of run {run_id}",
+            json_key="emails",
+            meta={"run": run_id},
+        ),
+        nl=False,
+    )
+    failed = any(r.status in ("failed", "held", "pending") for r in rows)
+    ctx.exit(EXIT_TARGETS_FAILED if failed else EXIT_OK)

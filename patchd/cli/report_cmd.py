@@ -1,0 +1,121 @@
+"""``patchd report RUN``: support's success and failure lists of a run.
+
+Formats: ``table`` (summary, per-host counts, then the success list, the failure list and
+the policy-skipped list; "not affected" only with ``--outcome not-affected``), ``csv``
+(one line per result, :data:`~patchd.report.lists.REPORT_COLUMNS`), ``json`` (DESIGN.md's
+object plus ``per_host``, ``filters`` and per result ``policy``/``explanation``) and
+``html`` (one self-contained page; ``--output FILE`` or stdout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from patchd.cli.output import format_options, resolve_format, stdout_console
+from patchd.errors import UsageError
+from patchd.ledger.db import open_ledger
+from patchd.outcomes import Outcome, Reason
+from patchd.report.formats import render_rows
+from patchd.report.html import render_html
+from patchd.report.lists import HOST_COLUMNS, REPORT_COLUMNS, grouped, report_data
+from patchd.report.results import ResultFilter
+
+
+def _percent(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate:.1%}"
+
+
+def render_table(data: dict[str, Any], *, console: Any = None) -> str:
+    """Summary, per-host counts and the lists of ``data`` as text tables."""
+    rate = data.get("success_rate")
+    footer = f"success rate {_percent(rate)}" if rate is not None else "nothing affected"
+    out = render_rows(
+        [{"outcome": k, "count": v} for k, v in data["summary"].items()],
+        ("outcome", "count"),
+        "table",
+        title=f"run {data['run']}: {data['bundle']} ({data['status']}; {footer})",
+        console=console,
+    )
+    hosts = [{**h, "success_rate": _percent(h["success_rate"])} for h in data["per_host"]]
+    out += render_rows(hosts, HOST_COLUMNS, "table", title="per host", console=console)
+    all_groups = data["filters"].get("outcome") == Outcome.NOT_AFFECTED.value
+    groups = grouped(data["results"], all_groups=all_groups)
+    for title, rows in groups:
+        out += render_rows(
+            rows, REPORT_COLUMNS, "table", title=f"{title} ({len(rows)})", console=console
+        )
+    if not groups:
+        out += "no installation matches the filters\n"
+    return out
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    # NOTE: the report names customers and paths: readable by the operator only.
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+@click.command(name="report")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--outcome", type=click.Choice([o.value for o in Outcome]), default=None)
+@click.option(
+    "--reason",
+    type=click.Choice([r.value for r in Reason]),
+    default=None,
+    help="Only this dry-run-failed reason.",
+)
+@click.option("--host", default=None, help="Only this host.")
+@click.option("--customer", default=None, help="Only this customer id.")
+@click.option("--account", default=None, help="Only this account id.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (mode 0600) instead of stdout.",
+)
+@format_options(extra=("html",))
+@click.pass_context
+def report_command(
+    ctx: click.Context,
+    run_id: int,
+    outcome: str | None,
+    reason: str | None,
+    host: str | None,
+    customer: str | None,
+    account: str | None,
+    output: Path | None,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    """Summary, success list and failure list of run RUN, with filters.
+
+    --format html writes one self-contained page (sortable, filterable, no network).
+    """
+    fmt = resolve_format(fmt, as_json)
+    if reason and outcome not in (None, Outcome.DRY_RUN_FAILED.value):
+        raise UsageError("--reason goes with --outcome dry-run-failed (or no --outcome)")
+    flt = ResultFilter(outcome, reason, host, customer, account)
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        data = report_data(ledger, run_id, flt)
+    if fmt == "json":
+        text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    elif fmt == "csv":
+        text = render_rows(data["results"], REPORT_COLUMNS, "csv")
+    elif fmt == "html":
+        text = render_html(data)
+    else:
+        # NOTE: off a terminal the default console is wide enough that nothing wraps.
+        console = stdout_console() if output is None and sys.stdout.isatty() else None
+        text = render_table(data, console=console)
+    _write(text, output)

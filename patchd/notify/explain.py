@@ -1,0 +1,146 @@
+"""Plain words for an outcome and its reason, in German and English.
+
+Used by the support lists (``patchd report``, English) and the customer emails (the
+customer's language). The ledger's ``detail`` is technical ("modified: FILE hunk 2 (context
+differs at line 87)"); these sentences say the same in words a customer understands and
+keep the technical part (file and hunk, PHP versions, host error) as a short addition.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from patchd.outcomes import Outcome, Reason
+
+Language = Literal["de", "en"]
+"""The languages of customer emails and explanations."""
+
+LANGUAGES: tuple[Language, ...] = ("de", "en")
+
+_HUNK = re.compile(r"^(?P<file>.+?) hunk (?P<hunk>\d+)\b")
+_PHP = re.compile(r"needs PHP >= (?P<need>[0-9.]+), account has (?P<have>[0-9.]+)")
+
+_OUTCOME: dict[Language, dict[str, str]] = {
+    "en": {
+        "patched": "We installed the security fix for you.",
+        "already-patched": "The security fix was already present; nothing was changed.",
+        "not-affected": "This installation is not affected (another CMS, component or version).",
+        "skipped": "Not patched automatically: the account is set to notify only or to skip.",
+        "apply-failed": (
+            "Installing the fix failed (a write error on the server); the installation was "
+            "restored exactly as it was."
+        ),
+        "unreachable": "The server could not be reached, so the installation was not checked.",
+        "error": "An internal error stopped the check of this installation.",
+    },
+    "de": {
+        "patched": "Wir haben die Sicherheitskorrektur für Sie eingespielt.",
+        "already-patched": "Die Sicherheitskorrektur war bereits vorhanden; nichts wurde geändert.",
+        "not-affected": (
+            "Diese Installation ist nicht betroffen (anderes CMS, andere Komponente oder Version)."
+        ),
+        "skipped": (
+            "Nicht automatisch korrigiert: für das Konto ist nur Benachrichtigen oder "
+            "Auslassen eingestellt."
+        ),
+        "apply-failed": (
+            "Das Einspielen ist fehlgeschlagen (Schreibfehler auf dem Server); die Installation "
+            "wurde exakt in ihren vorherigen Zustand zurückversetzt."
+        ),
+        "unreachable": (
+            "Der Server war nicht erreichbar, die Installation wurde daher nicht geprüft."
+        ),
+        "error": "Ein interner Fehler hat die Prüfung dieser Installation abgebrochen.",
+    },
+}
+
+_REASON: dict[Language, dict[str, str]] = {
+    "en": {
+        "modified": (
+            "A file the fix changes was modified in this installation, so we did not touch it"
+        ),
+        "missing-file": "A file the fix changes is missing from this installation",
+        "unsafe-path": (
+            "A file the fix changes is a link, a hard-linked file, not a regular file or owned "
+            "by another user, so we did not write to it"
+        ),
+        "php-incompatible": "The fix needs a newer PHP version than this account uses",
+        "lint-failed": (
+            "The fixed files would not pass PHP's syntax check with this account's PHP version, "
+            "so we did not install them"
+        ),
+    },
+    "de": {
+        "modified": (
+            "Eine Datei, die die Korrektur ändert, wurde in dieser Installation verändert; "
+            "wir haben sie daher nicht angefasst"
+        ),
+        "missing-file": "Eine Datei, die die Korrektur ändert, fehlt in dieser Installation",
+        "unsafe-path": (
+            "Eine Datei, die die Korrektur ändert, ist ein Link, eine hart verlinkte Datei, "
+            "keine normale Datei oder gehört einem anderen Benutzer; wir haben nicht "
+            "hineingeschrieben"
+        ),
+        "php-incompatible": (
+            "Die Korrektur braucht eine neuere PHP-Version, als dieses Konto verwendet"
+        ),
+        "lint-failed": (
+            "Die korrigierten Dateien bestehen die PHP-Syntaxprüfung mit der PHP-Version dieses "
+            "Kontos nicht; wir haben sie daher nicht eingespielt"
+        ),
+    },
+}
+
+_FILE_HUNK = {"en": "file {file}, change {hunk}", "de": "Datei {file}, Änderung {hunk}"}
+_PHP_WORDS = {
+    "en": "needs PHP {need} or newer, the account has PHP {have}",
+    "de": "benötigt PHP {need} oder neuer, das Konto hat PHP {have}",
+}
+
+
+def technical_detail(detail: str | None, reason: str | None, outcome: str) -> str:
+    """``detail`` without the leading ``reason:``/``outcome:`` word (empty when none)."""
+    text = (detail or "").strip()
+    for word in (reason, outcome):
+        if word and text.startswith(f"{word}:"):
+            return text[len(word) + 1 :].strip()
+    return text
+
+
+def specifics(reason: str | None, detail: str | None, lang: Language) -> str:
+    """The part of ``detail`` a reader needs, in words: file and hunk, PHP versions, ..."""
+    rest = technical_detail(detail, reason, "dry-run-failed")
+    if reason == Reason.MODIFIED.value:
+        m = _HUNK.match(rest)
+        if m:
+            return _FILE_HUNK[lang].format(file=m["file"], hunk=m["hunk"])
+    if reason == Reason.PHP_INCOMPATIBLE.value:
+        m = _PHP.search(rest)
+        if m:
+            return _PHP_WORDS[lang].format(need=m["need"], have=m["have"])
+    return rest
+
+
+def explain(outcome: str, reason: str | None, detail: str | None, lang: Language = "en") -> str:
+    """One or two plain sentences saying what happened to an installation and why.
+
+    ``modified`` names the file and hunk, ``php-incompatible`` the PHP versions,
+    ``unreachable`` the host's error, other failures their technical detail.
+    """
+    if outcome == Outcome.DRY_RUN_FAILED.value and reason in _REASON[lang]:
+        extra = specifics(reason, detail, lang)
+        base = _REASON[lang][reason]
+        return f"{base} ({extra})." if extra else f"{base}."
+    base = _OUTCOME[lang].get(outcome, outcome)
+    if outcome in (
+        Outcome.UNREACHABLE.value,
+        Outcome.APPLY_FAILED.value,
+        Outcome.ERROR.value,
+        Outcome.SKIPPED.value,
+    ):
+        extra = technical_detail(detail, reason, outcome)
+        if extra:
+            label = "Detail" if lang == "en" else "Einzelheiten"
+            return f"{base} {label}: {extra}"
+    return base
