@@ -122,7 +122,7 @@ def build_command(
     if review:
         assert rules is not None
         if not rules.exists():
-            rules.write_text("rules:\n", encoding="utf-8")
+            rules.write_text("", encoding="utf-8")
         stdin = click.get_text_stream("stdin")
 
         def read_line() -> str | None:
