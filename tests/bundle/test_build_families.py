@@ -167,7 +167,7 @@ def test_load_bundle_refuses_one_changed_byte(built, tmp_path) -> None:
 
 
 def test_show_names_kept_and_dropped_hunks_with_reasons(built) -> None:
-    name, path, _ = built
+    _, path, _ = built
     result = CliRunner().invoke(cli, ["show", str(path)])
     assert result.exit_code == 0, result.output
     report = json.loads((path / "build-report.json").read_text())
