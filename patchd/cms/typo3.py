@@ -64,6 +64,8 @@ class Typo3Detector(Detector):
             return self._composer(root, path)
         if path and root.is_dir(join_rel(posixpath.dirname(path), COMPOSER_CORE)):
             return None  # the docroot of a composer project, reported at the project root
+        if _is_source_folder(root, path):
+            return None
         return self._classic(root, path)
 
     def project_root_for_docroot(self, root: SafeRoot, docroot: str) -> str | None:
@@ -127,9 +129,55 @@ class Typo3Detector(Detector):
         web_dir = _web_dir(root, path)
         facts["web_dir"] = web_dir
         extensions = _vendor_extensions(root, join_rel(path, "vendor"))
+        extensions += _lock_extensions(root, join_rel(path, "composer.lock"))
         # NOTE: TYPO3 <= 11 in composer mode may still hold extensions in typo3conf/ext.
         extensions += _ext_folder(root, join_rel(path, web_dir, "typo3conf/ext"))
         return _installation(path, version, error, extensions, facts, COMPOSER_VERSION_FILE)
+
+
+def _is_source_folder(root: SafeRoot, path: str) -> bool:
+    """Whether ``path`` is a shared ``typo3_src-X.Y.Z`` source folder, not a site.
+
+    NOTE: classic sites reach their core through a ``typo3_src`` link to such a folder;
+    the site is reported (with the link target), the folder itself is not a second
+    installation. A folder of that name with its own ``typo3conf`` is a site after all.
+    """
+    if not path or not _SRC_NAME.match(posixpath.basename(path)):
+        return False
+    return _kind(root, join_rel(path, "typo3conf")) is None
+
+
+def _lock_extensions(root: SafeRoot, lock: str) -> list[Extension]:
+    """Extensions listed in ``composer.lock`` (``type: typo3-cms-extension``).
+
+    NOTE: composer installs path-repository packages (``packages/*``) as links or copies
+    in ``vendor/``; the lock file names every installed package with its version either
+    way, so it also covers packages whose ``vendor/`` entry is missing or points outside.
+    """
+    data = _load_json(root, lock)
+    packages = data.get("packages")
+    found: list[Extension] = []
+    if not isinstance(packages, list):
+        return found
+    for pkg in packages[: MAX_EXTENSIONS + 1]:
+        if not isinstance(pkg, dict) or pkg.get("type") != "typo3-cms-extension":
+            continue
+        name = pkg.get("name")
+        if not isinstance(name, str) or "/" not in name:
+            continue
+        key = _typo3_extra(pkg).get("extension-key")
+        ext = clean(key) if isinstance(key, str) else None
+        version = pkg.get("version")
+        # NOTE: no str.removeprefix: the agent runs this on the hosts' Python 3.8.
+        version = (
+            clean(version[1:] if version.startswith("v") else version)
+            if isinstance(version, str)
+            else None
+        )
+        found.append(
+            Extension(ext or name.split("/", 1)[1].replace("-", "_"), version, "extension")
+        )
+    return found
 
 
 def _installation(
