@@ -10,6 +10,7 @@ error and the scan goes on.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -118,27 +119,79 @@ def _scan_host(
                 items.append(item)
                 on_account()
         verified: dict[tuple[str, str], dict[str, Any]] = {}
-        wanted = [
-            {
-                "account": it["account"],
-                "root": roots[it["account"]],
-                "path": inst["path"],
-                "key": _release_key(inst["cms"], inst["version"]),
-            }
-            for it in items
-            for inst in it.get("installations", [])
-            if inst.get("version") and _release_key(inst["cms"], inst["version"]) in checksums
-        ]
-        if wanted:
-            keys = {w["key"] for w in wanted}
-            sums = {k: checksums[k] for k in keys}
-            for start in range(0, len(wanted), BATCH):
-                chunk = wanted[start : start + BATCH]
-                for v in session.call("verify", {"checksums": sums, "installations": chunk}):
-                    verified[(v["account"], v["path"])] = v
+        wanted: list[dict[str, Any]] = []
+        by_folder: dict[tuple[str, str], list[str]] = defaultdict(list)
+        sums: dict[str, dict[str, str]] = {}
+        for it in items:
+            for inst in it.get("installations", []):
+                target = _verify_target(inst, checksums)
+                if target is None:
+                    continue
+                folder, key = target
+                if key not in sums:
+                    sums[key] = _checksums_for(key, checksums)
+                if (it["account"], folder) not in by_folder:
+                    account = it["account"]
+                    wanted.append(
+                        {"account": account, "root": roots[account], "path": folder, "key": key}
+                    )
+                by_folder[(it["account"], folder)].append(inst["path"])
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            for v in session.call("verify", {"checksums": sums, "installations": chunk}):
+                # NOTE: several sites may share one TYPO3 source folder; each gets its result.
+                for inst_path in by_folder.get((v["account"], v["path"]), []):
+                    verified[(v["account"], inst_path)] = v
         return _HostScan(items, verified)
 
     return work
+
+
+#: Suffix of a checksum key whose paths are mapped to the TYPO3 composer layout.
+_COMPOSER = "#composer"
+
+
+def _verify_target(
+    inst: dict[str, Any], checksums: dict[str, dict[str, str]]
+) -> tuple[str, str] | None:
+    """(folder holding the core files, checksum key) for one installation, or None.
+
+    NOTE: a classic TYPO3 site holds its core in the ``typo3_src`` target, not in its own
+    folder, and a composer project holds it in ``vendor/typo3/cms-*``; verifying the site
+    folder against the release tree would report every core file as missing.
+    """
+    if not inst.get("version"):
+        return None
+    key = _release_key(inst["cms"], inst["version"])
+    if key not in checksums:
+        return None
+    facts = inst.get("facts") or {}
+    if inst["cms"] != "typo3":
+        return inst["path"], key
+    if facts.get("layout") == "composer":
+        return inst["path"], key + _COMPOSER
+    target = facts.get("typo3_src_target")
+    if target is None:
+        return inst["path"], key
+    if facts.get("typo3_src_outside") != "no" or target.startswith("/"):
+        # NOTE: the hoster's shared source is outside the account: never read through it.
+        return None
+    folder = posixpath.normpath(posixpath.join(inst["path"], target))
+    if folder == ".." or folder.startswith("../"):
+        return None
+    return ("" if folder == "." else folder), key
+
+
+def _checksums_for(key: str, checksums: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The release checksums under ``key``; composer keys map ``typo3/sysext/X/...``."""
+    if not key.endswith(_COMPOSER):
+        return checksums[key]
+    mapped: dict[str, str] = {}
+    for rel, digest in checksums[key[: -len(_COMPOSER)]].items():
+        parts = rel.split("/", 3)
+        if len(parts) == 4 and parts[:2] == ["typo3", "sysext"]:
+            mapped[f"vendor/typo3/cms-{parts[2]}/{parts[3]}"] = digest
+    return mapped
 
 
 def _records(
