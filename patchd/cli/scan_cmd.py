@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
+from patchd.bundle.manifest import Bundle, load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
 from patchd.inventory import load_inventory
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
 from patchd.ledger.db import open_ledger
+from patchd.ledger.models import InstallationRecord
 from patchd.releases import register
 from patchd.report.formats import render_rows
+from patchd.rollout.match import match_installation
 from patchd.scanner import run_scan, scan_json
 
 INSTALLATION_COLUMNS = (
@@ -28,6 +33,10 @@ INSTALLATION_COLUMNS = (
     "php_source",
     "modified_files",
 )
+
+
+#: Columns of the ``scans diff --bundle`` table (also the keys of its JSON rows).
+VULNERABLE_COLUMNS = ("bundle", "cms", "component", "affected", "a", "b")
 
 
 def _installation_rows(data: dict) -> list[dict]:
@@ -165,16 +174,51 @@ def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> Non
     _emit(data, resolve_format(fmt, as_json))
 
 
+def _still_vulnerable(
+    bundle: Bundle, a: Sequence[InstallationRecord], b: Sequence[InstallationRecord]
+) -> dict[str, Any]:
+    """One row: how many installations of scan A and of scan B ``bundle`` matches as affected."""
+    m = bundle.manifest
+    return {
+        "bundle": m.id,
+        "cms": m.cms,
+        "component": m.component,
+        "affected": m.affected,
+        "a": sum(1 for inst in a if match_installation(bundle, inst).affected),
+        "b": sum(1 for inst in b if match_installation(bundle, inst).affected),
+    }
+
+
 @scans_group.command(name="diff")
 @click.argument("a", type=int)
 @click.argument("b", type=int)
+@click.option(
+    "--bundle",
+    "bundle_paths",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also count, per bundle, the installations still vulnerable in A and B (repeatable).",
+)
 @format_options()
 @click.pass_context
-def scans_diff(ctx: click.Context, a: int, b: int, fmt: str, as_json: bool) -> None:
-    """Installations added, removed and updated (version changed) from scan A to scan B."""
+def scans_diff(
+    ctx: click.Context, a: int, b: int, bundle_paths: tuple[Path, ...], fmt: str, as_json: bool
+) -> None:
+    """Installations added, removed and updated (version changed) from scan A to scan B.
+
+    With ``--bundle``, also how many installations each bundle matched as affected
+    (still vulnerable) in scan A and in scan B.
+    """
     fmt = resolve_format(fmt, as_json)
+    # NOTE: load bundles before touching the ledger so a bad bundle path fails fast (exit 2).
+    bundles = [load_bundle(path) for path in bundle_paths]
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         diff = ledger_scans.diff_scans(ledger, a, b)
+        vulnerable: list[dict[str, Any]] = []
+        if bundles:
+            in_a = ledger_scans.scan_installations(ledger, a)
+            in_b = ledger_scans.scan_installations(ledger, b)
+            vulnerable = [_still_vulnerable(bundle, in_a, in_b) for bundle in bundles]
     rows = [
         *(
             {
@@ -220,10 +264,21 @@ def scans_diff(ctx: click.Context, a: int, b: int, fmt: str, as_json: bool) -> N
             fmt,
             title=f"scan {a} -> scan {b}",  # type: ignore[arg-type]
             json_key="changes",
-            meta={"a": a, "b": b, "unchanged": diff.unchanged_count},
+            meta={"a": a, "b": b, "unchanged": diff.unchanged_count}
+            | ({"vulnerable": vulnerable} if bundles else {}),
         ),
         nl=False,
     )
+    if vulnerable and fmt != "json":
+        click.echo(
+            render_rows(
+                vulnerable,
+                VULNERABLE_COLUMNS,
+                fmt,  # type: ignore[arg-type]
+                title=f"still vulnerable in scan {a} (a) and scan {b} (b)",
+            ),
+            nl=False,
+        )
 
 
 @click.group(name="releases", invoke_without_command=True)
