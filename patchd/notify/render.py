@@ -216,8 +216,9 @@ class Renderer:
             notice.run_id, notice.customer_id, self.bundle.id, self.settings.domain
         )
         msg["Auto-Submitted"] = "auto-generated"
-        msg["Content-Language"] = lang
         msg["X-Patchd-Run"] = str(notice.run_id)
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
+        # NOTE: after add_alternative, which moves Content-* headers into the first part.
+        msg["Content-Language"] = lang
         return msg
