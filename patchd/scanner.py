@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from patchd.agent.package import build_package
 from patchd.errors import TransportError
 from patchd.inventory import Account, Inventory
 from patchd.ledger import releases as ledger_releases
@@ -261,6 +262,10 @@ def run_scan(
     )
     if transports is None:
         transports = {name: transport_for(name, inventory.hosts[name]) for name in by_host}
+    # NOTE: build the agent package here, once, before the host threads start: the first
+    # concurrent calls of the (cached) builder run ast.parse in parallel, which CPython
+    # 3.11 can fail with "AST constructor recursion depth mismatch".
+    build_package()
     progress.start(len(accounts), "scan")
     try:
         outcome = _run(by_host, transports, max_depth, checksums, parallel, progress)
