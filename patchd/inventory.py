@@ -1,0 +1,473 @@
+"""The inventory (``accounts.yaml``): hosts and the customer accounts on them.
+
+Loaded once on the controller and validated with pydantic; every error names the file,
+the account id (or host name) and the field, e.g.
+``accounts.yaml: account p10001: field php: not a PHP version: '8.x'``.
+
+NOTE: strings from the inventory end up in file paths, SSH commands and email headers, so
+ids, paths and customer strings are checked here, once, rather than at every use.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from patchd.errors import InventoryError
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PHP_RE = re.compile(r"^\d+\.\d+$")
+_EMAIL_RE = re.compile(
+    r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$"
+)
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.:-]{0,252})$")
+_USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Most errors listed in one InventoryError (a broken generator can produce thousands).
+_MAX_LISTED_ERRORS = 20
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _check_id(value: str, what: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(
+            f"not a valid {what}: {value!r} (letters, digits, '.', '_', '-'; at most 64)"
+        )
+    return value
+
+
+def _no_control(value: str, what: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"{what} contains a control character (CR/LF/tab/NUL): {value!r}")
+    return value
+
+
+class Host(BaseModel):
+    """A server holding accounts, reached on this machine (``local``) or over ``ssh``."""
+
+    model_config = _STRICT
+
+    transport: Literal["local", "ssh"]
+    hostname: str | None = None
+    port: int = Field(22, ge=1, le=65535)
+    user: str = "root"
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    python: str = "python3"
+    max_sessions: int = Field(4, ge=1, le=256)
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is not None and not _HOSTNAME_RE.match(value):
+            raise ValueError(f"not a host name: {value!r}")
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not _USER_RE.match(value):
+            raise ValueError(f"not a user name: {value!r}")
+        return value
+
+    @field_validator("key_file", "known_hosts", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            _no_control(value, "path")
+            return Path(os.path.expanduser(value))
+        return value
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        # NOTE: the interpreter name is put on a remote command line: no shell syntax.
+        if not re.match(r"^[A-Za-z0-9_./+-]{1,200}$", value):
+            raise ValueError(f"not an interpreter name or path: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _ssh_needs_hostname(self) -> Host:
+        if self.transport == "ssh" and not self.hostname:
+            raise ValueError("field hostname: required for transport ssh")
+        return self
+
+
+class Customer(BaseModel):
+    """The customer owning an account: who gets the emails, in which language."""
+
+    model_config = _STRICT
+
+    id: str
+    name: str = Field(min_length=1, max_length=200)
+    email: str
+    language: Literal["de", "en"]
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_id(value, "customer id")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # NOTE: the name goes into email headers; CR/LF would inject headers.
+        return _no_control(value, "name")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        _no_control(value, "email")
+        if len(value) > 254 or not _EMAIL_RE.match(value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+
+class Account(BaseModel):
+    """One customer account: a root folder on a host, optional docroots and PHP facts."""
+
+    model_config = _STRICT
+
+    id: str
+    host: str
+    root: str
+    docroots: list[str] = Field(default_factory=list)
+    php: str | None = None
+    php_binary: str | None = None
+    uid: int | None = Field(None, ge=0, le=2**32 - 2)
+    policy: Literal["auto", "notify-only", "skip"] = "auto"
+    customer: Customer
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_id(value, "account id")
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        _no_control(value, "root")
+        if not value.startswith("/"):
+            raise ValueError(f"not an absolute path: {value!r}")
+        if ".." in value.split("/"):
+            raise ValueError(f"'..' in path: {value!r}")
+        norm = posixpath.normpath(value)
+        if norm in ("/", "//"):
+            # NOTE: every write stays inside the root; "/" would allow the whole machine.
+            raise ValueError("the file system root cannot be an account root")
+        return norm
+
+    @field_validator("docroots")
+    @classmethod
+    def _docroots(cls, value: list[str]) -> list[str]:
+        cleaned: list[str] = []
+        for docroot in value:
+            _no_control(docroot, "docroot")
+            if docroot.startswith("/"):
+                raise ValueError(f"docroot must be relative to the root: {docroot!r}")
+            parts = [p for p in docroot.split("/") if p not in ("", ".")]
+            if ".." in parts:
+                raise ValueError(f"'..' in docroot: {docroot!r}")
+            cleaned.append("/".join(parts))
+        return cleaned
+
+    @field_validator("php")
+    @classmethod
+    def _php(cls, value: str | None) -> str | None:
+        if value is not None and not _PHP_RE.match(value):
+            raise ValueError(f"not a PHP version: {value!r} (expected like '8.2')")
+        return value
+
+    @field_validator("php", mode="before")
+    @classmethod
+    def _php_number(cls, value: Any) -> Any:
+        # NOTE: YAML reads an unquoted `php: 8.2` as a float; accept it as its text.
+        if isinstance(value, float):
+            return repr(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"not a PHP version: {value!r} (expected like '8.2')")
+        return value
+
+    @field_validator("php_binary")
+    @classmethod
+    def _php_binary(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _no_control(value, "php_binary")
+        if not value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"not an absolute path: {value!r}")
+        return value
+
+
+class Inventory(BaseModel):
+    """All hosts (by name) and all accounts."""
+
+    model_config = _STRICT
+
+    hosts: dict[str, Host]
+    accounts: list[Account] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, value: dict[str, Host]) -> dict[str, Host]:
+        for name in value:
+            _check_id(name, "host name")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Inventory:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        customers: dict[str, tuple[str, Customer]] = {}
+        for account in self.accounts:
+            if account.id in seen:
+                problems.append(f"account {account.id}: field id: duplicate account id")
+            seen[account.id] = 1
+            if account.host not in self.hosts:
+                problems.append(f"account {account.id}: field host: unknown host {account.host!r}")
+            known = customers.get(account.customer.id)
+            if known is None:
+                customers[account.customer.id] = (account.id, account.customer)
+            elif known[1] != account.customer:
+                # NOTE: emails are grouped by customer id; two different addresses under one
+                # id would send one customer's account list to another.
+                problems.append(
+                    f"account {account.id}: field customer: customer {account.customer.id} "
+                    f"differs from the one given for account {known[0]}"
+                )
+            if len(problems) >= _MAX_LISTED_ERRORS:
+                break
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def account(self, account_id: str) -> Account:
+        """The account with ``account_id``; ``KeyError`` if there is none."""
+        for account in self.accounts:
+            if account.id == account_id:
+                return account
+        raise KeyError(account_id)
+
+    def accounts_on(self, host: str) -> Iterator[Account]:
+        """The accounts on host ``host``, in file order."""
+        return (a for a in self.accounts if a.host == host)
+
+
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    # NOTE: the C parser; the event loop below replaces PyYAML's (slow) Python constructor.
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+_NULL = object()
+# Plain scalars YAML 1.1 reads as null or booleans (PyYAML's safe schema).
+_SPECIAL: dict[str, Any] = {
+    **dict.fromkeys(("~", "null", "Null", "NULL", ""), _NULL),
+    **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"), False),
+}
+_INT_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$")
+_FLOAT_RE = re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$")
+
+
+def _scalar(event: yaml.ScalarEvent) -> Any:
+    """Resolve a scalar the way YAML 1.1's safe schema does, for the types we use."""
+    value = event.value
+    if event.implicit[0]:  # a plain scalar without a tag
+        first = value[:1]
+        if first.isdigit() or (first and first in "+-."):
+            if _INT_RE.match(value):
+                return int(value.replace("_", ""))
+            if _FLOAT_RE.match(value):
+                return float(value.replace("_", ""))
+            return value
+        special = _SPECIAL.get(value, value)
+        return None if special is _NULL else special
+    tag = event.tag
+    if tag in (None, "!", "tag:yaml.org,2002:str"):
+        return value
+    if tag == "tag:yaml.org,2002:int" and _INT_RE.match(value):
+        return int(value.replace("_", ""))
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    raise _YamlShapeError(event.start_mark, f"unsupported tag {tag!r}")
+
+
+class _YamlShapeError(Exception):
+    """A YAML construct the inventory loader refuses (names the line)."""
+
+    def __init__(self, mark: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.line = mark.line + 1 if mark is not None else None
+        self.problem = problem
+
+
+def _load_yaml(fh: Any) -> Any:
+    """Build plain dicts/lists/scalars from the C parser's event stream.
+
+    NOTE: PyYAML's constructor and resolver run in Python and take ~20 s for 50,000
+    accounts; this loop takes a few. It also refuses duplicate keys (PyYAML silently keeps
+    the last one, which would hide a copy-paste error in a 50,000-line file), and supports
+    anchors, aliases and ``<<`` merge keys like the safe loader.
+    """
+    stack: list[Any] = []  # open containers
+    keys: list[Any] = []  # per open container: the pending mapping key, or _NO_KEY
+    anchors: dict[str, Any] = {}
+    root: Any = None
+    documents = 0
+    loader = _yaml_loader()(fh)
+    try:
+        while True:
+            event = loader.get_event()
+            cls = type(event)
+            if cls is yaml.ScalarEvent:
+                value: Any = _scalar(event)
+            elif cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+                value = {} if cls is yaml.MappingStartEvent else []
+            elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+                done = stack.pop()
+                keys.pop()
+                if cls is yaml.MappingEndEvent and "<<" in done:
+                    _merge(done)
+                continue
+            elif cls is yaml.AliasEvent:
+                if event.anchor not in anchors:
+                    raise _YamlShapeError(event.start_mark, f"unknown alias *{event.anchor}")
+                value = anchors[event.anchor]
+            elif cls is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise _YamlShapeError(event.start_mark, "more than one YAML document")
+                continue
+            elif cls is yaml.StreamEndEvent:
+                return root
+            else:
+                continue
+            if cls is not yaml.AliasEvent and event.anchor:
+                anchors[event.anchor] = value
+            if not stack:
+                root = value
+            elif type(stack[-1]) is list:
+                stack[-1].append(value)
+            elif keys[-1] is _NO_KEY:
+                if isinstance(value, dict | list):
+                    raise _YamlShapeError(event.start_mark, "a mapping or list as a key")
+                keys[-1] = value
+            else:
+                _set_item(stack[-1], keys[-1], value, event.start_mark)
+                keys[-1] = _NO_KEY
+            if cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+                stack.append(value)
+                keys.append(_NO_KEY)
+    finally:
+        loader.dispose()
+
+
+def _set_item(mapping: dict[Any, Any], key: Any, value: Any, mark: Any) -> None:
+    """``mapping[key] = value``, refusing duplicate keys."""
+    if key in mapping:
+        raise _YamlShapeError(mark, f"duplicate key {key!r}")
+    mapping[key] = value
+
+
+def _merge(mapping: dict[Any, Any]) -> None:
+    """Apply a YAML ``<<`` merge key once the mapping is complete (own keys win)."""
+    merged = mapping.pop("<<")
+    for source in merged if isinstance(merged, list) else [merged]:
+        if isinstance(source, dict):
+            for k, v in source.items():
+                mapping.setdefault(k, v)
+
+
+_NO_KEY = object()
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and validate ``path``; :class:`InventoryError` names file, account and field."""
+    where = str(path)
+    try:
+        with open(path, "rb") as fh:
+            data = _load_yaml(fh)
+    except OSError as exc:
+        raise InventoryError(f"cannot read: {exc.strerror or exc}", where=where) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise InventoryError(f"{pos}YAML syntax error: {problem}", where=where) from None
+    except _YamlShapeError as exc:
+        pos = f"line {exc.line}: " if exc.line else ""
+        raise InventoryError(f"{pos}{exc.problem}", where=where) from None
+    except yaml.YAMLError as exc:
+        raise InventoryError(f"YAML error: {exc}", where=where) from None
+    if not isinstance(data, dict):
+        raise InventoryError("expected a mapping with 'hosts' and 'accounts'", where=where)
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as exc:
+        lines = _describe(exc, data)
+        message = lines[0]
+        if len(lines) > 1:
+            # NOTE: str(InventoryError) prefixes only the first line with the file.
+            shown = lines[1:_MAX_LISTED_ERRORS]
+            message += "".join(f"\n{where}: {line}" for line in shown)
+            if len(lines) > _MAX_LISTED_ERRORS:
+                message += f"\n{where}: ... and {len(lines) - _MAX_LISTED_ERRORS} more errors"
+        error = InventoryError(message, where=where)
+        error.errors = lines  # type: ignore[attr-defined]
+        raise error from None
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> list[str]:
+    """One ``account X: field Y: message`` line per pydantic error."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        message = _message(err)
+        if not loc:
+            lines.extend(message.splitlines())
+            continue
+        prefix = ""
+        if loc[0] == "accounts" and len(loc) >= 2 and isinstance(loc[1], int):
+            prefix = f"account {_account_label(data, loc[1])}: "
+            loc = loc[2:]
+        elif loc[0] == "hosts" and len(loc) >= 2 and isinstance(loc[1], str):
+            prefix = f"host {loc[1]}: "
+            loc = loc[2:]
+            if message.startswith("field "):  # from a model validator
+                lines.append(prefix + message)
+                continue
+        field = ".".join(str(part) for part in loc)
+        lines.append(f"{prefix}field {field}: {message}" if field else prefix + message)
+    return lines
+
+
+def _account_label(data: dict[str, Any], index: int) -> str:
+    accounts = data.get("accounts")
+    if isinstance(accounts, list) and index < len(accounts):
+        entry = accounts[index]
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str | int):
+            return str(entry["id"])
+    return f"#{index + 1} (no id)"
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field missing"
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
+    if err["type"] != "value_error":
+        msg = f"{msg}, got {err.get('input')!r}"
+    return msg

@@ -1,0 +1,205 @@
+"""load_inventory: validation errors name file, account (or host) and field; speed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from patchd.errors import InventoryError
+from patchd.inventory import Inventory, load_inventory
+
+REPO = Path(__file__).resolve().parents[1]
+
+HOSTS = "hosts:\n  web01: {transport: local}\n"
+CUSTOMER = "{id: c1, name: Kunde GmbH, email: it@kunde.example, language: de}"
+
+
+def _account(extra: str = "", account_id: str = "p10001", customer: str = CUSTOMER) -> str:
+    return (
+        f"  - id: {account_id}\n    host: web01\n    root: /srv/accounts/{account_id}\n"
+        f"    customer: {customer}\n{extra}"
+    )
+
+
+def _load(tmp_path: Path, text: str) -> Inventory:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text)
+    return load_inventory(path)
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(InventoryError) as info:
+        _load(tmp_path, text)
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "accounts.yaml") + ": ")
+    return message.split(": ", 1)[1]
+
+
+def test_example_file_loads() -> None:
+    inv = load_inventory(REPO / "accounts.example.yaml")
+    assert [a.id for a in inv.accounts] == ["p10001", "p10002"]
+    web02 = inv.hosts["web02"]
+    assert web02.transport == "ssh" and web02.port == 22
+    assert web02.key_file == Path(os.path.expanduser("~/.ssh/patchd_ed25519"))
+    assert "~" not in str(web02.known_hosts)
+    first = inv.account("p10001")
+    assert (first.php, first.docroots, first.uid, first.policy) == ("8.2", ["html"], 10001, "auto")
+    assert inv.account("p10002").php_binary == "/opt/php/7.4/bin/php"
+    assert [a.id for a in inv.accounts_on("web02")] == ["p10002"]
+
+
+def test_defaults_and_normalisation(tmp_path: Path) -> None:
+    inv = _load(
+        tmp_path,
+        HOSTS
+        + "accounts:\n"
+        + _account("    docroots: ['./html/', '', 'a//b']\n    php: 7.4\n").replace(
+            "/srv/accounts/p10001", "/srv/accounts/p10001/"
+        ),
+    )
+    acct = inv.accounts[0]
+    assert acct.root == "/srv/accounts/p10001"
+    assert acct.docroots == ["html", "", "a/b"]
+    assert acct.php == "7.4"  # unquoted YAML float accepted as its text
+    assert acct.policy == "auto" and acct.uid is None and acct.php_binary is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("    php: '8.x'\n", "account p10001: field php: not a PHP version: '8.x'"),
+        ("    php_binary: php\n", "account p10001: field php_binary: not an absolute path"),
+        ("    docroots: [/html]\n", "account p10001: field docroots: docroot must be relative"),
+        ("    docroots: [a/../../b]\n", "account p10001: field docroots: '..' in docroot"),
+        ("    policy: always\n", "account p10001: field policy: Input should be 'auto'"),
+        ("    uid: -1\n", "account p10001: field uid: Input should be greater than"),
+        ("    colour: red\n", "account p10001: field colour: unknown field"),
+    ],
+)
+def test_account_field_errors(tmp_path: Path, extra: str, expected: str) -> None:
+    assert _error(tmp_path, HOSTS + "accounts:\n" + _account(extra)).startswith(expected)
+
+
+def test_root_errors(tmp_path: Path) -> None:
+    text = HOSTS + "accounts:\n" + _account().replace("/srv/accounts/p10001", "ROOT")
+    assert _error(tmp_path, text.replace("ROOT", "srv/x")).startswith(
+        "account p10001: field root: not an absolute path"
+    )
+    assert _error(tmp_path, text.replace("ROOT", "/srv/../etc")).startswith(
+        "account p10001: field root: '..' in path"
+    )
+    assert _error(tmp_path, text.replace("ROOT", "/")).startswith(
+        "account p10001: field root: the file system root cannot be an account root"
+    )
+
+
+@pytest.mark.parametrize(
+    ("customer", "expected"),
+    [
+        (
+            '{id: c1, name: "Evil\\r\\nBcc: all@example.org", email: a@b.example, language: de}',
+            "account p10001: field customer.name: name contains a control character",
+        ),
+        (
+            '{id: c1, name: X, email: "a@b.example\\nBcc: x@y.example", language: de}',
+            "account p10001: field customer.email: email contains a control character",
+        ),
+        (
+            "{id: c1, name: X, email: not-an-address, language: de}",
+            "account p10001: field customer.email: not an email address: 'not-an-address'",
+        ),
+        (
+            "{id: c1, name: X, email: a@b.example, language: fr}",
+            "account p10001: field customer.language: Input should be 'de' or 'en', got 'fr'",
+        ),
+        (
+            "{id: c1, name: X, email: a@b.example}",
+            "account p10001: field customer.language: required field missing",
+        ),
+    ],
+)
+def test_customer_errors(tmp_path: Path, customer: str, expected: str) -> None:
+    text = HOSTS + "accounts:\n" + _account(customer=customer)
+    assert _error(tmp_path, text).startswith(expected)
+
+
+def test_cross_checks(tmp_path: Path) -> None:
+    twice = HOSTS + "accounts:\n" + _account() + _account()
+    assert _error(tmp_path, twice) == "account p10001: field id: duplicate account id"
+    unknown = HOSTS + "accounts:\n" + _account().replace("host: web01", "host: web09")
+    assert _error(tmp_path, unknown) == "account p10001: field host: unknown host 'web09'"
+    other = "{id: c1, name: Other, email: x@other.example, language: en}"
+    clash = HOSTS + "accounts:\n" + _account() + _account(account_id="p2", customer=other)
+    assert _error(tmp_path, clash) == (
+        "account p2: field customer: customer c1 differs from the one given for account p10001"
+    )
+
+
+def test_host_errors(tmp_path: Path) -> None:
+    assert _error(tmp_path, "hosts:\n  web02: {transport: ssh}\naccounts: []\n") == (
+        "host web02: field hostname: required for transport ssh"
+    )
+    assert _error(
+        tmp_path, "hosts:\n  web02: {transport: ssh, hostname: h.example, port: 0}\n"
+    ).startswith("host web02: field port: Input should be greater than or equal to 1, got 0")
+    assert _error(tmp_path, "hosts:\n  w: {transport: ftp}\n").startswith(
+        "host w: field transport: Input should be 'local' or 'ssh', got 'ftp'"
+    )
+    assert _error(
+        tmp_path, "hosts:\n  w: {transport: ssh, hostname: h.example, python: 'python3; rm'}\n"
+    ).startswith("host w: field python: not an interpreter name or path")
+
+
+def test_all_errors_are_listed(tmp_path: Path) -> None:
+    text = HOSTS + "accounts:\n" + _account("    php: x\n") + _account("    php: y\n", "p2")
+    with pytest.raises(InventoryError) as info:
+        _load(tmp_path, text)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert lines[1].endswith(
+        "accounts.yaml: account p2: field php: not a PHP version: 'y' (expected like '8.2')"
+    )
+
+
+def test_yaml_problems_name_the_line(tmp_path: Path) -> None:
+    assert _error(tmp_path, HOSTS + "accounts:\n  - id: [unclosed\n").startswith(
+        "line 5, column 1: YAML syntax error: did not find expected ',' or ']'"
+    )
+    dup = "hosts:\n  web01: {transport: local}\n  web01: {transport: ssh}\n"
+    assert _error(tmp_path, dup) == "line 3: duplicate key 'web01'"
+    assert _error(tmp_path, "- just a list\n") == "expected a mapping with 'hosts' and 'accounts'"
+    with pytest.raises(InventoryError, match="cannot read"):
+        load_inventory(tmp_path / "missing.yaml")
+
+
+def test_anchors_and_merge_keys(tmp_path: Path) -> None:
+    text = (
+        "hosts:\n  web01: &ssh {transport: ssh, hostname: a.example, port: 2222}\n"
+        "  web02: {<<: *ssh, hostname: b.example}\naccounts: []\n"
+    )
+    inv = _load(tmp_path, text)
+    assert (inv.hosts["web02"].hostname, inv.hosts["web02"].port) == ("b.example", 2222)
+
+
+def test_fifty_thousand_accounts_load_fast(tmp_path: Path) -> None:
+    hosts = "".join(
+        f"  web{h:02d}: {{transport: ssh, hostname: web{h:02d}.example.net}}\n" for h in range(20)
+    )
+    accounts = "".join(
+        f"  - id: p{i}\n    host: web{i % 20:02d}\n    root: /srv/accounts/p{i}\n"
+        f"    docroots: [html]\n    php: '8.2'\n    uid: {10000 + i}\n    policy: auto\n"
+        f"    customer: {{id: c{i // 2}, name: Kunde {i // 2} GmbH, "
+        f"email: it{i // 2}@kunde.example, language: de}}\n"
+        for i in range(50_000)
+    )
+    path = tmp_path / "accounts.yaml"
+    path.write_text(f"hosts:\n{hosts}accounts:\n{accounts}")
+    start = time.perf_counter()
+    inv = load_inventory(path)
+    elapsed = time.perf_counter() - start
+    print(f"loaded 50,000 accounts ({path.stat().st_size >> 20} MiB) in {elapsed:.2f}s")
+    assert len(inv.accounts) == 50_000 and inv.accounts[-1].uid == 59_999
+    assert elapsed < 15
