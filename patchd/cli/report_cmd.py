@@ -21,7 +21,7 @@ from patchd.cli.output import format_options, resolve_format, stdout_console
 from patchd.errors import UsageError
 from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome, Reason
-from patchd.report.formats import render_rows
+from patchd.report.formats import escape_text, render_rows
 from patchd.report.html import render_html
 from patchd.report.lists import HOST_COLUMNS, REPORT_COLUMNS, grouped, report_data
 from patchd.report.results import ResultFilter
@@ -35,12 +35,18 @@ def render_table(data: dict[str, Any], *, console: Any = None) -> str:
     """Summary, per-host counts and the lists of ``data`` as text tables."""
     rate = data.get("success_rate")
     footer = f"success rate {_percent(rate)}" if rate is not None else "nothing affected"
-    out = render_rows(
-        [{"outcome": k, "count": v} for k, v in data["summary"].items()],
-        ("outcome", "count"),
-        "table",
-        title=f"run {data['run']}: {data['bundle']} ({data['status']}; {footer})",
-        console=console,
+    # NOTE: a line of its own: as a table title it would wrap to the narrow table's width.
+    head = escape_text(f"run {data['run']}: {data['bundle']} ({data['status']}; {footer})")
+    out = (
+        head
+        + "\n"
+        + render_rows(
+            [{"outcome": k, "count": v} for k, v in data["summary"].items()],
+            ("outcome", "count"),
+            "table",
+            title="summary",
+            console=console,
+        )
     )
     hosts = [{**h, "success_rate": _percent(h["success_rate"])} for h in data["per_host"]]
     out += render_rows(hosts, HOST_COLUMNS, "table", title="per host", console=console)

@@ -130,7 +130,11 @@ class Browser:
         self._session = self._send("Target.attachToTarget", {"targetId": target, "flatten": True})[
             "sessionId"
         ]
-        self.wait_for("document.documentElement.getAttribute('data-ready') === '1'")
+        # NOTE: right after createTarget the old about:blank may still be there (no element).
+        self.wait_for(
+            "location.href.startsWith('file:') && document.documentElement !== null"
+            " && document.documentElement.getAttribute('data-ready') === '1'"
+        )
 
     def evaluate(self, expression: str) -> Any:
         """The value of ``expression`` in the page (JSON-serialisable)."""
