@@ -258,17 +258,25 @@ class SafeRoot:
     def listdir(self, rel: str) -> list[DirEntry]:
         """The entries of folder ``rel``, sorted by name; kinds are not symlink-followed."""
         fd = self.open_dir(rel)
-        entries: list[DirEntry] = []
         try:
-            # NOTE: scandir on a descriptor works on a duplicate and uses d_type, so the
-            # kinds come free with the listing (one syscall batch per folder).
-            with os.scandir(fd) as it:
-                for entry in it:
-                    entries.append(DirEntry(entry.name, _entry_kind(entry)))
+            return listdir_fd(fd)
         finally:
             os.close(fd)
-        entries.sort()
-        return entries
+
+    def open_child_dir(self, dir_fd: int, name: str) -> int:
+        """Open folder ``name`` directly inside the folder open as ``dir_fd`` (no links).
+
+        For walks that already hold the parent's descriptor (one ``open`` per folder
+        instead of one per path component). The caller closes the result.
+        """
+        if not name or name in (".", "..") or "/" in name or "\x00" in name:
+            raise UnsafePathError("not a single path component", where=repr(name))
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                self._refuse_component(dir_fd, name, name, name, exc)
+            raise
 
     def readlink(self, rel: str) -> str:
         """The target of symlink ``rel`` (``OSError`` EINVAL if it is no symlink)."""
@@ -361,6 +369,16 @@ class SafeRoot:
             if norm.startswith(prefix):
                 return norm[len(prefix) :]
         return None
+
+
+def listdir_fd(fd: int) -> list[DirEntry]:
+    """The entries of the folder open as ``fd`` (left open), sorted by name."""
+    # NOTE: scandir on a descriptor works on a duplicate and uses d_type, so the kinds
+    # come free with the listing (one syscall batch per folder).
+    with os.scandir(fd) as it:
+        entries = [DirEntry(entry.name, _entry_kind(entry)) for entry in it]
+    entries.sort()
+    return entries
 
 
 def _entry_kind(entry: os.DirEntry[str]) -> EntryKind:

@@ -12,6 +12,7 @@ NOTE: stdlib-only; the host-side agent runs it on the host.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -19,7 +20,10 @@ from collections.abc import Iterator, Sequence
 from patchd.cms import DETECTORS
 from patchd.cms.interface import Detector, Installation, ScanProblem
 from patchd.errors import UnsafePathError
-from patchd.safefs import SafeRoot, join_rel, split_relpath
+from patchd.safefs import SafeRoot, join_rel, listdir_fd, split_relpath
+
+#: Most folder descriptors the walk keeps open at once.
+_FD_BUDGET = 256
 
 #: Folder names (or ``a/b`` tails) never searched: data, caches, VCS, dependencies.
 DEFAULT_SKIP: frozenset[str] = frozenset(
@@ -71,7 +75,7 @@ def find_installations(
     firsts = [(d, frozenset(m.split("/", 1)[0] for m in d.markers)) for d in detectors]
     reported: set[str] = set()
     visited: set[str] = set()
-    queue: deque[tuple[str, int]] = deque()
+    queue: deque[tuple[str, int, int | None]] = deque()
 
     for docroot in docroots if docroots else [""]:
         try:
@@ -87,49 +91,70 @@ def find_installations(
             if inst is not None and inst.path not in reported:
                 reported.add(inst.path)
                 yield inst
-        queue.append((start, 0))
+        queue.append((start, 0, None))
 
-    while queue:
-        path, depth = queue.popleft()
-        if path in visited:
-            continue
-        visited.add(path)
-        try:
-            listing = root.listdir(path)
-        except UnsafePathError as exc:
-            yield ScanProblem(path, f"folder not searched: {exc.message}")
-            continue
-        except OSError as exc:
-            yield ScanProblem(path, f"folder not searched: {exc.strerror or exc}")
-            continue
-        names = {entry.name for entry in listing}
-        owner: Detector | None = None
-        for detector, first in firsts:
-            if names.isdisjoint(first):
-                continue
+    # NOTE: folders queued with their descriptor (opened from the parent's) are listed
+    # without walking from the root again; past the budget they are walked by path.
+    open_fds = 0
+    try:
+        while queue:
+            path, depth, fd = queue.popleft()
+            if fd is not None:
+                open_fds -= 1
             try:
-                inst = detector.detect(root, path)
-            except (OSError, UnsafePathError) as exc:
-                yield ScanProblem(path, f"{detector.name}: {exc}")
-                continue
-            if inst is None:
-                continue
-            owner = detector
-            if path not in reported:
-                reported.add(path)
-                yield inst
-            break
-        if depth >= max_depth:
-            continue
-        for entry in listing:
-            if entry.kind != "dir" or entry.name in plain_skip:
-                continue
-            if owner is not None and entry.name in owner.owned_dirs:
-                continue
-            child = join_rel(path, entry.name)
-            if tail_skip and ("/" + child).endswith(tail_skip):
-                continue
-            queue.append((child, depth + 1))
+                if path in visited:
+                    continue
+                visited.add(path)
+                try:
+                    listing = listdir_fd(fd) if fd is not None else root.listdir(path)
+                except UnsafePathError as exc:
+                    yield ScanProblem(path, f"folder not searched: {exc.message}")
+                    continue
+                except OSError as exc:
+                    yield ScanProblem(path, f"folder not searched: {exc.strerror or exc}")
+                    continue
+                names = {entry.name for entry in listing}
+                owner: Detector | None = None
+                for detector, first in firsts:
+                    if names.isdisjoint(first):
+                        continue
+                    try:
+                        inst = detector.detect(root, path)
+                    except (OSError, UnsafePathError) as exc:
+                        yield ScanProblem(path, f"{detector.name}: {exc}")
+                        continue
+                    if inst is None:
+                        continue
+                    owner = detector
+                    if path not in reported:
+                        reported.add(path)
+                        yield inst
+                    break
+                if depth >= max_depth:
+                    continue
+                for entry in listing:
+                    if entry.kind != "dir" or entry.name in plain_skip:
+                        continue
+                    if owner is not None and entry.name in owner.owned_dirs:
+                        continue
+                    child = join_rel(path, entry.name)
+                    if tail_skip and ("/" + child).endswith(tail_skip):
+                        continue
+                    child_fd = None
+                    if fd is not None and open_fds < _FD_BUDGET:
+                        try:
+                            child_fd = root.open_child_dir(fd, entry.name)
+                            open_fds += 1
+                        except (OSError, UnsafePathError):
+                            child_fd = None  # listed by path later, which reports why
+                    queue.append((child, depth + 1, child_fd))
+            finally:
+                if fd is not None:
+                    os.close(fd)
+    finally:
+        for _path, _depth, fd in queue:
+            if fd is not None:
+                os.close(fd)
 
 
 def _probe_project_root(

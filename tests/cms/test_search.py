@@ -151,3 +151,22 @@ def test_many_small_accounts_scan_fast(tmp_path: Path) -> None:
     print(f"scanned 300 accounts in {elapsed:.3f}s ({elapsed / 300 * 1e3:.2f} ms/account)")
     assert total == 200
     assert elapsed < 10
+
+
+def test_wide_folders_and_early_stop_do_not_leak_descriptors(tmp_path: Path) -> None:
+    for i in range(300):  # more children than the walk keeps descriptors for
+        (tmp_path / f"d{i:03d}" / "x").mkdir(parents=True)
+    make_tree(tmp_path / "d299/x/mail", _rc("1.5.0"))
+    make_tree(tmp_path / "d000/x/mail", _rc("1.4.0"))
+    before = len(os.listdir("/proc/self/fd"))
+    found, _ = _scan(tmp_path)
+    assert {p: i.version for p, i in found.items()} == {
+        "d000/x/mail": "1.4.0",
+        "d299/x/mail": "1.5.0",
+    }
+    with SafeRoot(tmp_path) as root:
+        walk = find_installations(root)
+        first = next(walk)
+        assert isinstance(first, Installation)
+        walk.close()  # the consumer stops early: queued descriptors are closed
+    assert len(os.listdir("/proc/self/fd")) == before
