@@ -111,6 +111,9 @@ class Typo3Detector(Detector):
             core_dir = core
         else:
             error = "no TYPO3 core found (neither typo3_src nor typo3/ is present)"
+        if core_is_real:
+            # NOTE: a real typo3/ core folder is what the site runs, whatever typo3_src says.
+            core_dir = core
         if core_dir is not None:
             read_version, read_error = _core_version(root, core_dir)
             if read_version is not None or version is None:

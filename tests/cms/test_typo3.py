@@ -197,3 +197,12 @@ def test_composer_version_unknown(tmp_path: Path) -> None:
     assert inst.version_error == (
         "vendor/typo3/cms-core/Classes/Information/Typo3Version.php: missing"
     )
+
+
+def test_real_core_folder_wins_over_outside_src_link(tmp_path: Path) -> None:
+    make_tree(tmp_path, {f"typo3/{k}": v for k, v in typo3_core("11.5.30").items()})
+    os.symlink("/var/www/shared/typo3_src-10.4.1", tmp_path / "typo3_src")
+    with SafeRoot(tmp_path) as root:
+        inst = T3.detect(root, "")
+    assert inst is not None and (inst.version, inst.version_error) == ("11.5.30", None)
+    assert inst.facts["typo3_src_outside"] == "yes"
