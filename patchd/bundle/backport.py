@@ -61,8 +61,9 @@ def port_patch(
         old = read(fp.path)
         outcome = apply_file(fp, old, fuzz=fuzz)
         for h in outcome.hunks:
-            hunk_id = ids.get(fp.path, [])[h.index] if h.index < len(ids.get(fp.path, [])) else ""
-            hunk_id = hunk_id or f"{fp.path}#{h.index + 1}"
+            # NOTE: HunkOutcome.index is 1-based, like GNU patch's "Hunk #N".
+            known = ids.get(fp.path, [])
+            hunk_id = known[h.index - 1] if 0 < h.index <= len(known) else f"{fp.path}#{h.index}"
             if not h.status.applied:
                 manual.append(ManualHunk(hunk_id, fp.path, h.reason or h.status.value))
             elif h.offset or h.fuzz:

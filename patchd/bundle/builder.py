@@ -28,6 +28,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -177,11 +178,10 @@ def read_release_file(root: Path, path: str) -> bytes | None:
 
 @contextmanager
 def _workdir(given: Path | None) -> Iterator[Path]:
+    """A fresh folder (inside ``given`` when set) for extractions, removed afterwards."""
     if given is not None:
         given.mkdir(parents=True, exist_ok=True)
-        yield given
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="patchd-build-"))
+    tmp = Path(tempfile.mkdtemp(prefix="patchd-build-", dir=given))
     try:
         yield tmp
     finally:
@@ -431,8 +431,12 @@ def build_bundle(
     )
     with _workdir(opts.workdir) as work:
         progress.start(5 + len(opts.backports), "build")
-        old = open_input(opts.old, work, what="OLD")
-        new = open_input(opts.new, work, what="NEW")
+        # NOTE: both archives are extracted at once: decompression and file writes
+        # release the GIL, and extraction is most of a build's time.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            old_job = pool.submit(open_input, opts.old, work, what="OLD")
+            new_job = pool.submit(open_input, opts.new, work, what="NEW")
+            old, new = old_job.result(), new_job.result()
         _check_pair(old, new, opts)
         progress.advance(label="opened")
         diff = diff_trees(old.root, new.root)

@@ -106,7 +106,7 @@ def validate_patch(
         old = read_old(fp.path)
         outcome = apply_file(fp, old, fuzz=0)
         bad = [
-            f"hunk {h.index + 1}: {h.status.value}"
+            f"hunk {h.index}: {h.status.value}"
             + (f" (offset {h.offset})" if h.offset else "")
             + (f": {h.reason}" if h.reason else "")
             for h in outcome.hunks
