@@ -10,7 +10,8 @@ from patchd.inventory import load_inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import open_ledger
 from patchd.notify.group import plan_notices
-from tests.notify.conftest import NotifyWorld
+from tests.e2e import kit
+from tests.notify.conftest import SENDER, NotifyWorld
 
 
 def _notices(world: NotifyWorld, inventory: Path, **kw: bool):
@@ -53,3 +54,32 @@ def test_account_now_with_another_customer_holds_the_email(
     assert res.code == 1
     assert {e["customer"]: e["status"] for e in res.json["emails"]}["c-en"] == "held"
     assert not (tmp_path / "p" / f"run{world.run}-c-en.eml").exists()
+
+
+def test_dry_runs_and_other_bundles_are_refused(world: NotifyWorld, tmp_path: Path) -> None:
+    from patchd.ledger.models import RunStatus
+    from patchd.ledger.runs import create_run, set_run_status
+
+    with open_ledger(world.ledger) as ledger:
+        dry = create_run(
+            ledger, bundle_id="wp-2024-comment-xss", bundle_digest="0" * 64, dry_run=True
+        )
+        set_run_status(ledger, dry, RunStatus.FINISHED)
+    res = kit.patchd(
+        world.ledger,
+        "notify",
+        str(dry),
+        "--accounts",
+        str(world.inventory),
+        "--bundle",
+        str(world.bundle),
+        "--from",
+        SENDER,
+        "--preview",
+        str(tmp_path / "p"),
+    )
+    assert res.code == 2 and "dry run" in res.err
+    other = kit.build_bundle(tmp_path / "other", bundle_id="wp-other")
+    res = world.notify("--preview", str(tmp_path / "p"), "--bundle", str(other))
+    assert res.code == 2 and "rolled out bundle" in res.err
+    assert not (tmp_path / "p").exists()
