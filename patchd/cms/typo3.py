@@ -118,6 +118,7 @@ class Typo3Detector(Detector):
             read_version, read_error = _core_version(root, core_dir)
             if read_version is not None or version is None:
                 version, error = read_version, read_error
+                facts.pop("version_source", None)
         extensions = _ext_folder(root, join_rel(path, "typo3conf/ext"))
         return _installation(path, version, error, extensions, facts, marker)
 

@@ -206,3 +206,4 @@ def test_real_core_folder_wins_over_outside_src_link(tmp_path: Path) -> None:
         inst = T3.detect(root, "")
     assert inst is not None and (inst.version, inst.version_error) == ("11.5.30", None)
     assert inst.facts["typo3_src_outside"] == "yes"
+    assert "version_source" not in inst.facts
