@@ -1,30 +1,22 @@
-"""Every subcommand of ``patchd``, in the order ``--help`` lists them."""
+"""Every subcommand of ``patchd``: name -> ``module:attribute``, in ``--help`` order.
+
+Commands are imported only when used (``patchd --help`` imports them all), so running
+one command does not pay for loading every other command's libraries.
+"""
 
 from __future__ import annotations
 
-import click
-
-from patchd.cli.apply_cmd import apply_command
-from patchd.cli.build_cmd import build_command
-from patchd.cli.notify_cmd import notify_command
-from patchd.cli.pending import pending
-from patchd.cli.report_cmd import report_command
-from patchd.cli.rollout_cmd import rollback_command, rollout_command
-from patchd.cli.scan_cmd import releases_group, scan_command, scans_group
-from patchd.cli.show_cmd import show_command
-from patchd.cli.test_cmd import test_command
-
-ALL: list[click.Command] = [
-    build_command,
-    show_command,
-    test_command,
-    scan_command,
-    scans_group,
-    releases_group,
-    rollout_command,
-    rollback_command,
-    report_command,
-    notify_command,
-    pending("demo", "The whole pipeline on the bundled fixture fleet.", "issue 5"),
-    apply_command,
-]
+COMMANDS: dict[str, str] = {
+    "build": "patchd.cli.build_cmd:build_command",
+    "show": "patchd.cli.show_cmd:show_command",
+    "test": "patchd.cli.test_cmd:test_command",
+    "scan": "patchd.cli.scan_cmd:scan_command",
+    "scans": "patchd.cli.scan_cmd:scans_group",
+    "releases": "patchd.cli.scan_cmd:releases_group",
+    "rollout": "patchd.cli.rollout_cmd:rollout_command",
+    "rollback": "patchd.cli.rollout_cmd:rollback_command",
+    "report": "patchd.cli.report_cmd:report_command",
+    "notify": "patchd.cli.notify_cmd:notify_command",
+    "demo": "patchd.cli.demo_cmd:demo_command",
+    "apply": "patchd.cli.apply_cmd:apply_command",
+}

@@ -6,6 +6,7 @@ errors to exit codes (0 success, 1 some targets failed, 2 usage or input error).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import click
 
 from patchd import __version__
+from patchd.cli.commands import COMMANDS
 from patchd.cli.exits import EXIT_INPUT
 from patchd.errors import PatchdError
 
@@ -22,11 +24,29 @@ log = logging.getLogger("patchd")
 
 
 class PatchdGroup(click.Group):
-    """A group that turns expected errors into one labelled line and an exit code."""
+    """A group that loads its subcommands lazily and turns expected errors into one
+    labelled line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(n for n in super().list_commands(ctx) if n not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # NOTE: `patchd show X | head` closes the pipe early; that is not an error.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
         except PatchdError as exc:
             click.echo(f"patchd: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
@@ -66,16 +86,6 @@ def cli(ctx: click.Context, ledger_path: Path | None, verbose: int) -> None:
     ctx.obj["ledger_path"] = ledger_path or Path(
         os.environ.get("PATCHD_LEDGER", ".patchd/ledger.db")
     )
-
-
-def _register() -> None:
-    from patchd.cli import commands
-
-    for command in commands.ALL:
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

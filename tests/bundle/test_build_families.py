@@ -1,16 +1,14 @@
 """``patchd build`` on every fixture family: exactly the security hunks, validated, backported.
 
 Each family is built once (module fixture) through the CLI with the same arguments as the
-repository's ``patches/`` bundles (``scripts/build_fixture_patches.py``), so the same builds
+repository's ``patches/`` bundles (``patchd_fixtures.bundles``), so the same builds
 also prove that the committed bundles are reproducible.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,24 +19,14 @@ from patchd.cli.main import cli
 from patchd.engine.parse import parse_diff
 from patchd.errors import BundleError
 from patchd.release.tree import diff_trees
+from patchd_fixtures import bundles as fixture_bundles
 from patchd_fixtures.families import FAMILIES
 from patchd_fixtures.releases import write_release_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _recipes():
-    spec = importlib.util.spec_from_file_location(
-        "build_fixture_patches", ROOT / "scripts" / "build_fixture_patches.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("build_fixture_patches", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-RECIPES = _recipes()
+RECIPES = fixture_bundles
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
