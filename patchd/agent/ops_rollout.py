@@ -132,14 +132,19 @@ def _done_journal(journal: Any, args: JSONDict, inst: JSONDict) -> str | None:
 @op("recover")
 def recover(args: JSONDict) -> Iterator[JSONDict]:
     """Put back every interrupted apply in ``backup_dir`` (run before writing): ``{"backup_dir",
-    "runs": [run id, ...] (optional: only journals of these runs)}``."""
+    "runs": [run id, ...], "roots": [account root, ...]}`` (both optional: only journals of
+    these runs and of installations in these account roots)."""
     from patchd.patcher import installation
 
     backup_dir = args["backup_dir"]
     if not os.path.isdir(backup_dir):
         return {"recovered": 0}
-    runs = args.get("runs")
-    results = installation.recover(backup_dir, None if runs is None else [str(r) for r in runs])
+    runs, roots = args.get("runs"), args.get("roots")
+    results = installation.recover(
+        backup_dir,
+        None if runs is None else [str(r) for r in runs],
+        None if roots is None else [str(r) for r in roots],
+    )
     for r in results:
         yield r.to_json()
     return {"recovered": len(results)}

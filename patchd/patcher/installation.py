@@ -483,9 +483,12 @@ def rollback(root_path: str, inst_path: str, journal_path: str) -> RollbackResul
     return RollbackResult(False, entry, detail, tuple(files))
 
 
-def recover(backup_dir: str, runs: Iterable[str] | None = None) -> list[RecoveryResult]:
+def recover(
+    backup_dir: str, runs: Iterable[str] | None = None, roots: Iterable[str] | None = None
+) -> list[RecoveryResult]:
     """Put back every installation whose apply was interrupted (journal not final); only
-    in the runs ``runs`` when given (another bundle's live rollout is not ours to undo).
+    in the runs ``runs`` and the account roots ``roots`` when given (another bundle's or
+    another host's live apply is not ours to undo).
 
     Files holding the post-image are restored from backup, files still at the pre-image
     are left; the journal is then marked ``recovered``. Files changed by someone else since
@@ -494,9 +497,12 @@ def recover(backup_dir: str, runs: Iterable[str] | None = None) -> list[Recovery
     """
     jr.check_store(backup_dir)
     results: list[RecoveryResult] = []
+    wanted = None if roots is None else {os.path.normpath(r) for r in roots}
     for entry in jr.find_journals(backup_dir, runs):
         journal = jr.load_journal(entry)
         if journal.state in jr.FINAL_STATES:
+            continue
+        if wanted is not None and os.path.normpath(journal.root) not in wanted:
             continue
         try:
             files = _restore_all(journal, entry, RESTORE_MAX_SIZE)

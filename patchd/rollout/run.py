@@ -31,7 +31,7 @@ from patchd.ledger.models import (
 )
 from patchd.outcomes import Outcome, Reason
 from patchd.progress import Progress, SilentProgress
-from patchd.rollout.match import Match, match_installation
+from patchd.rollout.match import Match, for_layout, match_installation
 from patchd.scanner import run_scan
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.pool import run_per_host
@@ -198,11 +198,13 @@ def _host_work(
     bundle_runs: list[str],
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping)."""
-    variants = {t.match.variant.file for t in targets if t.match.variant}
+    wanted = {(t.match.variant.file, t.match.layout) for t in targets if t.match.variant}
+    by_file = {v.file: v for v in bundle.manifest.variants}
     payload_variants = {
-        name: [fp.to_json() for fp in bundle.patches(v)]
-        for v in bundle.manifest.variants
-        if (name := v.file) in variants
+        _variant_key(name, layout): [
+            fp.to_json() for fp in for_layout(bundle.patches(by_file[name]), layout)
+        ]
+        for name, layout in sorted(wanted)
     }
     batch_size = 1 if options.canary is not None else options.batch
 
@@ -215,7 +217,13 @@ def _host_work(
             # as unreachable in a run that then finishes, and the next run is a new one.
             # Only this bundle's runs: the bundle lock makes them ours; another bundle's
             # rollout may be applying right now.
-            list(session.call("recover", {"backup_dir": backup_dir, "runs": bundle_runs}))
+            # Only this host's accounts: two hosts may share a file system and a store.
+            roots = sorted({t.account.root for t in targets})
+            list(
+                session.call(
+                    "recover", {"backup_dir": backup_dir, "runs": bundle_runs, "roots": roots}
+                )
+            )
         for start in range(0, len(targets), batch_size):
             if rec.canary_reached():
                 break
@@ -233,7 +241,9 @@ def _host_work(
                         "account": t.account.id,
                         "root": t.account.root,
                         "path": t.match.path,
-                        "variant": t.match.variant.file if t.match.variant else None,
+                        "variant": _variant_key(t.match.variant.file, t.match.layout)
+                        if t.match.variant
+                        else None,
                         "uid": t.account.uid,
                         "php": t.match.installation.php or t.account.php,
                         "php_binary": t.account.php_binary,
@@ -250,6 +260,11 @@ def _host_work(
         return finished
 
     return work
+
+
+def _variant_key(file: str, layout: str) -> str:
+    """The agent's name of a variant's patches as rewritten for one layout."""
+    return f"{file}#{layout}" if layout else file
 
 
 def _unreachable(rec: _Recorder, targets: list[_Target], error: str) -> None:
