@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -426,12 +428,46 @@ def _restore_one(
     return FileRestore(jf.rel, "restored", "restored from backup")
 
 
-def _restore_all(journal: jr.Journal, entry: str, max_size: int) -> list[FileRestore]:
+def _restore_all(
+    journal: jr.Journal, entry: str, max_size: int, *, sweep: bool = False
+) -> list[FileRestore]:
     with SafeRoot(journal.root) as root:
-        return [
+        restored = [
             _restore_one(root, journal.inst, jf, entry, journal.expected_uid, max_size)
             for jf in reversed(journal.files)
         ]
+        if sweep:
+            _sweep_temps(root, journal)
+        return restored
+
+
+#: The names of :func:`patchd.patcher.safewrite.write_temp`'s temp files.
+_TEMP_NAME = re.compile(r"^\.patchd-[0-9a-f]{16}\.tmp$")
+
+
+def _sweep_temps(root: SafeRoot, journal: jr.Journal) -> None:
+    """Remove our temp files left in the folders of an interrupted apply.
+
+    NOTE: a process killed between writing a temp file and renaming it leaves one behind
+    (its name is random, so the journal cannot name it); only regular files with exactly
+    our temp name pattern are removed, through the checked folder descriptor.
+    """
+    folders = {posixpath.dirname(_acct_rel(journal.inst, jf.rel)) + "/x" for jf in journal.files}
+    for probe in folders:
+        try:
+            dir_fd, _name = open_parent(root, probe.lstrip("/"), expected_uid=journal.expected_uid)
+        except (OSError, PatchdError):
+            continue
+        try:
+            for name in os.listdir(dir_fd):
+                if not _TEMP_NAME.match(name):
+                    continue
+                with contextlib.suppress(OSError):
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode):
+                        os.unlink(name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 #: Files larger than this are never restored (a backup is never larger than what we read).
@@ -505,7 +541,7 @@ def recover(
         if wanted is not None and os.path.normpath(journal.root) not in wanted:
             continue
         try:
-            files = _restore_all(journal, entry, RESTORE_MAX_SIZE)
+            files = _restore_all(journal, entry, RESTORE_MAX_SIZE, sweep=True)
         except (OSError, PatchdError) as exc:
             results.append(
                 RecoveryResult(
