@@ -255,6 +255,10 @@ def expected_verdicts(
     From the fleet's ground truth: not WordPress 6.4.0-6.4.2 -> not-affected; policy other
     than auto -> skipped; a customer-modified security file -> modified; PHP older than
     ``min_php`` -> php-incompatible; otherwise patched.
+
+    NOTE: the PHP compared is the account's from the inventory when it has one (the scan
+    treats the inventory as authoritative), although ``expected.json`` names an
+    installation's ``.htaccess`` handler as its PHP.
     """
     data = json.loads(expected_json.read_text())
     out: dict[tuple[str, str], Verdict] = {}
@@ -268,7 +272,9 @@ def expected_verdicts(
             elif set(inst["modified_files"]) & set(WP_FILES):
                 out[key] = ("dry-run-failed", "modified")
             elif (
-                min_php and inst.get("php") and Version.parse(inst["php"]) < Version.parse(min_php)
+                min_php
+                and (php := acct.get("php") or inst.get("php"))
+                and Version.parse(php) < Version.parse(min_php)
             ):
                 out[key] = ("dry-run-failed", "php-incompatible")
             else:
