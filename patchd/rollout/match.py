@@ -8,10 +8,13 @@ in words.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
+import re
 from dataclasses import dataclass
 
 from patchd.bundle.manifest import Bundle, Variant
+from patchd.engine.model import FilePatch
 from patchd.ledger.models import InstallationRecord
 
 
@@ -25,10 +28,46 @@ class Match:
     why: str  # the not-affected reason, or what matched
     path: str = ""  # where the files to patch are (relative to the account root)
     unsafe: str | None = None  # affected, but its files may not be touched (why)
+    layout: str = ""  # "" or a key of LAYOUTS: the bundle's paths are rewritten for it
 
     @property
     def affected(self) -> bool:
         return self.variant is not None
+
+
+_SYSEXT = re.compile(r"^typo3/sysext/([a-z0-9_]+)/")
+
+
+def _typo3_composer(path: str) -> str:
+    """``typo3/sysext/core/X`` (release tarball) -> ``vendor/typo3/cms-core/X`` (composer)."""
+    return _SYSEXT.sub(lambda m: f"vendor/typo3/cms-{m.group(1).replace('_', '-')}/", path)
+
+
+#: Installation layouts whose files sit elsewhere than in the release tarball the bundle
+#: was built from: layout -> path rewrite.
+LAYOUTS = {"typo3-composer": _typo3_composer}
+
+
+def layout_of(inst: InstallationRecord) -> str:
+    """The key of :data:`LAYOUTS` for ``inst``, or "" when the tarball's paths apply."""
+    if inst.cms == "typo3" and inst.facts.get("layout") == "composer":
+        return "typo3-composer"
+    return ""
+
+
+def for_layout(patches: list[FilePatch], layout: str) -> list[FilePatch]:
+    """``patches`` with their paths rewritten for ``layout``."""
+    if not layout:
+        return patches
+    rewrite = LAYOUTS[layout]
+    return [
+        dataclasses.replace(
+            fp,
+            old_path=None if fp.old_path is None else rewrite(fp.old_path),
+            new_path=None if fp.new_path is None else rewrite(fp.new_path),
+        )
+        for fp in patches
+    ]
 
 
 def source_folder(inst: InstallationRecord) -> tuple[str, str | None]:
@@ -85,4 +124,4 @@ def match_installation(bundle: Bundle, inst: InstallationRecord) -> Match:
     why = f"version {version} -> {variant.file}"
     if path != inst.path:
         why += f" (core files in {path}, used by {inst.path or 'the account root'})"
-    return Match(inst, variant, version, why, path, unsafe)
+    return Match(inst, variant, version, why, path, unsafe, layout_of(inst))
