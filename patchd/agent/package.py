@@ -23,6 +23,7 @@ import io
 import json
 import struct
 import sys
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,9 +124,22 @@ def bootstrap_argv(python: str) -> list[str]:
     return [python, "-I", "-c", BOOTSTRAP]
 
 
-@functools.cache
+_BUILD_LOCK = threading.Lock()
+
+
 def build_package() -> AgentPackage:
-    """Build the agent's zip once per process (deterministic: same sources, same sha256)."""
+    """Build the agent's zip once per process (deterministic: same sources, same sha256).
+
+    NOTE: host threads open sessions at the same time; parsing the sources with ``ast``
+    from several threads at once failed on Python 3.11 (scan over three hosts), so the
+    first build runs under a lock and later calls get the cached package.
+    """
+    with _BUILD_LOCK:
+        return _build_package()
+
+
+@functools.cache
+def _build_package() -> AgentPackage:
     files = _collect()
     _check_imports(files)
     buffer = io.BytesIO()

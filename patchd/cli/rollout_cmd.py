@@ -113,6 +113,11 @@ def exit_code(data: dict) -> int:
     help="Backup store on every host (default: the host's backup_dir, else "
     "/var/lib/patchd/backups).",
 )
+@click.option(
+    "--require-tested",
+    is_flag=True,
+    help="Skip installations whose CMS version and PHP no 'patchd test' cell passed.",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @format_options()
 @click.pass_context
@@ -130,6 +135,7 @@ def rollout_command(
     parallel: int,
     batch: int,
     backup_dir: str | None,
+    require_tested: bool,
     yes: bool,
     fmt: str,
     as_json: bool,
@@ -157,6 +163,7 @@ def rollout_command(
         parallel_hosts=parallel,
         batch=batch,
         backup_dir=backup_dir,
+        require_tested=require_tested,
     )
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         report = run_rollout(
@@ -172,6 +179,13 @@ def rollout_command(
         data = run_json(ledger, report.run_id)
     if report.resumed and fmt != "json":
         click.echo(f"resumed run {report.run_id}", err=True)
+    if report.untested:
+        action = "skipped" if require_tested else "rolled out anyway"
+        click.echo(
+            f"warning: {len(report.untested)} installation(s) run a configuration no "
+            f"'patchd test' cell passed ({action}), e.g. {report.untested[0]}",
+            err=True,
+        )
     emit_run(data, fmt, title=f"run {report.run_id}: {bundle.id} ({report.status.value})")
     ctx.exit(exit_code(data))
 

@@ -29,6 +29,7 @@ from patchd.ledger.models import (
     RunStatus,
     TouchedFileRecord,
 )
+from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason
 from patchd.progress import Progress, SilentProgress
 from patchd.rollout.match import Match, for_layout, match_installation
@@ -53,6 +54,7 @@ class RolloutOptions:
     batch: int = 25
     backup_dir: str | None = None
     max_file_size: int = 16 * 1024 * 1024
+    require_tested: bool = False
 
     def identity(self) -> dict[str, Any]:
         """The options that make two rollouts "the same command" (for automatic resume)."""
@@ -62,6 +64,7 @@ class RolloutOptions:
             "accounts": sorted(self.accounts),
             "customers": sorted(self.customers),
             "canary": self.canary,
+            "require_tested": self.require_tested,
         }
 
     def in_scope(self, account: Account) -> bool:
@@ -81,6 +84,7 @@ class RolloutReport:
     resumed: bool
     status: RunStatus
     summary: dict[str, int] = field(default_factory=dict)
+    untested: list[str] = field(default_factory=list)  # "account:path: why" per target
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,7 @@ def _host_work(
                 "run_id": str(rec.run_id),
                 "dry_run": options.dry_run,
                 "backup_dir": backup_dir,
-                "min_php": bundle.manifest.min_php,
+                "min_php": effective_min_php(bundle),
                 "max_file_size": options.max_file_size,
                 "variants": payload_variants,
                 "installations": [
@@ -329,6 +333,7 @@ def run_rollout(
         run_id, resumed, run_scan_id = _start_run(ledger, bundle, options, resume_run, scan_id)
         # NOTE: a second rollout of the bundle is refused with a message naming this run.
         lock.set_run(run_id)
+        untested_targets: list[str] = []
         try:
             status = _execute(
                 bundle,
@@ -341,12 +346,15 @@ def run_rollout(
                 run_scan_id,
                 progress,
                 transports,
+                untested_targets,
             )
         except BaseException:
             ledger_runs.set_run_status(ledger, run_id, RunStatus.INTERRUPTED)
             raise
         ledger_runs.set_run_status(ledger, run_id, status)
-    return RolloutReport(run_id, bundle.id, resumed, status, ledger_runs.summary(ledger, run_id))
+    return RolloutReport(
+        run_id, bundle.id, resumed, status, ledger_runs.summary(ledger, run_id), untested_targets
+    )
 
 
 def _execute(
@@ -360,6 +368,7 @@ def _execute(
     scan_id: int | None,
     progress: Progress,
     transports: dict[str, Transport] | None,
+    untested_targets: list[str],
 ) -> RunStatus:
     accounts = {a.id: a for a in inventory.accounts if options.in_scope(a)}
     if not accounts:
@@ -385,6 +394,14 @@ def _execute(
 
     per_host: dict[str, list[_Target]] = {}
     pending_records: list[ResultRecord] = []
+    verdicts: dict[tuple[str | None, str | None], str | None] = {}
+
+    def untested(version: str | None, php: str | None) -> str | None:
+        # NOTE: one tested.json lookup per (version, PHP), not per installation.
+        if (version, php) not in verdicts:
+            verdicts[(version, php)] = untested_reason(bundle, version, php)
+        return verdicts[(version, php)]
+
     seen: set[tuple[str, str]] = set()
     for inst in installations:
         account = accounts.get(inst.account)
@@ -409,6 +426,18 @@ def _execute(
                 )
             )
         else:
+            why = untested(t.match.version, t.match.installation.php or account.php)
+            if why is not None:
+                untested_targets.append(f"{account.id}:{t.match.path or '.'}: {why}")
+                if options.require_tested:
+                    pending_records.append(
+                        ResultRecord(
+                            **_base(t),
+                            outcome=Outcome.SKIPPED,
+                            detail=f"untested configuration (--require-tested): {why}",
+                        )
+                    )
+                    continue
             per_host.setdefault(account.host, []).append(t)
     for e in errors:
         if e.kind == "folder":

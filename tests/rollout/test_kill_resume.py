@@ -7,6 +7,7 @@ disk. Two rollouts of one bundle at once: the second is refused naming the first
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -129,7 +130,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _kill_group_and_wait(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
+    # NOTE: a fast machine may finish the rollout before the kill lands; resume then
+    # has nothing to do, which the checks afterwards accept as well.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

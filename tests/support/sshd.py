@@ -71,7 +71,9 @@ class SSHServer:
     log: Path
 
     def stop(self) -> None:
-        """Stop the listener and every connection it serves."""
+        """Stop the listener and every connection it serves (again: nothing happens)."""
+        if self.host.port not in _servers:
+            return
         kill_connections(self.host, include_agents=True)
         if self.process.poll() is None:
             self.process.terminate()

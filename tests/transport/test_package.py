@@ -9,7 +9,7 @@ import sys
 import zipfile
 
 from patchd.agent import package
-from patchd.agent.package import BOOTSTRAP, build_package, imported_modules
+from patchd.agent.package import BOOTSTRAP, _build_package, build_package, imported_modules
 
 FORBIDDEN = {"pydantic", "click", "rich", "unidiff", "yaml", "paramiko"}
 
@@ -49,7 +49,7 @@ def test_no_shipped_module_imports_a_controller_dependency() -> None:
 
 def test_package_is_deterministic_and_its_digest_matches() -> None:
     built = build_package()
-    build_package.cache_clear()
+    _build_package.cache_clear()
     again = build_package()
     assert again.data == built.data and again.sha256 == built.sha256
     assert again.frame()[:8] == len(again.data).to_bytes(8, "big")
