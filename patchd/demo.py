@@ -40,6 +40,9 @@ class DemoResult:
     """What the demo did: its runs and every outcome seen."""
 
     workdir: Path
+    ledger: Path
+    inventory: Path
+    bundles: list[Path] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -79,14 +82,15 @@ def run_demo(
     """Run the pipeline below ``workdir`` (created if missing) and print what happens."""
     console = console or Console()
     workdir.mkdir(parents=True, exist_ok=True)
-    result = DemoResult(workdir)
     ledger_path = workdir / "ledger.db"
+    result = DemoResult(workdir, ledger_path, workdir / "fleet" / "accounts.yaml")
     backups = workdir / "backups"
     backups.mkdir(mode=0o700, exist_ok=True)
     backups.chmod(0o700)
 
     console.rule("1/5 build: minimal security bundles from two release tarballs each")
     bundles = [_build(family, workdir, console) for family in FAMILIES]
+    result.bundles = bundles
 
     console.rule(f"2/5 fleet: {accounts} customer accounts on two hosts")
     fleet = generate_fleet(workdir / "fleet", accounts, seed=seed, hosts=["web01", "web02"])
@@ -152,10 +156,4 @@ def run_demo(
                     r.get("explanation") or r["detail"] or "",
                 )
             console.print(table)
-    console.print(
-        "\nNext: "
-        f"patchd --ledger {ledger_path} report {result.runs[0]} --format html -o report.html\n"
-        f"      patchd --ledger {ledger_path} notify {result.runs[0]} "
-        f"--accounts {inventory_path} --bundle {bundles[0]} --preview mails/"
-    )
     return result

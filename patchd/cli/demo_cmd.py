@@ -50,3 +50,11 @@ def demo_command(accounts: int, seed: int, workdir: Path | None, keep: bool) -> 
     console.print(f"\noutcomes over all runs: {seen}")
     if temporary and not keep:
         console.print("(the demo folder was removed; run with --keep to look around)")
+        return
+    run = result.runs[0]
+    console.print(
+        f"\nLook around in {folder}:\n"
+        f"  patchd --ledger {result.ledger} report {run} --format html -o report.html\n"
+        f"  patchd --ledger {result.ledger} notify {run} --accounts {result.inventory} "
+        f"--bundle {result.bundles[0]} --preview mails/"
+    )
