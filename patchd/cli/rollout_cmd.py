@@ -101,6 +101,13 @@ def exit_code(data: dict) -> int:
     help="Hosts worked on at once.",
 )
 @click.option(
+    "--per-host",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Agent sessions per host working at once (ignored with --canary).",
+)
+@click.option(
     "--batch",
     default=25,
     show_default=True,
@@ -133,6 +140,7 @@ def rollout_command(
     limit_customer: tuple[str, ...],
     canary: int | None,
     parallel: int,
+    per_host: int,
     batch: int,
     backup_dir: str | None,
     require_tested: bool,
@@ -161,6 +169,7 @@ def rollout_command(
         customers=_split(limit_customer),
         canary=canary,
         parallel_hosts=parallel,
+        per_host=per_host,
         batch=batch,
         backup_dir=backup_dir,
         require_tested=require_tested,

@@ -10,6 +10,8 @@ by the hosts (``recover``), installations with a result are not redone.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -200,8 +202,14 @@ def _host_work(
     options: RolloutOptions,
     backup_dir: str,
     bundle_runs: list[str],
+    transport: Transport,
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
-    """The work for one host; returns the keys it finished (for unreachable bookkeeping)."""
+    """The work for one host; returns the keys it finished (for unreachable bookkeeping).
+
+    The host's batches are shared by ``options.per_host`` agent sessions (the first is
+    the one the pool opened; the others are opened here), so a host works on several
+    installations at once; with ``--canary`` one session only, so the count is exact.
+    """
     wanted = {(t.match.variant.file, t.match.layout) for t in targets if t.match.variant}
     by_file = {v.file: v for v in bundle.manifest.variants}
     payload_variants = {
@@ -211,6 +219,59 @@ def _host_work(
         for name, layout in sorted(wanted)
     }
     batch_size = 1 if options.canary is not None else options.batch
+    sessions = 1 if options.canary is not None else max(1, options.per_host)
+
+    def run_batches(
+        session: AgentSession,
+        batches: queue.SimpleQueue[list[_Target]],
+        finished: list[tuple[str, str]],
+    ) -> None:
+        while not rec.canary_reached():
+            try:
+                chunk = batches.get_nowait()
+            except queue.Empty:
+                return
+            by_key = {t.key: t for t in chunk}
+            for item in session.call("rollout", _rollout_args(chunk)):
+                t = by_key[(item["account"], item["path"])]
+                _record_files(rec, t, item)
+                rec.result(_result_from_item(t, item, options.dry_run))
+                finished.append(t.key)
+
+    def extra_session(
+        batches: queue.SimpleQueue[list[_Target]], finished: list[tuple[str, str]]
+    ) -> None:
+        # NOTE: a second session failing leaves its batch without results; the host's
+        # bookkeeping afterwards records those installations as unreachable.
+        with contextlib.suppress(TransportError), transport.open() as session:
+            run_batches(session, batches, finished)
+
+    def _rollout_args(chunk: list[_Target]) -> dict[str, Any]:
+        return {
+            "run_id": str(rec.run_id),
+            "dry_run": options.dry_run,
+            "backup_dir": backup_dir,
+            "min_php": min_php,
+            "max_file_size": options.max_file_size,
+            "variants": payload_variants,
+            "installations": [
+                {
+                    "account": t.account.id,
+                    "root": t.account.root,
+                    "path": t.match.path,
+                    "variant": _variant_key(t.match.variant.file, t.match.layout)
+                    if t.match.variant
+                    else None,
+                    "uid": t.account.uid,
+                    "php": t.match.installation.php or t.account.php,
+                    "php_binary": t.account.php_binary,
+                    "apply": t.account.policy == "auto",
+                }
+                for t in chunk
+            ],
+        }
+
+    min_php = effective_min_php(bundle)
 
     def work(session: AgentSession) -> list[tuple[str, str]]:
         finished: list[tuple[str, str]] = []
@@ -228,39 +289,20 @@ def _host_work(
                     "recover", {"backup_dir": backup_dir, "runs": bundle_runs, "roots": roots}
                 )
             )
+        batches: queue.SimpleQueue[list[_Target]] = queue.SimpleQueue()
         for start in range(0, len(targets), batch_size):
-            if rec.canary_reached():
-                break
-            chunk = targets[start : start + batch_size]
-            by_key = {t.key: t for t in chunk}
-            args = {
-                "run_id": str(rec.run_id),
-                "dry_run": options.dry_run,
-                "backup_dir": backup_dir,
-                "min_php": effective_min_php(bundle),
-                "max_file_size": options.max_file_size,
-                "variants": payload_variants,
-                "installations": [
-                    {
-                        "account": t.account.id,
-                        "root": t.account.root,
-                        "path": t.match.path,
-                        "variant": _variant_key(t.match.variant.file, t.match.layout)
-                        if t.match.variant
-                        else None,
-                        "uid": t.account.uid,
-                        "php": t.match.installation.php or t.account.php,
-                        "php_binary": t.account.php_binary,
-                        "apply": t.account.policy == "auto",
-                    }
-                    for t in chunk
-                ],
-            }
-            for item in session.call("rollout", args):
-                t = by_key[(item["account"], item["path"])]
-                _record_files(rec, t, item)
-                rec.result(_result_from_item(t, item, options.dry_run))
-                finished.append(t.key)
+            batches.put(targets[start : start + batch_size])
+        helpers = [
+            threading.Thread(target=extra_session, args=(batches, finished), daemon=True)
+            for _ in range(min(sessions, -(-len(targets) // batch_size)) - 1)
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            run_batches(session, batches, finished)
+        finally:
+            for thread in helpers:
+                thread.join()
         return finished
 
     return work
@@ -464,7 +506,15 @@ def _execute(
             rec.result(r)
         bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
         works = {
-            h: _host_work(bundle, ts, rec, options, _backup_dir(inventory, h, options), bundle_runs)
+            h: _host_work(
+                bundle,
+                ts,
+                rec,
+                options,
+                _backup_dir(inventory, h, options),
+                bundle_runs,
+                transports[h],
+            )
             for h, ts in per_host.items()
         }
 
