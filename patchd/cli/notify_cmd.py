@@ -11,7 +11,7 @@ import click
 
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
-from patchd.cli.output import format_options, resolve_format
+from patchd.cli.output import accounts_option, format_options, resolve_format
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger import runs as ledger_runs
@@ -35,13 +35,7 @@ def parse_rate(value: str) -> float:
 
 @click.command(name="notify")
 @click.argument("run_id", metavar="RUN", type=int)
-@click.option(
-    "--accounts",
-    "accounts_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The inventory (accounts.yaml): customer names, addresses, languages.",
-)
+@accounts_option("The inventory (accounts.yaml): customer names, addresses, languages.")
 @click.option(
     "--bundle",
     "bundle_path",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -13,6 +16,8 @@ from rich.progress import Progress as RichProgressBar
 from patchd.progress import Progress, SilentProgress
 
 FORMATS = ("table", "csv", "json")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def stdout_console() -> Console:
@@ -42,6 +47,24 @@ def format_options(extra: tuple[str, ...] = ()):
         return fn
 
     return decorate
+
+
+def accounts_option(help: str = "The inventory (accounts.yaml).") -> Callable[[F], F]:
+    """``--accounts FILE`` (required): the inventory, as ``accounts_file``."""
+    return click.option(
+        "--accounts",
+        "accounts_file",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help,
+    )
+
+
+def parallel_option(help: str) -> Callable[[F], F]:
+    """``--parallel N``: hosts worked on at once (default 8)."""
+    return click.option(
+        "--parallel", default=8, show_default=True, type=click.IntRange(1, 256), help=help
+    )
 
 
 def resolve_format(fmt: str, as_json: bool) -> str:

@@ -10,7 +10,14 @@ import click
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.confirm import confirm_writes
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
-from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
+from patchd.cli.output import (
+    accounts_option,
+    format_options,
+    make_progress,
+    parallel_option,
+    resolve_format,
+    stdout_console,
+)
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
@@ -68,13 +75,7 @@ def exit_code(data: dict) -> int:
 @click.argument(
     "bundle_path", metavar="BUNDLE", type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
-@click.option(
-    "--accounts",
-    "accounts_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The inventory (accounts.yaml).",
-)
+@accounts_option()
 @click.option("--dry-run", is_flag=True, help="Match and dry-run only; write nothing.")
 @click.option(
     "--scan",
@@ -93,13 +94,7 @@ def exit_code(data: dict) -> int:
     default=None,
     help="Stop after N installations were patched, then report.",
 )
-@click.option(
-    "--parallel",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Hosts worked on at once.",
-)
+@parallel_option("Hosts worked on at once.")
 @click.option(
     "--per-host",
     default=1,
@@ -201,13 +196,7 @@ def rollout_command(
 
 @click.command(name="rollback")
 @click.argument("run_id", metavar="RUN", type=int)
-@click.option(
-    "--accounts",
-    "accounts_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The inventory (accounts.yaml).",
-)
+@accounts_option()
 @click.option("--account", default=None, help="Only this account.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @format_options()

@@ -11,7 +11,14 @@ import click
 
 from patchd.bundle.manifest import Bundle, load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
-from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
+from patchd.cli.output import (
+    accounts_option,
+    format_options,
+    make_progress,
+    parallel_option,
+    resolve_format,
+    stdout_console,
+)
 from patchd.inventory import load_inventory
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
@@ -81,13 +88,7 @@ def _emit(data: dict, fmt: str) -> None:
 
 
 @click.command(name="scan")
-@click.option(
-    "--accounts",
-    "accounts_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The inventory (accounts.yaml).",
-)
+@accounts_option()
 @click.option(
     "--depth",
     default=4,
@@ -95,13 +96,7 @@ def _emit(data: dict, fmt: str) -> None:
     type=click.IntRange(0, 32),
     help="How deep below each docroot to look for installations.",
 )
-@click.option(
-    "--parallel",
-    default=8,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Hosts scanned at once.",
-)
+@parallel_option("Hosts scanned at once.")
 @click.option("--account", "only", multiple=True, help="Scan only this account (repeatable).")
 @click.option(
     "--no-integrity", is_flag=True, help="Skip comparing core files with registered releases."

@@ -52,17 +52,7 @@ class DrupalDetector(Detector):
             *_projects(root, join_rel(path, "modules"), "module"),
             *_projects(root, join_rel(path, "themes"), "theme"),
         ]
-        if len(extensions) > MAX_EXTENSIONS:
-            facts["extensions_truncated"] = "yes"
-        return Installation(
-            path=path,
-            cms=self.name,
-            version=version,
-            version_error=None if version else error,
-            extensions=tuple(extensions[:MAX_EXTENSIONS]),
-            facts=facts,
-            marker=VERSION_FILE,
-        )
+        return self.installation(path, version, error, extensions, facts, VERSION_FILE)
 
 
 def _info_version(root: SafeRoot, rel: str) -> str | None:

@@ -10,7 +10,7 @@ NOTE: stdlib-only; the host-side agent imports it and ships results as JSON.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,31 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, root: SafeRoot, path: str) -> Installation | None:
         """The installation in folder ``path`` (relative to ``root``), or None."""
+
+    def installation(
+        self,
+        path: str,
+        version: str | None,
+        error: str | None,
+        extensions: Sequence[Extension],
+        facts: dict[str, str],
+        marker: str,
+    ) -> Installation:
+        """An :class:`Installation` of this CMS; at most ``MAX_EXTENSIONS`` extensions
+        (a customer tree may hold any number), marking ``extensions_truncated``."""
+        from patchd.cms._text import MAX_EXTENSIONS
+
+        if len(extensions) > MAX_EXTENSIONS:
+            facts["extensions_truncated"] = "yes"
+        return Installation(
+            path=path,
+            cms=self.name,
+            version=version,
+            version_error=None if version else error,
+            extensions=tuple(extensions[:MAX_EXTENSIONS]),
+            facts=facts,
+            marker=marker,
+        )
 
     def project_root_for_docroot(self, root: SafeRoot, docroot: str) -> str | None:
         """A folder above ``docroot`` holding this CMS's installation (composer layouts).

@@ -75,17 +75,8 @@ class JoomlaDetector(Detector):
                 )
         facts: dict[str, str] = {}
         components = _components(root, join_rel(path, "administrator/components"))
-        if len(components) > MAX_EXTENSIONS:
-            facts["extensions_truncated"] = "yes"
-        return Installation(
-            path=path,
-            cms=self.name,
-            version=version,
-            version_error=None if version else error,
-            extensions=tuple(components[:MAX_EXTENSIONS]),
-            facts=facts,
-            marker=VERSION_FILE if has_version else MANIFEST,
-        )
+        marker = VERSION_FILE if has_version else MANIFEST
+        return self.installation(path, version, error, components, facts, marker)
 
 
 def _version(root: SafeRoot, path: str) -> tuple[str | None, str | None]:

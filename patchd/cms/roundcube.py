@@ -54,17 +54,7 @@ class RoundcubeDetector(Detector):
                 error = f"{join_rel(path, VERSION_FILE)}: no RCMAIL_VERSION define found"
         facts: dict[str, str] = {}
         plugins = _plugins(root, join_rel(path, "plugins"))
-        if len(plugins) > MAX_EXTENSIONS:
-            facts["extensions_truncated"] = "yes"
-        return Installation(
-            path=path,
-            cms=self.name,
-            version=version,
-            version_error=None if version else error,
-            extensions=tuple(plugins[:MAX_EXTENSIONS]),
-            facts=facts,
-            marker=VERSION_FILE,
-        )
+        return self.installation(path, version, error, plugins, facts, VERSION_FILE)
 
 
 def _plugins(root: SafeRoot, base: str) -> list[Extension]:

@@ -60,17 +60,7 @@ class WordPressDetector(Detector):
             *_mu_plugins(root, join_rel(path, "wp-content/mu-plugins")),
             *_themes(root, join_rel(path, "wp-content/themes")),
         ]
-        if len(extensions) > MAX_EXTENSIONS:
-            facts["extensions_truncated"] = "yes"
-        return Installation(
-            path=path,
-            cms=self.name,
-            version=version,
-            version_error=None if version else error,
-            extensions=tuple(extensions[:MAX_EXTENSIONS]),
-            facts=facts,
-            marker=marker,
-        )
+        return self.installation(path, version, error, extensions, facts, marker)
 
 
 def _plugin_header(root: SafeRoot, rel: str) -> tuple[str, str | None] | None:
