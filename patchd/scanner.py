@@ -91,6 +91,7 @@ def _account_request(account: Account, max_depth: int) -> dict[str, Any]:
         "docroots": list(account.docroots),
         "max_depth": max_depth,
         "php": account.php,
+        "php_binary": account.php_binary,
     }
 
 

@@ -126,7 +126,8 @@ def echo(args: JSONDict) -> Iterator[JSONDict]:
 def scan(args: JSONDict) -> Iterator[JSONDict]:
     """Detect installations in each account: one item per account, in the order given.
 
-    ``args``: ``{"accounts": [{"id", "root", "docroots", "max_depth", "php"}, ...]}``. An
+    ``args``: ``{"accounts": [{"id", "root", "docroots", "max_depth", "php", "php_binary"},
+    ...]}``. An
     account whose scan fails (root missing, unreadable, not a folder, a detector bug) gets
     an item with ``error`` set; the other accounts are still scanned.
     """
@@ -160,9 +161,16 @@ def _scan_account(account: JSONDict) -> JSONDict:
                     result["installations"].append(found.to_json())
                 else:
                     result["problems"].append(_problem_json(found))
+            binary_version = None
+            if not account.get("php") and account.get("php_binary"):
+                from patchd.patcher.php import binary_version as read_binary_version
+
+                binary_version = read_binary_version(account["php_binary"], account["root"])
             if account.get("php"):
                 # NOTE: the operator's inventory is authoritative; hints are only guesses.
                 result["php"], result["php_source"] = str(account["php"]), "inventory"
+            elif binary_version:
+                result["php"], result["php_source"] = binary_version, "php_binary"
             else:
                 result["php"], result["php_source"] = php_hints(root, docroots)
     except Exception as exc:

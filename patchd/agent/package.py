@@ -65,6 +65,10 @@ FORBIDDEN_IMPORTS: frozenset[str] = frozenset(
 
 _BOOTSTRAP_SOURCE = """\
 import hashlib, os, struct, sys, tempfile
+if sys.version_info < (3, 11):
+    v = sys.version.split()[0]
+    sys.stderr.write("patchd agent: python %s on this host is too old; needs 3.11+\\n" % v)
+    sys.exit(4)
 r = sys.stdin.buffer
 h = r.read(8)
 n = struct.unpack(">Q", h)[0] if len(h) == 8 else -1

@@ -11,6 +11,7 @@ NOTE: stdlib-only.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -41,6 +42,24 @@ def php_version_problem(min_php: str | None, account_php: str | None) -> str | N
 def _inside(path: str, root: str) -> bool:
     real, base = os.path.realpath(path), os.path.realpath(root).rstrip("/") + "/"
     return real == base.rstrip("/") or real.startswith(base)
+
+
+def binary_version(php_binary: str, root_path: str, *, timeout: float = 10.0) -> str | None:
+    """The ``major.minor`` version of the hoster's ``php_binary`` (None if it cannot tell).
+
+    NOTE: a binary inside the account is the customer's and is never run.
+    """
+    if _inside(php_binary, root_path) or not os.path.isabs(php_binary):
+        return None
+    try:
+        done = subprocess.run(
+            [php_binary, "-n", "-r", "echo PHP_MAJOR_VERSION, '.', PHP_MINOR_VERSION;"],
+            capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = done.stdout.decode("ascii", "replace").strip()
+    return text if done.returncode == 0 and re.fullmatch(r"\d+\.\d+", text) else None
 
 
 def lint_files(
