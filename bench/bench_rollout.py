@@ -1,0 +1,308 @@
+"""Benchmark: ``patchd rollout`` locally, over SSH, and the controller's peak memory.
+
+(a) local rollout over a generated fleet (default 10,000 accounts, on ``/dev/shm``) against
+    a shell loop of GNU ``patch --dry-run`` then ``patch`` per installation on an identical
+    copy of the fleet; the verdicts and the resulting files must be the same. Each side runs
+    ``--runs`` times on a fresh copy; medians and the ratio are reported (target: >= 5x).
+(b) rollout over 4 loopback sshd hosts with ``--ssh-accounts`` accounts each (default
+    1,000; target: under 60 s).
+(c) peak resident memory of the controller process alone (``VmHWM`` of its pid, sampled
+    until it exits; the agents are other processes) for a dry-run rollout over
+    ``--mem-accounts`` accounts (default 50,000; target: under 300 MB).
+
+The bundle is ``patches/wp-2026-001`` (built by ``patchd build`` from the fixture
+releases). The GNU loop is given the list of installations patchd would write to (auto
+policy, PHP new enough, from the fleet's ground truth) and the variant diff of each, so
+it does no scanning or matching at all: the comparison favours GNU patch.
+
+Usage: ``python bench/bench_rollout.py [--accounts N] [--ssh-accounts N] [--mem-accounts N]
+[--runs 3] [--parts a,b,c] [--base /dev/shm] [--profile FILE]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from patchd.bundle.manifest import load_bundle  # noqa: E402
+from patchd_fixtures.fleet import generate_fleet  # noqa: E402
+from tests.e2e import kit  # noqa: E402
+
+BUNDLE = ROOT / "patches" / "wp-2026-001"
+TARGET_RATIO = 5.0
+TARGET_SSH_SECONDS = 60.0
+TARGET_MB = 300.0
+
+
+def _fleet(base: Path, accounts: int, hosts: list[str]) -> Path:
+    dest = base / f"fleet-{accounts}-{len(hosts)}"
+    if not (dest / "expected.json").exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        start = time.perf_counter()
+        generate_fleet(dest, accounts, hosts=hosts)
+        print(f"  fleet of {accounts} accounts in {time.perf_counter() - start:.1f} s", flush=True)
+    return dest
+
+
+def _copy(fleet: Path, dest: Path) -> Path:
+    """A copy of ``fleet`` at ``dest`` (symlinks kept, inventory roots rewritten)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(fleet), str(dest)], check=True)
+    inv = dest / "accounts.yaml"
+    inv.write_text(inv.read_text().replace(str(fleet), str(dest)))
+    exp = dest / "expected.json"
+    exp.write_text(exp.read_text().replace(str(fleet), str(dest)))
+    return dest
+
+
+def _rollout_argv(fleet: Path, *extra: str) -> list[str]:
+    backups = fleet / "backups"
+    backups.mkdir(mode=0o700, exist_ok=True)
+    return kit.patchd_argv(
+        fleet / "ledger.db",
+        "rollout", str(BUNDLE), "--accounts", str(fleet / "accounts.yaml"),
+        "--backup-dir", str(backups), "--yes", "--json", *extra,
+    )  # fmt: skip
+
+
+def _run_patchd(fleet: Path, *extra: str) -> tuple[float, dict, float]:
+    """(wall seconds, JSON output, controller peak MB)."""
+    # NOTE: output goes to files: a full pipe would block patchd while we sample its memory.
+    out_path, err_path = fleet / "rollout.out", fleet / "rollout.err"
+    with out_path.open("w") as out_fh, err_path.open("w") as err_fh:
+        start = time.perf_counter()
+        proc = subprocess.Popen(_rollout_argv(fleet, *extra), stdout=out_fh, stderr=err_fh)
+        peak = _watch_hwm(proc)
+        proc.wait()
+        wall = time.perf_counter() - start
+    out, err = out_path.read_text(), err_path.read_text()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"patchd failed ({proc.returncode}): {err}")
+    return wall, json.loads(out), peak
+
+
+def _watch_hwm(proc: subprocess.Popen[bytes]) -> float:
+    """Sample the process's VmHWM (peak RSS, this process only) until it exits; MB."""
+    peak = 0
+    status = Path(f"/proc/{proc.pid}/status")
+    while proc.poll() is None:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+        except OSError:
+            break
+        time.sleep(0.05)
+    return peak / 1024
+
+
+def _targets(fleet: Path) -> list[tuple[str, str, str]]:
+    """(account, installation path, installation folder) patchd would write to."""
+    manifest = load_bundle(BUNDLE).manifest
+    expected = kit.expected_verdicts(fleet / "expected.json", min_php=manifest.min_php)
+    data = json.loads((fleet / "expected.json").read_text())
+    out = []
+    for (acct, path), verdict in sorted(expected.items()):
+        if verdict[0] == "patched" or verdict == ("dry-run-failed", "modified"):
+            root = Path(data["accounts"][acct]["root"])
+            out.append((acct, path, str(root / path)))
+    return out
+
+
+def _gnu_loop(fleet: Path) -> tuple[float, dict[tuple[str, str], str]]:
+    """Time a bash loop of ``patch --dry-run`` then ``patch`` per installation."""
+    bundle = load_bundle(BUNDLE)
+    data = json.loads((fleet / "expected.json").read_text())
+    lines = []
+    for acct, path, folder in _targets(fleet):
+        version = next(i["version"] for i in data["accounts"][acct]["installations"]
+                       if i["path"] == path)  # fmt: skip
+        variant = bundle.variant_for(version)
+        assert variant is not None
+        lines.append(f"{folder}\t{BUNDLE / variant.file}\t{acct}\t{path}")
+    listing = fleet / "gnu-list.tsv"
+    listing.write_text("\n".join(lines) + "\n")
+    script = (
+        "while IFS=$'\\t' read -r dir diff acct path; do "
+        'if patch -p1 -s -f --dry-run -d "$dir" -i "$diff" >/dev/null 2>&1; then '
+        'patch -p1 -s -f -d "$dir" -i "$diff" >/dev/null 2>&1 && echo "$acct $path patched"; '
+        'else echo "$acct $path failed"; fi; '
+        f'done < "{listing}"'
+    )
+    start = time.perf_counter()
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    verdicts = {}
+    for line in done.stdout.splitlines():
+        acct, path, verdict = line.rsplit(" ", 2) if line.count(" ") > 2 else (*line.split(" "),)
+        verdicts[(acct, path)] = verdict
+    return wall, verdicts
+
+
+def _security_state(fleet: Path) -> dict[str, str]:
+    """sha256 of every security file of every target installation (relative names)."""
+    out = {}
+    for acct, path, folder in _targets(fleet):
+        for rel in kit.WP_FILES:
+            out[f"{acct}/{path}/{rel}"] = kit.sha((Path(folder) / rel).read_bytes())
+    return out
+
+
+def part_a(base: Path, accounts: int, runs: int, profile: Path | None) -> dict[str, object]:
+    print(f"(a) local rollout, {accounts} accounts, {runs} runs", flush=True)
+    fleet = _fleet(base, accounts, ["web01", "web02"])
+    p_times, g_times, peaks = [], [], []
+    for n in range(runs):
+        mine = _copy(fleet, base / "a-patchd")
+        theirs = _copy(fleet, base / "a-gnu")
+        extra: tuple[str, ...] = ()
+        if profile and n == 0:
+            wall, data, peak = _profiled(mine, profile)
+        else:
+            wall, data, peak = _run_patchd(mine, *extra)
+        gwall, gnu = _gnu_loop(theirs)
+        p_times.append(wall)
+        g_times.append(gwall)
+        peaks.append(peak)
+        ours = {
+            (r["account"], r["path"]): ("patched" if r["outcome"] == "patched" else "failed")
+            for r in data["results"]
+            if (r["account"], r["path"]) in gnu
+        }
+        if ours != gnu:
+            diff = {k: (ours.get(k), gnu[k]) for k in gnu if ours.get(k) != gnu[k]}
+            raise SystemExit(f"verdicts differ from GNU patch: {list(diff.items())[:10]}")
+        if _security_state(mine) != _security_state(theirs):
+            raise SystemExit("patched files differ from GNU patch's")
+        print(
+            f"  run {n + 1}: patchd {wall:.2f} s ({data['summary']}), GNU loop {gwall:.2f} s "
+            f"over {len(gnu)} installations; same verdicts and files",
+            flush=True,
+        )
+    p, g = statistics.median(p_times), statistics.median(g_times)
+    return {
+        "accounts": accounts,
+        "installations_patch_loop": len(gnu),
+        "patchd_median_s": round(p, 2),
+        "gnu_median_s": round(g, 2),
+        "ratio": round(g / p, 2),
+        "controller_peak_mb": round(max(peaks), 1),
+        "summary": data["summary"],
+        "target_met": g / p >= TARGET_RATIO,
+    }
+
+
+def _profiled(fleet: Path, profile: Path) -> tuple[float, dict, float]:
+    """Run the controller in-process under cProfile (agents still are subprocesses)."""
+    from patchd.cli.main import cli
+
+    argv = _rollout_argv(fleet)[3:]
+    out = fleet / "profile-out.json"
+    start = time.perf_counter()
+    prof = cProfile.Profile()
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        prof.runcall(cli.main, args=argv, prog_name="patchd")
+    wall = time.perf_counter() - start
+    prof.dump_stats(str(profile))
+    out.write_text(buf.getvalue())
+    return wall, json.loads(buf.getvalue()), 0.0
+
+
+def part_b(base: Path, per_host: int) -> dict[str, object]:
+    from tests.support.sshd import SSHDFactory
+
+    print(f"(b) SSH rollout, 4 hosts x {per_host} accounts", flush=True)
+    names = ["ssh1", "ssh2", "ssh3", "ssh4"]
+    fleet = _copy(_fleet(base, per_host * 4, names), base / "b-ssh")
+    factory = SSHDFactory(Path(tempfile.mkdtemp(prefix="bench-sshd-", dir=base)))
+    try:
+        hosts = factory(4)
+        import yaml
+
+        inv = yaml.safe_load((fleet / "accounts.yaml").read_text())
+        inv["hosts"] = {n: kit.ssh_host_entry(h) for n, h in zip(names, hosts, strict=True)}
+        (fleet / "accounts.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+        wall, data, peak = _run_patchd(fleet)
+    finally:
+        factory.stop_all()
+    print(f"  {wall:.2f} s, {data['summary']}", flush=True)
+    return {
+        "hosts": 4,
+        "accounts_per_host": per_host,
+        "seconds": round(wall, 2),
+        "controller_peak_mb": round(peak, 1),
+        "summary": data["summary"],
+        "target_met": wall < TARGET_SSH_SECONDS,
+    }
+
+
+def part_c(base: Path, accounts: int) -> dict[str, object]:
+    print(f"(c) controller peak memory, {accounts} accounts (dry run)", flush=True)
+    fleet = _fleet(base, accounts, ["web01", "web02"])
+    ledger = fleet / "ledger.db"
+    ledger.unlink(missing_ok=True)
+    wall, data, peak = _run_patchd(fleet, "--dry-run")
+    installations = sum(data["summary"].values())
+    ledger.unlink(missing_ok=True)
+    print(f"  {installations} installations, {wall:.1f} s, controller peak {peak:.0f} MB")
+    return {
+        "accounts": accounts,
+        "installations": installations,
+        "seconds": round(wall, 1),
+        "controller_peak_mb": round(peak, 1),
+        "target_met": peak < TARGET_MB,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--accounts", type=int, default=10_000)
+    ap.add_argument("--ssh-accounts", type=int, default=1_000, help="accounts per SSH host")
+    ap.add_argument("--mem-accounts", type=int, default=50_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parts", default="a,b,c")
+    ap.add_argument("--base", default="/dev/shm")
+    ap.add_argument("--keep", action="store_true", help="keep the generated fleets")
+    ap.add_argument("--profile", type=Path, default=None, help="cProfile the first run of (a)")
+    args = ap.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="patchd-bench-rollout-", dir=args.base))
+    results: dict[str, object] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.uname()._asdict(),
+        "nproc": os.cpu_count(),
+    }
+    try:
+        parts = set(args.parts.split(","))
+        if "a" in parts:
+            results["a"] = part_a(base, args.accounts, args.runs, args.profile)
+        if "b" in parts:
+            results["b"] = part_b(base, args.ssh_accounts)
+        if "c" in parts:
+            results["c"] = part_c(base, args.mem_accounts)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
