@@ -63,6 +63,16 @@ class Host(BaseModel):
     known_hosts: Path | None = None
     python: str = "python3"
     max_sessions: int = Field(4, ge=1, le=256)
+    backup_dir: str | None = None  # backup store on the host (default /var/lib/patchd/backups)
+
+    @field_validator("backup_dir")
+    @classmethod
+    def _backup_dir(cls, value: str | None) -> str | None:
+        if value is not None:
+            _no_control(value, "path")
+            if not value.startswith("/"):
+                raise ValueError(f"must be an absolute path: {value!r}")
+        return value
 
     @field_validator("hostname")
     @classmethod

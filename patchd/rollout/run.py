@@ -203,12 +203,14 @@ def _host_work(
     backup_dir: str,
     bundle_runs: list[str],
     transport: Transport,
+    max_sessions: int,
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping).
 
     The host's batches are shared by ``options.per_host`` agent sessions (the first is
     the one the pool opened; the others are opened here), so a host works on several
-    installations at once; with ``--canary`` one session only, so the count is exact.
+    installations at once (at most the host's ``max_sessions``); with ``--canary`` one
+    session only, so the count is exact.
     """
     wanted = {(t.match.variant.file, t.match.layout) for t in targets if t.match.variant}
     by_file = {v.file: v for v in bundle.manifest.variants}
@@ -219,7 +221,7 @@ def _host_work(
         for name, layout in sorted(wanted)
     }
     batch_size = 1 if options.canary is not None else options.batch
-    sessions = 1 if options.canary is not None else max(1, options.per_host)
+    sessions = 1 if options.canary is not None else max(1, min(options.per_host, max_sessions))
 
     def run_batches(
         session: AgentSession,
@@ -514,6 +516,7 @@ def _execute(
                 _backup_dir(inventory, h, options),
                 bundle_runs,
                 transports[h],
+                inventory.hosts[h].max_sessions,
             )
             for h, ts in per_host.items()
         }
