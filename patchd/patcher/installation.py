@@ -19,6 +19,7 @@ import os
 import posixpath
 import re
 import stat
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -141,6 +142,30 @@ def _read_current(
     return current, None
 
 
+#: Files a CMS's own updater keeps in the installation folder while it runs.
+UPDATER_MARKERS = (".maintenance",)
+#: A marker older than this is left over from an updater that died (WordPress itself
+#: ignores a ``.maintenance`` older than ten minutes), so it does not block the patch.
+UPDATER_FRESH_SECONDS = 600
+
+
+def _updater_running(root: SafeRoot, inst_path: str) -> str | None:
+    """Why the CMS's own updater looks busy in the installation, or None.
+
+    NOTE: the updater replaces core files itself; patching under it would race it (and the
+    pre-image check would only catch the files it already wrote).
+    """
+    for name in UPDATER_MARKERS:
+        try:
+            st = root.lstat(join_rel(inst_path, name))
+        except (OSError, UnsafePathError):
+            continue
+        age = time.time() - st.st_mtime
+        if age < UPDATER_FRESH_SECONDS:
+            return f"CMS updater running ({name} present, {max(0, int(age))} s old)"
+    return None
+
+
 _HUNK_PREFIX = re.compile(r"^hunk #\d+ (does not match: )?")
 
 
@@ -167,10 +192,14 @@ def dry_run(
 ) -> DryRunResult:
     """Check whether ``files`` apply to the installation; nothing is written.
 
-    Order: unsafe paths, missing files, already patched (every file reverse-applies),
-    forward apply in memory (first failing file and hunk), PHP version, ``php -l``.
+    Order: a CMS updater at work (fresh ``.maintenance``), unsafe paths, missing files,
+    already patched (every file reverse-applies), forward apply in memory (first failing
+    file and hunk), PHP version, ``php -l``.
     """
     with SafeRoot(root_path) as root:
+        busy = _updater_running(root, inst_path)
+        if busy is not None:
+            return _failed(Reason.UNSAFE_PATH, busy)
         current, verdict = _read_current(
             root, inst_path, files, expected_uid=expected_uid, max_file_size=max_file_size
         )
