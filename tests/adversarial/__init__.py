@@ -1,0 +1,1 @@
+"""Adversarial suite: hostile account trees, archives, diffs and faults (issue 8)."""
