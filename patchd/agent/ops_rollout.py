@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Any, Dict, Iterator, List  # noqa: UP035
+from typing import Any, Dict, Iterator, List, Optional  # noqa: UP035
 
 from patchd.agent.ops import op
 from patchd.errors import PatchdError
@@ -46,7 +46,7 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
 
 
 def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
-    from patchd.patcher import installation, journal
+    from patchd.patcher import journal, privdrop
 
     out: JSONDict = {
         "account": inst.get("account"),
@@ -59,15 +59,9 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
         "applied": False,
         "traceback": None,
     }
-    common = {
-        "expected_uid": inst.get("uid"),
-        "min_php": args.get("min_php"),
-        "account_php": inst.get("php"),
-        "php_binary": inst.get("php_binary"),
-        "max_file_size": int(args.get("max_file_size") or DEFAULT_MAX_FILE_SIZE),
-    }
     try:
         files = patches[inst["variant"]]
+        who = privdrop.identity(inst["root"], inst.get("uid"))
         do_apply = bool(inst.get("apply")) and not args.get("dry_run")
         if do_apply:
             done = _done_journal(journal, args, inst)
@@ -81,38 +75,93 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
                     applied=True,
                 )
                 return out
+        if who.account is None:
+            out.update(_work(args, files, inst, who.expected_uid, do_apply, None))
+            return out
+        # NOTE: the file work runs as the account; only the backup store stays with us.
+        server = privdrop.StoreServer(
+            args.get("backup_dir") if do_apply else None,
+            root=inst["root"],
+            inst=inst.get("path", ""),
+            run_id=str(args.get("run_id")),
+        )
+        out.update(
+            privdrop.run_as(
+                who.account,
+                inst["root"],
+                lambda ch: _work(args, files, inst, who.expected_uid, do_apply, ch),
+                serve=server,
+                timeout=float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT),
+            )
+        )
+    except Exception as exc:
+        out.update(_error_fields(exc))
+    return out
+
+
+def _error_fields(exc: Exception) -> JSONDict:
+    """The item fields of an installation whose work raised ``exc``."""
+    from patchd.patcher.privdrop import WorkerError
+
+    fields: JSONDict = {"outcome": "error", "detail": f"{type(exc).__name__}: {exc}"}
+    if isinstance(exc, WorkerError):
+        fields["traceback"] = exc.details or None
+    elif isinstance(exc, (PatchdError, OSError)):
+        fields["traceback"] = None
+    else:
+        fields["traceback"] = traceback.format_exc()
+    return fields
+
+
+def _work(
+    args: JSONDict,
+    files: List[Any],  # noqa: UP006
+    inst: JSONDict,
+    expected_uid: Optional[int],  # noqa: UP045
+    do_apply: bool,
+    channel: Any,
+) -> JSONDict:
+    """Dry-run or apply one installation; the item fields. ``channel`` is the worker's
+    pipe to the root parent (None: in this process, with the store used directly)."""
+    from patchd.patcher import installation
+    from patchd.patcher.privdrop import ProxyStore
+
+    common = {
+        "expected_uid": expected_uid,
+        "min_php": args.get("min_php"),
+        "account_php": inst.get("php"),
+        "php_binary": inst.get("php_binary"),
+        "max_file_size": int(args.get("max_file_size") or DEFAULT_MAX_FILE_SIZE),
+    }
+    try:
+        if do_apply:
             res = installation.apply(
                 inst["root"],
                 inst["path"],
                 files,
                 backup_dir=args["backup_dir"],
                 run_id=str(args["run_id"]),
+                store=None if channel is None else ProxyStore(channel),
                 **common,
             )
-            out.update(
-                outcome=str(res.outcome),
-                detail=res.detail,
-                journal=res.journal,
-                reason=None if res.reason is None else str(res.reason),
-                applied=True,
-                files=[f.to_json() for f in res.files],
-            )
-        else:
-            dr = installation.dry_run(inst["root"], inst["path"], files, **common)
-            out.update(
-                outcome=None if dr.outcome is None else str(dr.outcome),
-                reason=None if dr.reason is None else str(dr.reason),
-                detail=dr.detail,
-                files=[f.to_json() for f in dr.files],
-                status=dr.status,
-            )
+            return {
+                "outcome": str(res.outcome),
+                "detail": res.detail,
+                "journal": res.journal,
+                "reason": None if res.reason is None else str(res.reason),
+                "applied": True,
+                "files": [f.to_json() for f in res.files],
+            }
+        dr = installation.dry_run(inst["root"], inst["path"], files, **common)
+        return {
+            "outcome": None if dr.outcome is None else str(dr.outcome),
+            "reason": None if dr.reason is None else str(dr.reason),
+            "detail": dr.detail,
+            "files": [f.to_json() for f in dr.files],
+            "status": dr.status,
+        }
     except Exception as exc:
-        out.update(
-            outcome="error", detail=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()
-        )
-        if isinstance(exc, (PatchdError, OSError)):
-            out["traceback"] = None
-    return out
+        return _error_fields(exc)
 
 
 def _done_journal(journal: Any, args: JSONDict, inst: JSONDict) -> str | None:
@@ -133,34 +182,55 @@ def _done_journal(journal: Any, args: JSONDict, inst: JSONDict) -> str | None:
 def recover(args: JSONDict) -> Iterator[JSONDict]:
     """Put back every interrupted apply in ``backup_dir`` (run before writing): ``{"backup_dir",
     "runs": [run id, ...], "roots": [account root, ...]}`` (both optional: only journals of
-    these runs and of installations in these account roots)."""
+    these runs and of installations in these account roots). Each installation is put back
+    as its account (see :mod:`patchd.patcher.privdrop`)."""
     from patchd.patcher import installation
 
     backup_dir = args["backup_dir"]
     if not os.path.isdir(backup_dir):
         return {"recovered": 0}
     runs, roots = args.get("runs"), args.get("roots")
-    results = installation.recover(
+    pending = installation.pending_journals(
         backup_dir,
         None if runs is None else [str(r) for r in runs],
         None if roots is None else [str(r) for r in roots],
     )
-    for r in results:
-        yield r.to_json()
-    return {"recovered": len(results)}
+    for entry, jour in pending:
+        yield _recover_one(args, backup_dir, entry, jour)
+    return {"recovered": len(pending)}
+
+
+def _recover_one(args: JSONDict, backup_dir: str, entry: str, jour: Any) -> JSONDict:
+    from patchd.patcher import installation, journal, privdrop
+    from patchd.patcher.results import RecoveryResult
+
+    try:
+        who = privdrop.identity(jour.root, jour.expected_uid)
+        if who.account is None:
+            return installation.recover_entry(entry, journal.DirectStore(backup_dir)).to_json()
+        server = privdrop.StoreServer(backup_dir, root=jour.root, inst=jour.inst, entries=[entry])
+        return privdrop.run_as(
+            who.account,
+            jour.root,
+            lambda ch: installation.recover_entry(entry, privdrop.ProxyStore(ch)).to_json(),
+            serve=server,
+            timeout=float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT),
+        )
+    except (OSError, PatchdError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        return RecoveryResult(entry, jour.root, jour.inst, jour.run_id, False, detail).to_json()
 
 
 @op("rollback")
 def rollback(args: JSONDict) -> Iterator[JSONDict]:
     """Restore installations from their journals: ``{"installations": [{"account", "root",
-    "path", "journal"}]}`` -> one item per installation."""
-    from patchd.patcher import installation
-
+    "path", "journal", "uid"}]}`` -> one item per installation. ``uid`` is optional (the
+    journal's owner check, else the account root's owner, picks the account to work as)."""
     items = args.get("installations") or []
     for inst in items:
         try:
-            res = installation.rollback(inst["root"], inst["path"], inst["journal"])
-            yield {"account": inst.get("account"), "path": inst.get("path"), **res.to_json()}
+            res = _rollback_one(args, inst)
+            yield {"account": inst.get("account"), "path": inst.get("path"), **res}
         except Exception as exc:
             yield {
                 "account": inst.get("account"),
@@ -171,6 +241,33 @@ def rollback(args: JSONDict) -> Iterator[JSONDict]:
                 "files": [],
             }
     return {"installations": len(items)}
+
+
+def _rollback_one(args: JSONDict, inst: JSONDict) -> JSONDict:
+    from patchd.patcher import installation, journal, privdrop
+
+    entry = journal.entry_of(inst["journal"])
+    uid = inst.get("uid")
+    if uid is None:
+        uid = journal.load_journal(entry).expected_uid
+    who = privdrop.identity(inst["root"], uid)
+    if who.account is None:
+        return installation.rollback(inst["root"], inst["path"], inst["journal"]).to_json()
+    server = privdrop.StoreServer(
+        os.path.dirname(os.path.dirname(entry)),
+        root=inst["root"],
+        inst=inst.get("path", ""),
+        entries=[entry],
+    )
+    return privdrop.run_as(
+        who.account,
+        inst["root"],
+        lambda ch: installation.rollback(
+            inst["root"], inst["path"], inst["journal"], store=privdrop.ProxyStore(ch)
+        ).to_json(),
+        serve=server,
+        timeout=float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT),
+    )
 
 
 @op("prepare_backup_dir")

@@ -31,6 +31,7 @@ from patchd.patcher import journal as jr
 from patchd.patcher.faults import fault_point
 from patchd.patcher.names import show
 from patchd.patcher.php import lint_files, php_version_problem
+from patchd.patcher.privdrop import open_root
 from patchd.patcher.results import (
     ApplyResult,
     DryRunResult,
@@ -62,7 +63,9 @@ __all__ = [
     "apply",
     "dry_run",
     "holds_post_image",
+    "pending_journals",
     "recover",
+    "recover_entry",
     "rollback",
 ]
 
@@ -196,7 +199,7 @@ def dry_run(
     already patched (every file reverse-applies), forward apply in memory (first failing
     file and hunk), PHP version, ``php -l``.
     """
-    with SafeRoot(root_path) as root:
+    with open_root(root_path) as root:
         busy = _updater_running(root, inst_path)
         if busy is not None:
             return _failed(Reason.UNSAFE_PATH, busy)
@@ -258,12 +261,15 @@ def apply(
     max_file_size: int,
     backup_dir: str,
     run_id: str,
+    store: jr.BackupStore | None = None,
 ) -> ApplyResult:
     """Dry-run, then apply all of ``files`` or none of them (see the module docstring).
 
     Returns ``patched``; the dry run's ``already-patched``/``dry-run-failed``; or
     ``apply-failed`` after putting back every file already replaced. Raises
     :class:`~patchd.patcher.journal.BackupStoreError` for an unusable backup store.
+    ``store`` defaults to :class:`~patchd.patcher.journal.DirectStore` on ``backup_dir``
+    (a worker that dropped root passes its proxy to the root parent instead).
     """
     dr = dry_run(
         root_path,
@@ -278,23 +284,24 @@ def apply(
     if dr.status != "applicable":
         assert dr.outcome is not None
         return ApplyResult(dr.outcome, dr.reason, dr.detail)
-    jr.check_store(backup_dir)
+    store = jr.DirectStore(backup_dir) if store is None else store
+    store.check()
     plans = dr.files
     entry: str | None = None
     journal: jr.Journal | None = None
     replaced: list[jr.JournalFile] = []
     held: list[CheckedFile | None] = []
-    with SafeRoot(root_path) as root:
+    with open_root(root_path) as root:
         try:
             for p in plans:
                 held.append(_hold(root, inst_path, p, expected_uid, max_file_size))
-            entry = jr.make_entry_dir(backup_dir, run_id, root_path, inst_path)
+            entry = store.make_entry(run_id, root_path, inst_path)
             jfiles: list[jr.JournalFile] = []
             for n, (p, cf) in enumerate(zip(plans, held, strict=True)):
                 backup = None
                 if cf is not None:
                     backup = f"{n:04d}.orig"
-                    jr.write_private(entry, backup, cf.data)
+                    store.write_backup(entry, backup, cf.data)
                 jfiles.append(
                     jr.JournalFile(p.rel, p.pre_sha256, p.post_sha256, backup, p.mode, p.uid, p.gid)
                 )
@@ -302,7 +309,7 @@ def apply(
             journal = jr.Journal(
                 root_path, inst_path, run_id, "applying", tuple(jfiles), expected_uid
             )
-            jr.save_journal(entry, journal)
+            store.save_journal(entry, journal)
             fault_point("after_journal")
             for p, cf, jf in zip(plans, held, jfiles, strict=True):
                 _replace_one(root, inst_path, p, cf, expected_uid)
@@ -312,16 +319,18 @@ def apply(
             fault_point("before_verify")
             for p in plans:
                 _verify_post(root, inst_path, p, max_file_size)
-            jr.save_journal(entry, journal.with_state("done"))
+            store.save_journal(entry, journal.with_state("done"))
         except (OSError, PatchdError) as exc:
             detail = f"{_describe(exc)}"
             restores = [
-                _restore_one(root, inst_path, jf, entry or "", expected_uid, RESTORE_MAX_SIZE)
+                _restore_one(
+                    root, inst_path, jf, store, entry or "", expected_uid, RESTORE_MAX_SIZE
+                )
                 for jf in reversed(replaced)
             ]
             bad = [r for r in restores if r.status in ("conflict", "failed")]
             if journal is not None and entry is not None and not bad:
-                _save_quietly(entry, journal.with_state("restored"))
+                _save_quietly(store, entry, journal.with_state("restored"))
             if bad:
                 detail += "; NOT restored: " + "; ".join(f"{show(r.rel)}: {r.detail}" for r in bad)
             else:
@@ -343,11 +352,11 @@ def _describe(exc: BaseException) -> str:
     return str(exc)
 
 
-def _save_quietly(entry: str, journal: jr.Journal) -> None:
+def _save_quietly(store: jr.BackupStore, entry: str, journal: jr.Journal) -> None:
     # NOTE: if this fails the journal stays "applying"; recover() then finds every file at
     # its pre-image and only marks the journal.
-    with contextlib.suppress(OSError):
-        jr.save_journal(entry, journal)
+    with contextlib.suppress(OSError, jr.BackupStoreError):
+        store.save_journal(entry, journal)
 
 
 def _hold(
@@ -413,6 +422,7 @@ def _restore_one(
     root: SafeRoot,
     inst_path: str,
     jf: jr.JournalFile,
+    store: jr.BackupStore,
     entry: str,
     expected_uid: int | None,
     max_size: int,
@@ -429,7 +439,7 @@ def _restore_one(
                 return FileRestore(jf.rel, "conflict", "conflict: changed since patch")
             original = None
             if jf.backup is not None:
-                original = jr.read_private(entry, jf.backup)
+                original = store.read_backup(entry, jf.backup)
                 if sha256(original) != jf.pre:
                     return FileRestore(jf.rel, "failed", "backup does not match its hash")
             if cf is None:  # the patch deleted it
@@ -458,11 +468,11 @@ def _restore_one(
 
 
 def _restore_all(
-    journal: jr.Journal, entry: str, max_size: int, *, sweep: bool = False
+    journal: jr.Journal, store: jr.BackupStore, entry: str, max_size: int, *, sweep: bool = False
 ) -> list[FileRestore]:
-    with SafeRoot(journal.root) as root:
+    with open_root(journal.root) as root:
         restored = [
-            _restore_one(root, journal.inst, jf, entry, journal.expected_uid, max_size)
+            _restore_one(root, journal.inst, jf, store, entry, journal.expected_uid, max_size)
             for jf in reversed(journal.files)
         ]
         if sweep:
@@ -511,7 +521,7 @@ def holds_post_image(entry: str) -> bool:
     """
     journal = jr.load_journal(entry)
     try:
-        with SafeRoot(journal.root) as root:
+        with open_root(journal.root) as root:
             return all(
                 _hash_now(root, _acct_rel(journal.inst, jf.rel), RESTORE_MAX_SIZE) == jf.post
                 for jf in journal.files
@@ -520,15 +530,18 @@ def holds_post_image(entry: str) -> bool:
         return False
 
 
-def rollback(root_path: str, inst_path: str, journal_path: str) -> RollbackResult:
+def rollback(
+    root_path: str, inst_path: str, journal_path: str, *, store: jr.BackupStore | None = None
+) -> RollbackResult:
     """Restore the originals recorded in ``journal_path`` (a journal file or its folder).
 
     A file is restored only if it still holds the recorded post-image; one changed since
     the patch is reported as a conflict and left alone. Restored files are verified
-    against the pre-image hash.
+    against the pre-image hash. ``store`` defaults to the folder holding the journal.
     """
-    entry = journal_path if os.path.isdir(journal_path) else os.path.dirname(journal_path)
-    journal = jr.load_journal(entry)
+    store = jr.DirectStore(os.path.dirname(journal_path)) if store is None else store
+    entry = store.entry_of(journal_path)
+    journal = store.load_journal(entry)
     if (os.path.normpath(journal.root), join_rel(journal.inst)) != (
         os.path.normpath(root_path),
         join_rel(inst_path),
@@ -538,14 +551,32 @@ def rollback(root_path: str, inst_path: str, journal_path: str) -> RollbackResul
             entry,
             f"journal belongs to another installation ({show(journal.root)} {show(journal.inst)})",
         )
-    files = _restore_all(journal, entry, RESTORE_MAX_SIZE)
+    files = _restore_all(journal, store, entry, RESTORE_MAX_SIZE)
     bad = [f for f in files if f.status in ("conflict", "failed")]
     if not bad:
-        jr.save_journal(entry, journal.with_state("rolled-back"))
+        store.save_journal(entry, journal.with_state("rolled-back"))
         restored = sum(f.status == "restored" for f in files)
         return RollbackResult(True, entry, f"rolled back {restored} file(s)", tuple(files))
     detail = "; ".join(f"{show(f.rel)}: {f.detail}" for f in bad)
     return RollbackResult(False, entry, detail, tuple(files))
+
+
+def pending_journals(
+    backup_dir: str, runs: Iterable[str] | None = None, roots: Iterable[str] | None = None
+) -> list[tuple[str, jr.Journal]]:
+    """The ``(entry, journal)`` pairs :func:`recover` would act on (journal not final; only
+    of the runs ``runs`` and the account roots ``roots`` when given)."""
+    jr.check_store(backup_dir)
+    wanted = None if roots is None else {os.path.normpath(r) for r in roots}
+    found: list[tuple[str, jr.Journal]] = []
+    for entry in jr.find_journals(backup_dir, runs):
+        journal = jr.load_journal(entry)
+        if journal.state in jr.FINAL_STATES:
+            continue
+        if wanted is not None and os.path.normpath(journal.root) not in wanted:
+            continue
+        found.append((entry, journal))
+    return found
 
 
 def recover(
@@ -558,45 +589,31 @@ def recover(
     Files holding the post-image are restored from backup, files still at the pre-image
     are left; the journal is then marked ``recovered``. Files changed by someone else since
     are reported as conflicts (and not touched); an I/O failure leaves the journal as it
-    was, so a later call tries again.
+    was, so a later call tries again. See :func:`recover_entry` for one installation.
     """
-    jr.check_store(backup_dir)
-    results: list[RecoveryResult] = []
-    wanted = None if roots is None else {os.path.normpath(r) for r in roots}
-    for entry in jr.find_journals(backup_dir, runs):
-        journal = jr.load_journal(entry)
-        if journal.state in jr.FINAL_STATES:
-            continue
-        if wanted is not None and os.path.normpath(journal.root) not in wanted:
-            continue
-        try:
-            files = _restore_all(journal, entry, RESTORE_MAX_SIZE, sweep=True)
-        except (OSError, PatchdError) as exc:
-            results.append(
-                RecoveryResult(
-                    entry, journal.root, journal.inst, journal.run_id, False, _describe(exc)
-                )
-            )
-            continue
-        failed = [f for f in files if f.status == "failed"]
-        conflicts = [f for f in files if f.status == "conflict"]
-        if not failed:
-            jr.save_journal(entry, journal.with_state("recovered"))
-        problems = failed + conflicts
-        detail = (
-            "; ".join(f"{show(f.rel)}: {f.detail}" for f in problems)
-            if problems
-            else f"restored {sum(f.status == 'restored' for f in files)} file(s)"
+    store = jr.DirectStore(backup_dir)
+    return [recover_entry(entry, store) for entry, _j in pending_journals(backup_dir, runs, roots)]
+
+
+def recover_entry(entry: str, store: jr.BackupStore) -> RecoveryResult:
+    """Recover the one interrupted apply whose journal is in ``entry`` (see :func:`recover`)."""
+    journal = store.load_journal(entry)
+    try:
+        files = _restore_all(journal, store, entry, RESTORE_MAX_SIZE, sweep=True)
+    except (OSError, PatchdError) as exc:
+        return RecoveryResult(
+            entry, journal.root, journal.inst, journal.run_id, False, _describe(exc)
         )
-        results.append(
-            RecoveryResult(
-                entry,
-                journal.root,
-                journal.inst,
-                journal.run_id,
-                not problems,
-                detail,
-                tuple(files),
-            )
-        )
-    return results
+    failed = [f for f in files if f.status == "failed"]
+    conflicts = [f for f in files if f.status == "conflict"]
+    if not failed:
+        store.save_journal(entry, journal.with_state("recovered"))
+    problems = failed + conflicts
+    detail = (
+        "; ".join(f"{show(f.rel)}: {f.detail}" for f in problems)
+        if problems
+        else f"restored {sum(f.status == 'restored' for f in files)} file(s)"
+    )
+    return RecoveryResult(
+        entry, journal.root, journal.inst, journal.run_id, not problems, detail, tuple(files)
+    )

@@ -24,7 +24,7 @@ import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from patchd.errors import PatchdError
 from patchd.patcher.safewrite import write_all
@@ -229,8 +229,7 @@ def save_journal(folder: str, journal: Journal) -> None:
 
 def load_journal(path: str) -> Journal:
     """Read the journal at ``path`` (a journal file or its folder)."""
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    return Journal.from_json(json.loads(read_private(folder, JOURNAL_NAME)))
+    return Journal.from_json(json.loads(read_private(entry_of(path), JOURNAL_NAME)))
 
 
 def find_journals(backup_dir: str, runs: Iterable[str] | None = None) -> list[str]:
@@ -250,3 +249,81 @@ def find_journals(backup_dir: str, runs: Iterable[str] | None = None) -> list[st
             if os.path.isfile(os.path.join(entry, JOURNAL_NAME)):
                 found.append(entry)
     return found
+
+
+# -- the store as an interface ----------------------------------------------------------
+
+
+class BackupStore(Protocol):
+    """What :mod:`patchd.patcher.installation` needs from the backup store.
+
+    NOTE: an interface so the account's file work can run in a worker that dropped root
+    (:mod:`patchd.patcher.privdrop`): the worker gets a proxy that forwards each call to the
+    root parent, which alone can write the root-owned store. Every method is one durable
+    step, so crash-safety is the same whichever side performs it.
+    """
+
+    def check(self) -> None:
+        """Raise :class:`BackupStoreError` unless the store is usable."""
+
+    def make_entry(self, run_id: str, root: str, inst: str) -> str:
+        """Create and return a fresh entry folder for one apply of one installation."""
+
+    def write_backup(self, entry: str, name: str, data: bytes) -> None:
+        """Write an original's bytes (0600, exclusive, fsynced) into ``entry``."""
+
+    def read_backup(self, entry: str, name: str) -> bytes:
+        """Read back a backup written by :meth:`write_backup`."""
+
+    def save_journal(self, entry: str, journal: Journal) -> None:
+        """Write ``journal`` into ``entry`` atomically and durably."""
+
+    def load_journal(self, entry: str) -> Journal:
+        """Read the journal of ``entry``."""
+
+    def entry_of(self, path: str) -> str:
+        """The entry folder of ``path`` (a journal file or its folder)."""
+
+
+#: Names :meth:`BackupStore.write_backup` accepts (what apply writes: ``0000.orig`` ...).
+BACKUP_NAME = re.compile(r"^[0-9]{4}\.orig$")
+
+
+@dataclass(frozen=True)
+class DirectStore:
+    """The store at ``backup_dir`` used from this process (which must own it)."""
+
+    backup_dir: str
+
+    def check(self) -> None:
+        """See :meth:`BackupStore.check`."""
+        check_store(self.backup_dir)
+
+    def make_entry(self, run_id: str, root: str, inst: str) -> str:
+        """See :meth:`BackupStore.make_entry`."""
+        return make_entry_dir(self.backup_dir, run_id, root, inst)
+
+    def write_backup(self, entry: str, name: str, data: bytes) -> None:
+        """See :meth:`BackupStore.write_backup`."""
+        write_private(entry, name, data)
+
+    def read_backup(self, entry: str, name: str) -> bytes:
+        """See :meth:`BackupStore.read_backup`."""
+        return read_private(entry, name)
+
+    def save_journal(self, entry: str, journal: Journal) -> None:
+        """See :meth:`BackupStore.save_journal`."""
+        save_journal(entry, journal)
+
+    def load_journal(self, entry: str) -> Journal:
+        """See :meth:`BackupStore.load_journal`."""
+        return load_journal(entry)
+
+    def entry_of(self, path: str) -> str:
+        """See :meth:`BackupStore.entry_of`."""
+        return entry_of(path)
+
+
+def entry_of(path: str) -> str:
+    """The entry folder of ``path``: ``path`` itself when it is a folder, else its parent."""
+    return path if os.path.isdir(path) else os.path.dirname(path)
