@@ -322,6 +322,11 @@ def apply(
             store.save_journal(entry, journal.with_state("done"))
         except (OSError, PatchdError) as exc:
             detail = f"{_describe(exc)}"
+            # NOTE: let go of the originals first: a replaced original held open keeps its
+            # blocks, and on a full disk the restore needs exactly that space.
+            for cf in held:
+                if cf is not None:
+                    cf.close()
             restores = [
                 _restore_one(
                     root, inst_path, jf, store, entry or "", expected_uid, RESTORE_MAX_SIZE
