@@ -203,9 +203,9 @@ class Channel:
         self._w.write(_encode(message))
         self._w.flush()
 
-    def call(self, name: str, **args: Any) -> Any:
-        """Ask the parent to perform ``name``; its answer, or its error raised here."""
-        self.send({"call": name, "args": args})
+    def call(self, request: str, /, **args: Any) -> Any:
+        """Ask the parent to perform ``request``; its answer, or its error raised here."""
+        self.send({"call": request, "args": args})
         line = self._r.readline()
         if not line:
             raise WorkerError("the agent closed the store channel")
