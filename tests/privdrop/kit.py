@@ -130,11 +130,23 @@ def lint_spy() -> Path:
     record.mkdir()
     record.chmod(0o1777)
     script = folder / "php"
-    script.write_text(f'#!/bin/sh\nid -u >> "{record}/uids.$$"\nexec /usr/bin/php "$@"\n')
+    script.write_text(
+        "#!/bin/sh\n"
+        f'id -u >> "{record}/uids.$$"\n'
+        f'grep "^Uid:" /proc/$PPID/status >> "{record}/worker.$$"\n'  # the worker's ids
+        'exec /usr/bin/php "$@"\n'
+    )
     script.chmod(0o755)
     return folder
 
 
 def spied_uids(folder: Path) -> set[int]:
     """The uids the fake ``php`` of :func:`lint_spy` ran as."""
-    return {int(line) for f in (folder / "rec").iterdir() for line in f.read_text().split()}
+    files = (folder / "rec").glob("uids.*")
+    return {int(line) for f in files for line in f.read_text().split()}
+
+
+def worker_status_uids(folder: Path) -> set[tuple[str, ...]]:
+    """The ``Uid:`` lines (real, effective, saved, fs) of the workers that ran the spy."""
+    files = (folder / "rec").glob("worker.*")
+    return {tuple(line.split()[1:]) for f in files for line in f.read_text().splitlines()}
