@@ -125,6 +125,12 @@ def _read_current(
             folder = _inst_rel(inst_path, str(exc.filename))
             missing.append(f"{show(fp.path)} (folder {show(folder)} is missing)")
             continue
+        except PermissionError:
+            # NOTE: working as the account (privilege drop), a file or folder the customer
+            # made unreadable (mode 000) cannot be patched; that is theirs, not a bug.
+            return [], _failed(
+                Reason.UNSAFE_PATH, f"{show(fp.path)} is not readable by the account owner"
+            )
         if cf is None:
             parent_fd, _name = open_parent(root, acct_rel, expected_uid=expected_uid)
             try:
