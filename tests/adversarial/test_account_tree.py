@@ -39,9 +39,9 @@ EXPECTED: dict[str, tuple[str, str | None, str]] = {
     "t-folder": ("dry-run-failed", "unsafe-path", "folder"),
     "t-owner": ("dry-run-failed", "unsafe-path", "owned by uid 0"),
     "t-huge": ("dry-run-failed", "unsafe-path", "too large"),
-    # NOTE: root reads a mode-000 file (CAP_DAC_OVERRIDE) and patchd checks owner, type and
-    # links, not permission bits: the file is patched and keeps mode 000 (see docs/security.md).
-    "t-unreadable": ("patched", None, "patched"),
+    # NOTE: root could read a mode-000 file (CAP_DAC_OVERRIDE), but the file work runs as
+    # the account (privilege drop), which cannot: refused, not an ``error``.
+    "t-unreadable": ("dry-run-failed", "unsafe-path", "not readable by the account owner"),
     "t-maint-fresh": ("dry-run-failed", "unsafe-path", "CMS updater running"),
     "t-maint-stale": ("patched", None, "patched"),
     "t-oddnames": ("patched", None, "patched"),
@@ -124,13 +124,16 @@ def rolled(
     res = site.rollout()
     took = time.monotonic() - started
     assert res.code == 1, res.err  # dry runs failed, exit 1
-    yield {
-        "site": site,
-        "before": before,
-        "after": site.state(),
-        "results": trees.by_account(res.json["results"]),
-        "took": took,
-    }
+    try:
+        yield {
+            "site": site,
+            "before": before,
+            "after": site.state(),
+            "results": trees.by_account(res.json["results"]),
+            "took": took,
+        }
+    finally:
+        site.remove()
 
 
 def _expected_changes(site: Site) -> set[bytes]:
@@ -186,10 +189,11 @@ def test_no_hang_and_backups_only_of_patched(rolled: dict[str, Any]) -> None:
         assert p.stat().st_mode & 0o077 == 0 and p.stat().st_uid == 0
 
 
-def test_unreadable_file_keeps_mode_000(rolled: dict[str, Any]) -> None:
+def test_unreadable_file_is_left_as_it_was(rolled: dict[str, Any]) -> None:
     site: Site = rolled["site"]
     st = (site.inst("t-unreadable") / COMMENT_TEMPLATE).stat()
     assert st.st_mode & 0o777 == 0 and st.st_uid == site.uids["t-unreadable"]
+    assert kit.wp_state(site.inst("t-unreadable")) == "pre"
 
 
 def test_odd_names_are_reported_escaped(rolled: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -187,11 +188,13 @@ def test_huge_hunk_is_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["dotdot-new-name", "absolute", "symlink-then-beneath", "ed-bang"])
-def test_rollout_refuses_bundle_with_hostile_diff(case: str, tmp_path: Path) -> None:
+def test_rollout_refuses_bundle_with_hostile_diff(
+    case: str, make_site: Callable[..., Site]
+) -> None:
     """A bundle whose diff is hostile (its digest matches: the attacker built it) is refused
     by ``patchd rollout`` before anything is written: exit 2 naming the diff line."""
     diff, _line, words = REFUSED[case]
-    site = Site(tmp_path, "local")
+    site = make_site("local")
     shutil.rmtree(site.bundle)
     kit.build_bundle(site.bundle, transform=lambda d: d + diff)
     site.add("victim", docroots=["html"])

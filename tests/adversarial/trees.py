@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,8 +111,14 @@ class Site:
     uids: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        (self.base / "srv").mkdir(parents=True, exist_ok=True)
-        (self.base / "system").mkdir(exist_ok=True)
+        # NOTE: accounts live outside pytest's 0700 temp folder: when the agent drops to an
+        # account's uid (privilege drop), that uid must be able to reach its root, as on
+        # a real host (/srv/accounts is 0755).
+        self.world = Path(tempfile.mkdtemp(prefix="patchd-adv-"))
+        self.world.chmod(0o755)
+        (self.world / "srv").mkdir()
+        (self.world / "system").mkdir()
+        self.base.mkdir(parents=True, exist_ok=True)
         self.backups = self.base / "backups"
         self.backups.mkdir(mode=0o700, exist_ok=True)
         self.ledger = self.base / "ledger.db"
@@ -121,12 +129,16 @@ class Site:
 
     @property
     def srv(self) -> Path:
-        return self.base / "srv"
+        return self.world / "srv"
 
     @property
     def system(self) -> Path:
         """Files outside every account (stand-ins for ``/etc`` and other customers)."""
-        return self.base / "system"
+        return self.world / "system"
+
+    def remove(self) -> None:
+        """Delete the accounts and outside files (call at teardown)."""
+        shutil.rmtree(self.world, ignore_errors=True)
 
     def root(self, acct: str) -> Path:
         return self.srv / acct
