@@ -478,7 +478,7 @@ def _parent(
                     if serve is None:
                         raise jr.BackupStoreError("no store requests expected from this worker")
                     reply: JSONDict = {"ok": serve(str(message["call"]), message.get("args") or {})}
-                except (OSError, PatchdError, ValueError, KeyError) as exc:
+                except Exception as exc:  # NOTE: a hostile request must not end the agent
                     reply = {"error": _error_json(exc)}
                 _write_all(write_fd, _encode(reply), deadline)
             elif "result" in message or "raise" in message:
@@ -487,8 +487,12 @@ def _parent(
                 raise ValueError("worker message of unknown shape")
     except _Timeout:
         failure = f"timed out after {timeout:g} s"
-    except (ValueError, OSError) as exc:
-        failure = f"sent a bad message ({exc})"
+    except (ValueError, OSError, RecursionError) as exc:
+        failure = f"sent a bad message ({type(exc).__name__}: {exc})"
+    except BaseException:
+        _kill(pid)  # NOTE: never leave a worker behind, whatever stops us
+        _reap(pid)
+        raise
     if outcome is None or failure:
         _kill(pid)
     status = _reap(pid)

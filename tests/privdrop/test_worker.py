@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import stat
@@ -204,3 +205,24 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
     st = backup.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, backup.read_bytes()) == (0o600, 0, b"orig")
     assert sorted(p.name for p in Path(got["entry"]).iterdir()) == ["0000.orig"]
+
+
+def test_garbage_from_a_worker_is_an_error(acc: Accounts) -> None:
+    """A worker (the customer's uid) writing nonsense or hostile requests to the pipe."""
+
+    def garbage(ch: Channel) -> dict[str, Any]:
+        # NOTE: bypasses the API on purpose: 100,000 nested brackets.
+        ch._w.write(b"[" * 100000 + b"\n")
+        ch._w.flush()
+        return {}
+
+    def odd_request(ch: Channel) -> dict[str, Any]:
+        ch.send({"call": "write_backup", "args": ["not", "an", "object"]})
+        return {"reply": json.loads(ch._r.readline())}
+
+    server = StoreServer(str(acc.store), root=str(acc.a), inst=INST, run_id="r1")
+    with pytest.raises(WorkerError, match="bad message"):
+        privdrop.run_as(A, str(acc.a), garbage, serve=server)
+    got = privdrop.run_as(A, str(acc.a), odd_request, serve=server)
+    assert "error" in got["reply"], got
+    assert list(acc.store.iterdir()) == []
