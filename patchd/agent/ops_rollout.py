@@ -85,18 +85,44 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
             inst=inst.get("path", ""),
             run_id=str(args.get("run_id")),
         )
-        out.update(
-            privdrop.run_as(
-                who.account,
-                inst["root"],
-                lambda ch: _work(args, files, inst, who.expected_uid, do_apply, ch),
-                serve=server,
-                timeout=float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT),
+        try:
+            out.update(
+                privdrop.run_as(
+                    who.account,
+                    inst["root"],
+                    lambda ch: _work(args, files, inst, who.expected_uid, do_apply, ch),
+                    serve=server,
+                    timeout=float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT),
+                )
             )
-        )
+        except privdrop.WorkerError as exc:
+            out.update(_error_fields(exc))
+            out["detail"] += _recover_now(args, server)
     except Exception as exc:
         out.update(_error_fields(exc))
     return out
+
+
+def _recover_now(args: JSONDict, server: Any) -> str:
+    """Put back, at once, an apply whose worker died (killed, crashed, timed out); the text
+    added to the item's detail.
+
+    NOTE: without this the installation would stay half-patched until the next run's
+    ``recover``; the store server knows exactly which entry the dead worker made.
+    """
+    from patchd.patcher import journal
+
+    notes = []
+    for entry in server.created:
+        try:
+            jour = journal.load_journal(entry)
+        except (OSError, PatchdError, ValueError):
+            continue  # NOTE: no journal yet: nothing was replaced
+        if jour.state in journal.FINAL_STATES:
+            continue
+        res = _recover_one(args, args["backup_dir"], entry, jour)
+        notes.append(("recovered: " if res.get("ok") else "recovery failed: ") + res["detail"])
+    return "".join(f"; {n}" for n in notes)
 
 
 def _error_fields(exc: Exception) -> JSONDict:

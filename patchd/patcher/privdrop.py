@@ -294,6 +294,7 @@ class StoreServer:
         self.inst = join_rel(inst)
         self.run_id = run_id
         self.entries = {posixpath.normpath(e) for e in entries}
+        self.created: list[str] = []  # entries the worker made, in order
 
     def __call__(self, name: str, args: JSONDict) -> Any:
         """Perform request ``name`` with ``args``; the JSON answer."""
@@ -313,6 +314,7 @@ class StoreServer:
                 raise self._refuse("an entry for another installation")
             entry = store.make_entry(self.run_id, self.root, self.inst)
             self.entries.add(posixpath.normpath(entry))
+            self.created.append(entry)
             return entry
         if name == "entry_of":
             return self._entry(jr.entry_of(str(args.get("path"))))

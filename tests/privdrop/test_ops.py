@@ -12,10 +12,13 @@ from typing import Any
 import pytest
 
 from patchd.agent import ops_rollout
+from patchd.patcher import installation, privdrop
 from patchd.patcher.faults import FAULT_POINTS
 from patchd.patcher.journal import load_journal
+from patchd.patcher.privdrop import Account, Channel, ProxyStore, StoreServer, WorkerError
 from tests.patcher.trees import INST, ORIGINAL, patched, snapshot
 from tests.privdrop.kit import (
+    MAX,
     UID_A,
     UID_B,
     Accounts,
@@ -116,11 +119,11 @@ def test_the_work_really_lacks_root(acc: Accounts) -> None:
 
 
 @pytest.mark.parametrize("point", FAULT_POINTS)
-def test_kill_9_inside_the_worker_then_recover(
+def test_kill_9_inside_the_worker_is_put_back_at_once(
     acc: Accounts, point: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker dies at a fault point (like kill -9): that installation is an error, the
-    agent goes on; ``recover`` (as the account) brings back the exact originals."""
+    agent recovers it at once (as the account) and goes on with the next one."""
     before = {w: snapshot(getattr(acc, w)) for w in "ab"}
     monkeypatch.setenv("PATCHD_FAULT", point)
     items = _rollout(acc, run_id="run-k")
@@ -128,15 +131,41 @@ def test_kill_9_inside_the_worker_then_recover(
     for item in items:
         assert item["outcome"] == "error", item
         assert "exit status 137" in item["detail"]
-    items, done = run_op(
-        ops_rollout.recover,
-        {"backup_dir": str(acc.store), "runs": ["run-k"], "roots": [str(acc.a), str(acc.b)]},
-    )
-    expect = 0 if point == "after_backup" else 2  # NOTE: no journal before after_journal
-    assert done == {"recovered": expect} and all(i["ok"] for i in items), items
+        if point != "after_backup":  # NOTE: no journal before after_journal: nothing to do
+            assert "; recovered: restored" in item["detail"], item
     assert {w: snapshot(getattr(acc, w)) for w in "ab"} == before
-    # ... and the rollout then succeeds.
+    _, done = run_op(ops_rollout.recover, {"backup_dir": str(acc.store), "runs": ["run-k"]})
+    assert done == {"recovered": 0}
     assert [i["outcome"] for i in _rollout(acc, run_id="run-k2")] == ["patched", "patched"]
+
+
+@pytest.mark.parametrize("point", ["after_journal", "after_first_replace", "before_verify"])
+def test_recover_op_after_the_whole_agent_died(
+    acc: Accounts, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed while no agent was left to put it back (the agent died too): the
+    next ``recover`` op restores the exact originals, working as the account."""
+    before = snapshot(acc.a)
+    server = StoreServer(str(acc.store), root=str(acc.a), inst=INST, run_id="run-d")
+    files = the_patch(acc.base)
+
+    def work(ch: Channel) -> dict[str, Any]:
+        res = installation.apply(
+            str(acc.a), INST, files, expected_uid=UID_A, min_php=None, account_php=None,
+            php_binary=None, max_file_size=MAX, backup_dir=str(acc.store), run_id="run-d",
+            store=ProxyStore(ch),
+        )  # fmt: skip
+        return res.to_json()
+
+    monkeypatch.setenv("PATCHD_FAULT", point)
+    with pytest.raises(WorkerError, match="exit status 137"):
+        privdrop.run_as(Account(UID_A, UID_A), str(acc.a), work, serve=server)
+    monkeypatch.delenv("PATCHD_FAULT")
+    assert load_journal(server.created[0]).state == "applying"
+    items, done = run_op(ops_rollout.recover, {"backup_dir": str(acc.store), "roots": [str(acc.a)]})
+    assert done == {"recovered": 1} and items[0]["ok"], items
+    assert snapshot(acc.a) == before
+    assert load_journal(server.created[0]).state == "recovered"
 
 
 def test_injected_oserror_in_the_worker_restores(
