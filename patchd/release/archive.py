@@ -120,6 +120,12 @@ def open_release(source: Path, workdir: Path, *, limits: ArchiveLimits = DEFAULT
     return strip_single_folder(target)
 
 
+#: Zip compression methods zipfile can read (stored, deflate, bzip2, lzma).
+_ZIP_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+
+
 class _CountingReader:
     """A read-only file object that counts bytes and calls ``check`` after every read."""
 
@@ -330,6 +336,9 @@ class _Extraction:
         kind = stat.S_IFMT(mode)
         if info.flag_bits & 0x1:
             raise self._error("encrypted member refused")
+        if info.compress_type not in _ZIP_METHODS:
+            # NOTE: zipfile raises NotImplementedError for these (e.g. deflate64, method 9).
+            raise self._error(f"compression method {info.compress_type} not supported")
         if kind == stat.S_IFLNK:
             if info.file_size > self.limits.max_path_length:
                 raise self._error(
