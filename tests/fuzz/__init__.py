@@ -1,0 +1,1 @@
+"""Fuzzing of the untrusted-input readers (issue 8)."""
