@@ -221,6 +221,10 @@ class _Extraction:
             raise
         except (tarfile.TarError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:
             raise self._error(f"corrupt archive: {exc}") from None
+        except (NotImplementedError, UnicodeDecodeError) as exc:
+            # NOTE: zipfile raises these for a newer zip version than it reads and for a
+            # name flagged UTF-8 that is not (found by bench/fuzz.py).
+            raise self._error(f"unsupported or corrupt archive: {exc}") from None
         except OSError as exc:
             # NOTE: e.g. ENAMETOOLONG, or a BadGzipFile (an OSError) for a broken stream.
             raise self._error(f"cannot extract: {exc.strerror or exc}") from None
