@@ -5,6 +5,7 @@ random seeds. Crashes found by fuzzing are kept below as regression cases."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,35 @@ def test_zip_member_with_unsupported_method_is_an_archive_error(tmp_path: Path) 
     assert "comment-template.php" in str(info.value)
     assert os.listdir(tmp_path / "work") == []
     props.check_archive(".zip", bytes(data))
+
+
+def _zip_with(edit: Callable[[bytearray, int], None], tmp_path: Path) -> Path:
+    data = bytearray(props.zip_seed())
+    edit(data, data.rfind(b"PK\x01\x02"))
+    source = tmp_path / "edited.zip"
+    source.write_bytes(bytes(data))
+    return source
+
+
+def _newer_version(data: bytearray, central: int) -> None:
+    data[central + 6 : central + 8] = (75).to_bytes(2, "little")
+
+
+def _bad_utf8_name(data: bytearray, central: int) -> None:
+    flags = int.from_bytes(data[central + 8 : central + 10], "little") | 0x800
+    data[central + 8 : central + 10] = flags.to_bytes(2, "little")
+    name = central + 46
+    data[name] = 0xFF
+
+
+@pytest.mark.parametrize("edit", [_newer_version, _bad_utf8_name], ids=["version-7.5", "utf8"])
+def test_zip_that_zipfile_cannot_read_is_an_archive_error(
+    edit: Callable[[bytearray, int], None], tmp_path: Path
+) -> None:
+    """Found by bench/fuzz.py: "zip file version 7.5" (NotImplementedError) escaped
+    ``open_release``; a name flagged UTF-8 that is not would raise UnicodeDecodeError."""
+    source = _zip_with(edit, tmp_path)
+    with pytest.raises(ArchiveError) as info:
+        open_release(source, tmp_path / "work")
+    assert "edited.zip" in str(info.value)
+    assert os.listdir(tmp_path / "work") == []
