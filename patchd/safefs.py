@@ -100,17 +100,28 @@ class SafeRoot:
     :class:`UnsafePathError`; plain I/O errors (missing file, permission) stay ``OSError``.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fd: int | None = None) -> None:
         path = os.fspath(root)
         if not os.path.isabs(path):
             raise UnsafePathError("root must be an absolute path", where=repr(path))
         # NOTE: the operator's root path is trusted, so symlinks in it may be followed.
         self.path = posixpath.normpath(path)
-        self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._fd: int | None = (
+            os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            if fd is None
+            else os.dup(fd)
+        )
         # Absolute symlink targets are judged against both spellings of the root.
         self._prefixes = tuple(
             {self.path.rstrip("/") + "/", os.path.realpath(self.path).rstrip("/") + "/"}
         )
+
+    @classmethod
+    def from_fd(cls, root: str | os.PathLike[str], fd: int) -> SafeRoot:
+        """A root on a descriptor opened earlier (e.g. by root before a privilege drop,
+        when the account itself cannot traverse the path to its own root); ``fd`` is
+        duplicated, the caller keeps its own."""
+        return cls(root, fd=fd)
 
     # -- lifetime ---------------------------------------------------------------------
 

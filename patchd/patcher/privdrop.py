@@ -160,27 +160,12 @@ def drop_privileges(account: Account) -> None:
 _PREOPENED: dict[str, int] = {}
 
 
-class _HeldRoot(SafeRoot):
-    """A :class:`SafeRoot` on a descriptor opened before the drop.
-
-    NOTE: the path to an account root may pass folders the account cannot search (and the
-    root itself may be 0711); root opens it, the worker keeps the descriptor. This sets
-    SafeRoot's attributes the way its ``__init__`` does; a ``SafeRoot.from_fd`` would be
-    cleaner (asked for in safefs).
-    """
-
-    def __init__(self, path: str, fd: int) -> None:
-        self.path = posixpath.normpath(path)
-        self._fd = os.dup(fd)
-        self._prefixes = tuple(
-            {self.path.rstrip("/") + "/", os.path.realpath(self.path).rstrip("/") + "/"}
-        )
-
-
 def open_root(root_path: str) -> SafeRoot:
     """The :class:`SafeRoot` of ``root_path``: the worker's pre-opened descriptor if any."""
     fd = _PREOPENED.get(posixpath.normpath(root_path))
-    return SafeRoot(root_path) if fd is None else _HeldRoot(root_path, fd)
+    # NOTE: the path to an account root may pass folders the account cannot search (and
+    # the root itself may be 0711); root opens it before the drop, the worker keeps it.
+    return SafeRoot(root_path) if fd is None else SafeRoot.from_fd(root_path, fd)
 
 
 # -- the pipe between worker and parent ------------------------------------------------

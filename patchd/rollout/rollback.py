@@ -74,6 +74,7 @@ def rollback_run(
                     "root": accounts[r.account].root,
                     "path": r.path,
                     "journal": r.journal,
+                    "uid": accounts[r.account].uid,
                 }
                 for r in rows
             ]
