@@ -83,7 +83,3 @@ class TransportError(PatchdError):
     def __init__(self, message: str, *, host: str) -> None:
         super().__init__(message, where=f"host {host}")
         self.host = host
-
-
-class NotYetAvailableError(PatchdError):
-    """A subcommand whose implementation has not landed yet."""
