@@ -195,6 +195,9 @@ class _Reader:
             if mode not in _REGULAR_MODES:
                 what = "symbolic links" if mode == b"120000" else f"file mode {mode.decode()}"
                 raise self.fail(f"{what} are not supported", no, unsupported=True)
+            if git.new_file or git.deleted_file:
+                # NOTE: both would make a FilePatch without any name (found by bench/fuzz.py).
+                raise self.fail("a second 'new file mode'/'deleted file mode' line", no)
             if kind == b"new file mode":
                 git.new_file = True
             else:
