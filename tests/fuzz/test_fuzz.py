@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from patchd.errors import ArchiveError
+from patchd.engine.parse import parse_diff
+from patchd.errors import ArchiveError, DiffParseError
 from patchd.inventory import load_inventory
 from patchd.release.archive import open_release
 from tests.fuzz import props
@@ -46,8 +47,6 @@ def test_fuzz_load_inventory(data: bytes) -> None:
 @pytest.mark.parametrize("seed", props.DIFF_SEEDS)
 def test_diff_seeds_parse(seed: bytes) -> None:
     """The seeds are valid, so mutations start from real diffs."""
-    from patchd.engine.parse import parse_diff
-
     assert parse_diff(seed)
 
 
@@ -116,3 +115,14 @@ def test_zip_that_zipfile_cannot_read_is_an_archive_error(
         open_release(source, tmp_path / "work")
     assert "edited.zip" in str(info.value)
     assert os.listdir(tmp_path / "work") == []
+
+
+@pytest.mark.parametrize("tail", [b"", b"--- /dev/null\n+++ /dev/null\n@@ -0,0 +0,0 @@\n"])
+def test_git_block_both_new_and_deleted_is_a_parse_error(tail: bytes) -> None:
+    """Found by bench/fuzz.py: 'new file mode' and 'deleted file mode' in one git block made
+    a FilePatch without any name (an AssertionError escaped ``parse_diff``)."""
+    diff = b"diff --git a/x b/x\nnew file mode 100644\ndeleted file mode 100644\n" + tail
+    with pytest.raises(DiffParseError) as info:
+        parse_diff(diff)
+    assert "line 3" in str(info.value)
+    props.check_parse(diff)
