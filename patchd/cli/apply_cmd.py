@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -83,6 +84,8 @@ def apply_command(
     patches = parse_diff(data, source=source, strip=strip)
     if not patches:
         raise UsageError(f"{source}: contains no file changes")
+    # NOTE: os.path.abspath, not resolve(): the operator's path is taken as given.
+    folder = Path(os.path.abspath(folder))
     report = apply_to_folder(patches, folder, dry_run=dry_run, reverse=reverse, fuzz=fuzz)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))

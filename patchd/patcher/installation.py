@@ -15,12 +15,13 @@ NOTE: stdlib-only; the lead wires these plain functions into agent ops.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import posixpath
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from patchd.engine.apply import FileOutcome, apply_file
@@ -255,6 +256,37 @@ def dry_run(
 # -- apply ------------------------------------------------------------------------------
 
 
+class InstallationBusyError(PatchdError):
+    """Another patchd process holds the installation (e.g. an agent orphaned by a dropped
+    SSH connection that is still applying)."""
+
+
+@contextlib.contextmanager
+def installation_lock(root: SafeRoot, inst_path: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the installation's folder while writing into it.
+
+    NOTE: the rollout lock lives with the controller; when an SSH connection drops, the
+    host's agent may still be applying while the next rollout's ``recover`` runs. This
+    lock (on a fresh open of the folder, so each process has its own lock) makes
+    ``recover`` leave an installation alone while another process is applying to it.
+    """
+    parent = root.open_dir(inst_path)
+    try:
+        fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+    finally:
+        os.close(parent)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InstallationBusyError(
+                "another patchd process is working on this installation", where=inst_path
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def apply(
     root_path: str,
     inst_path: str,
@@ -297,7 +329,11 @@ def apply(
     journal: jr.Journal | None = None
     replaced: list[jr.JournalFile] = []
     held: list[CheckedFile | None] = []
-    with open_root(root_path) as root:
+    with open_root(root_path) as root, contextlib.ExitStack() as locked:
+        try:
+            locked.enter_context(installation_lock(root, inst_path))
+        except InstallationBusyError as exc:
+            return ApplyResult(Outcome.APPLY_FAILED, None, f"apply-failed: {exc}; nothing changed")
         try:
             for p in plans:
                 held.append(_hold(root, inst_path, p, expected_uid, max_file_size))
@@ -481,7 +517,9 @@ def _restore_one(
 def _restore_all(
     journal: jr.Journal, store: jr.BackupStore, entry: str, max_size: int, *, sweep: bool = False
 ) -> list[FileRestore]:
-    with open_root(journal.root) as root:
+    with open_root(journal.root) as root, contextlib.ExitStack() as locked:
+        if sweep:  # recovery of someone else's apply: never while they still work
+            locked.enter_context(installation_lock(root, journal.inst))
         restored = [
             _restore_one(root, journal.inst, jf, store, entry, journal.expected_uid, max_size)
             for jf in reversed(journal.files)
