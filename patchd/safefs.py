@@ -75,13 +75,13 @@ def join_rel(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p.strip("/"))
 
 
-def _kind_of(mode: int) -> str:
+def file_kind(mode: int) -> str:
     """A short human word for a file type, used in refusal reasons."""
     for test, word in (
         (stat.S_ISREG, "file"),
         (stat.S_ISLNK, "symlink"),
         (stat.S_ISDIR, "folder"),
-        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISFIFO, "FIFO"),
         (stat.S_ISSOCK, "socket"),
         (stat.S_ISCHR, "character device"),
         (stat.S_ISBLK, "block device"),
@@ -181,7 +181,7 @@ class SafeRoot:
             raise exc from None
         if stat.S_ISDIR(st.st_mode):
             raise exc  # a race: it is a folder now; report the original error
-        what = _kind_of(st.st_mode)
+        what = file_kind(st.st_mode)
         raise UnsafePathError(f"{so_far!r} is a {what}, not a folder", where=repr(rel)) from None
 
     @contextmanager
@@ -232,7 +232,7 @@ class SafeRoot:
     def _not_regular(mode: int) -> str:
         if stat.S_ISLNK(mode):
             return "symlink"
-        return f"not a regular file ({_kind_of(mode)})"
+        return f"not a regular file ({file_kind(mode)})"
 
     def read_bytes(self, rel: str, *, max_size: int) -> bytes:
         """The whole content of regular file ``rel``; refuses files over ``max_size`` bytes."""

@@ -93,7 +93,7 @@ def test_refuses_fifo_without_hanging(tree: Path) -> None:
     t.join(5)
     assert not t.is_alive(), "reading a FIFO hung"
     assert isinstance(result[0], UnsafePathError)
-    assert "not a regular file (fifo)" in str(result[0])
+    assert "not a regular file (FIFO)" in str(result[0])
 
 
 def test_refuses_folder_and_too_large(tree: Path) -> None:

@@ -59,7 +59,7 @@ from patchd.bundle.report import (
     Suggestion,
     VariantEntry,
 )
-from patchd.bundle.split import renumber, split_hunk
+from patchd.bundle.split import change_runs, renumber, split_hunk
 from patchd.bundle.validate import (
     ReadFile,
     Validated,
@@ -240,18 +240,8 @@ def split_by_regex(
     hunk: Hunk, rh: ReleaseHunkLike, line_re: re.Pattern[str]
 ) -> tuple[Hunk, ...] | None:
     """The runs of ``hunk`` with a changed line matching ``line_re``; None when all match."""
-    runs: list[tuple[int, int]] = []
-    i = 0
     lines = hunk.lines
-    while i < len(lines):
-        if lines[i].kind == " ":
-            i += 1
-            continue
-        j = i
-        while j < len(lines) and lines[j].kind != " ":
-            j += 1
-        runs.append((i, j))
-        i = j
+    runs = change_runs(lines)
     keep_index: set[int] = set()
     for start, end in runs:
         texts = (

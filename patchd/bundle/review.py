@@ -24,6 +24,7 @@ from pathlib import Path
 from patchd.bundle.builder import Reviewer, hunk_text, split_by_regex
 from patchd.bundle.interface import ClassifiedHunk, Verdict
 from patchd.bundle.rules import Matcher, Rule, append_rule, load_rules
+from patchd.bundle.split import change_runs
 from patchd.engine.model import HunkLine
 
 HELP = (
@@ -92,21 +93,6 @@ def _ask(ch: ClassifiedHunk, rules: Path, read_line: ReadLine, write: Write) -> 
         write(HELP)
 
 
-def _runs(lines: Sequence[HunkLine]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    i = 0
-    while i < len(lines):
-        if lines[i].kind == " ":
-            i += 1
-            continue
-        j = i
-        while j < len(lines) and lines[j].kind != " ":
-            j += 1
-        out.append((i, j))
-        i = j
-    return out
-
-
 def _text(line: HunkLine) -> str:
     return line.data.decode("utf-8", "surrogateescape").rstrip("\r\n")
 
@@ -116,7 +102,7 @@ def _split(ch: ClassifiedHunk, rules: Path, read_line: ReadLine, write: Write) -
         write("a binary change cannot be split\n")
         return None
     lines = ch.hunk.hunk.lines
-    runs = _runs(lines)
+    runs = change_runs(lines)
     if len(runs) < 2:
         write("this hunk has a single run of changes; it cannot be split (answer y or n)\n")
         return None

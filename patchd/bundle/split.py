@@ -37,7 +37,7 @@ def split_hunk(
     """
     hunk = rh.hunk
     keep = [False] * len(hunk.lines)
-    for start, end in _runs(hunk.lines):
+    for start, end in change_runs(hunk.lines):
         answers = {bool(keep_line(i, hunk.lines[i])) for i in range(start, end)}
         if len(answers) > 1:
             return None
@@ -65,7 +65,7 @@ def renumber(hunks: Sequence[Hunk]) -> list[Hunk]:
     return out
 
 
-def _runs(lines: Sequence[HunkLine]) -> list[tuple[int, int]]:
+def change_runs(lines: Sequence[HunkLine]) -> list[tuple[int, int]]:
     """``[start, end)`` index ranges of adjacent changed lines."""
     runs: list[tuple[int, int]] = []
     i = 0

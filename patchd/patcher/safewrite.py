@@ -30,7 +30,7 @@ from types import TracebackType
 
 from patchd.errors import PatchdError, UnsafePathError
 from patchd.patcher.names import show
-from patchd.safefs import SafeRoot, split_relpath
+from patchd.safefs import SafeRoot, file_kind, split_relpath
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -47,21 +47,6 @@ class FileChangedError(PatchdError):
 def sha256(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
-
-
-def _kind(mode: int) -> str:
-    """A short word for a non-regular file type."""
-    for test, word in (
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISDIR, "folder"),
-        (stat.S_ISFIFO, "FIFO"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    ):
-        if test(mode):
-            return word
-    return "file of unknown type"
 
 
 def _unsafe(rel: str, what: str) -> UnsafePathError:
@@ -102,7 +87,7 @@ def open_parent(root: SafeRoot, rel: str, *, expected_uid: int | None) -> tuple[
             except FileNotFoundError:
                 raise FileNotFoundError(errno.ENOENT, "folder missing", here) from None
             if not stat.S_ISDIR(before.st_mode):
-                raise _unsafe(here, f"is a {_kind(before.st_mode)}, not a folder")
+                raise _unsafe(here, f"is a {file_kind(before.st_mode)}, not a folder")
             try:
                 new = os.open(name, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
@@ -217,7 +202,7 @@ def _open_regular(
     if stat.S_ISLNK(before.st_mode):
         raise _unsafe(rel, "is a symlink")
     if not stat.S_ISREG(before.st_mode):
-        raise _unsafe(rel, f"is not a regular file ({_kind(before.st_mode)})")
+        raise _unsafe(rel, f"is not a regular file ({file_kind(before.st_mode)})")
     try:
         fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
     except OSError as exc:

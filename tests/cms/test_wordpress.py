@@ -78,7 +78,7 @@ def test_version_unknown_with_reason(tmp_path: Path) -> None:
         "a": (None, "a/wp-includes/version.php: missing"),
         "b": (None, "b/wp-includes/version.php: no $wp_version assignment found"),
         "c": (None, "c/wp-includes/version.php: symlink"),
-        "d": (None, "d/wp-includes/version.php: not a regular file (fifo)"),
+        "d": (None, "d/wp-includes/version.php: not a regular file (FIFO)"),
         "e": (None, "e/wp-includes/version.php: too large (2097152 bytes, limit 1048576)"),
     }
 
