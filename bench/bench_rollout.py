@@ -13,7 +13,9 @@
 The bundle is ``patches/wp-2026-001`` (built by ``patchd build`` from the fixture
 releases). The GNU loop is given the list of installations patchd would write to (auto
 policy, PHP new enough, from the fleet's ground truth) and the variant diff of each, so
-it does no scanning or matching at all: the comparison favours GNU patch.
+it does no scanning or matching at all: the comparison favours GNU patch. GNU patch runs
+with ``-F0`` (no fuzz), as patchd never applies a hunk whose context differs: with its
+default fuzz 2, GNU patch would apply hunks over customer-modified context lines.
 
 Usage: ``python bench/bench_rollout.py [--accounts N] [--ssh-accounts N] [--mem-accounts N]
 [--runs 3] [--parts a,b,c] [--base /dev/shm] [--profile FILE]``.
@@ -117,8 +119,8 @@ def _gnu_loop(fleet: Path) -> tuple[float, dict[tuple[str, str], str]]:
     listing.write_text("\n".join(lines) + "\n")
     script = (
         "while IFS=$'\\t' read -r dir diff acct path; do "
-        'if patch -p1 -s -f --dry-run -d "$dir" -i "$diff" >/dev/null 2>&1; then '
-        'patch -p1 -s -f -d "$dir" -i "$diff" >/dev/null 2>&1 && echo "$acct $path patched"; '
+        'if patch -p1 -s -f -F0 --dry-run -d "$dir" -i "$diff" >/dev/null 2>&1; then '
+        'patch -p1 -s -f -F0 -d "$dir" -i "$diff" >/dev/null 2>&1 && echo "$acct $path patched"; '
         'else echo "$acct $path failed"; fi; '
         f'done < "{listing}"'
     )
