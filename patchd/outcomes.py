@@ -36,3 +36,27 @@ class Reason(enum.StrEnum):
 SUCCESS_OUTCOMES = frozenset({Outcome.PATCHED, Outcome.ALREADY_PATCHED})
 #: Outcomes of installations the bundle applies to (success rate denominator).
 AFFECTED_OUTCOMES = frozenset(set(Outcome) - {Outcome.NOT_AFFECTED})
+
+
+#: ``detail`` of a ``skipped`` result whose account policy forbids writing; the dry-run
+#: verdict follows ``dry run: `` (an outcome word, or ``would be patched``). Support and
+#: the customer emails read it back with :func:`skipped_verdict`.
+SKIPPED_DETAIL = "policy {policy}; dry run: {verdict}"
+WOULD_PATCH = "would be patched"
+
+
+def skipped_detail(policy: str, outcome: str | None, detail: str = "") -> str:
+    """The ``detail`` of an installation skipped by ``policy`` after a dry run."""
+    verdict = WOULD_PATCH if outcome is None else outcome + (f" ({detail})" if detail else "")
+    return SKIPPED_DETAIL.format(policy=policy, verdict=verdict)
+
+
+def skipped_verdict(detail: str | None) -> str | None:
+    """The dry-run verdict word of a policy-skipped result (``already-patched``,
+    ``dry-run-failed``, ``would be patched``), or None when ``detail`` is not one."""
+    if not detail or not detail.startswith("policy ") or "; dry run: " not in detail:
+        return None
+    verdict = detail.split("; dry run: ", 1)[1]
+    if verdict.startswith(WOULD_PATCH):
+        return WOULD_PATCH
+    return verdict.split(" ", 1)[0]

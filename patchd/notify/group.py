@@ -28,7 +28,7 @@ from typing import Literal
 
 from patchd.inventory import Customer, Inventory
 from patchd.ledger.models import Result
-from patchd.outcomes import Outcome
+from patchd.outcomes import Outcome, skipped_verdict
 
 Kind = Literal["action", "notify-only", "patched", "all-clear"]
 """The case an email is about (the most urgent of its items)."""
@@ -91,8 +91,8 @@ def _item(r: Result) -> Item:
 
 def _found_fix(r: Result) -> bool:
     # NOTE: a notify-only installation is dry-run only; its detail holds the verdict
-    # ("policy notify-only; dry run: already-patched ..."): such a customer is safe.
-    return "dry run: already-patched" in (r.detail or "")
+    # ("policy notify-only; dry run: already-patched"): such a customer is safe.
+    return skipped_verdict(r.detail) == Outcome.ALREADY_PATCHED
 
 
 def _notice(

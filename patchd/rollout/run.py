@@ -32,7 +32,7 @@ from patchd.ledger.models import (
     TouchedFileRecord,
 )
 from patchd.matrix.tested import effective_min_php, untested_reason
-from patchd.outcomes import Outcome, Reason
+from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.progress import Progress, SilentProgress
 from patchd.rollout.match import Match, for_layout, match_installation
 from patchd.scanner import run_scan
@@ -149,16 +149,11 @@ def _result_from_item(t: _Target, item: dict[str, Any], dry_run: bool) -> Result
     applied = item.get("applied")
     if not applied:
         # A dry run only: the run is --dry-run, or the account's policy forbids writing.
-        verdict = (
-            "would be patched"
-            if outcome is None
-            else (f"{outcome}" + (f" ({detail})" if detail else ""))
-        )
         if t.account.policy != "auto":
             return ResultRecord(
                 **base,
                 outcome=Outcome.SKIPPED,
-                detail=f"policy {t.account.policy}; dry run: {verdict}",
+                detail=skipped_detail(t.account.policy, outcome, detail),
             )
         if outcome is None:
             return ResultRecord(**base, outcome=Outcome.SKIPPED, detail=f"dry run: {detail}")
