@@ -8,6 +8,7 @@ NOTE: stdlib-only; the host-side agent imports it.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from functools import total_ordering
@@ -31,6 +32,10 @@ class Version:
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse ``text``; raises ``ValueError`` naming it when it is no version."""
+        return _parse_version(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Version:
         cleaned = text.strip()
         m = _VERSION_RE.match(cleaned)
         if not m:
@@ -89,6 +94,10 @@ class VersionSet:
     @classmethod
     def parse(cls, text: str) -> VersionSet:
         """Parse ``"12.4.0-12.4.10,6.4.1"``; raises ``ValueError`` naming the bad part."""
+        return _parse_set(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> VersionSet:
         ranges: list[VersionRange] = []
         for part in (p.strip() for p in text.split(",")):
             if not part:
@@ -112,6 +121,18 @@ class VersionSet:
 
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.ranges)
+
+
+# NOTE: rollouts compare the same few version strings for every installation; both
+# types are frozen, so parsed values are shared (bounded caches).
+@functools.lru_cache(maxsize=4096)
+def _parse_version(text: str) -> Version:
+    return Version._parse(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_set(text: str) -> VersionSet:
+    return VersionSet._parse(text)
 
 
 def _split_range(part: str) -> tuple[str, str] | None:

@@ -416,15 +416,16 @@ def _execute(
         used = {a.host for a in accounts.values()}
         transports = {h: transport_for(h, inventory.hosts[h]) for h in used}
     if scan_id is None:
-        scan = run_scan(
+        # NOTE: only the id is kept; the installations are read back from the ledger below
+        # (holding both copies doubled the controller's memory on large fleets).
+        scan_id = run_scan(
             inventory,
             ledger,
             inventory_path=inventory_path,
             only_accounts=set(accounts),
             transports=transports,
             parallel=options.parallel_hosts,
-        )
-        scan_id = scan.scan_id
+        ).scan_id
         ledger_runs.set_run_scan(ledger, run_id, scan_id)
     installations = ledger_scans.scan_installations(ledger, scan_id)
     errors = ledger_scans.scan_errors(ledger, scan_id)
