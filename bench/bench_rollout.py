@@ -155,15 +155,41 @@ def _fresh(base: Path, name: str, accounts: int, hosts: list[str]) -> Path:
     return dest
 
 
-def part_a(base: Path, accounts: int, runs: int, profile: Path | None) -> dict[str, object]:
-    print(f"(a) local rollout, {accounts} accounts, {runs} runs", flush=True)
+def _prescan(fleet: Path) -> list[str]:
+    """Scan ``fleet`` (untimed) and return the rollout options that reuse that scan.
+
+    NOTE: the GNU loop is handed its list of installations; with ``--prescan`` patchd
+    gets a stored scan the same way (``rollout --scan ID``), so only the rollout is timed.
+    """
+    subprocess.run(
+        kit.patchd_argv(fleet / "ledger.db", "scan", "--accounts", str(fleet / "accounts.yaml"),
+                        "--format", "csv"),
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return ["--scan", "1"]
+
+
+def part_a(
+    base: Path,
+    accounts: int,
+    runs: int,
+    profile: Path | None,
+    prescan: bool = False,
+    per_host: int = 1,
+) -> dict[str, object]:
+    mode = " (stored scan)" if prescan else ""
+    print(
+        f"(a) local rollout{mode}, {accounts} accounts, per-host {per_host}, {runs} runs",
+        flush=True,
+    )
     p_times, g_times, peaks = [], [], []
     for n in range(runs):
         mine = _fresh(base, "a-patchd", accounts, ["web01", "web02"])
+        extra = [*(_prescan(mine) if prescan else []), "--per-host", str(per_host)]
         if profile and n == 0:
             wall, data, peak = _profiled(mine, profile)
         else:
-            wall, data, peak = _run_patchd(mine)
+            wall, data, peak = _run_patchd(mine, *extra)
         ours_all = {
             (r["account"], r["path"]): ("patched" if r["outcome"] == "patched" else "failed")
             for r in data["results"]
@@ -277,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="/dev/shm")
     ap.add_argument("--keep", action="store_true", help="keep the generated fleets")
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the first run of (a)")
+    ap.add_argument(
+        "--prescan",
+        action="store_true",
+        help="(a): time the rollout against a stored scan, like the GNU list",
+    )
+    ap.add_argument("--per-host", type=int, default=1, help="(a): agent sessions per host")
     args = ap.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="patchd-bench-rollout-", dir=args.base))
     results: dict[str, object] = {
@@ -287,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parts = set(args.parts.split(","))
         if "a" in parts:
-            results["a"] = part_a(base, args.accounts, args.runs, args.profile)
+            results["a"] = part_a(
+                base, args.accounts, args.runs, args.profile, args.prescan, args.per_host
+            )
         if "b" in parts:
             results["b"] = part_b(base, args.ssh_accounts)
         if "c" in parts:
