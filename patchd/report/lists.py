@@ -68,18 +68,7 @@ def report_data(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) ->
     """
     flt = flt or ResultFilter()
     data = run_json(ledger, run_id, flt)
-    stored = ledger_runs.results(
-        ledger,
-        run_id,
-        outcome=flt.outcome,
-        reason=flt.reason,
-        host=flt.host,
-        customer=flt.customer,
-        account=flt.account,
-    )
-    # NOTE: run_json and ledger_runs.results list the same rows in the same order.
-    for row, r in zip(data["results"], stored, strict=True):
-        row["policy"] = r.policy
+    for row in data["results"]:
         row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
     data["per_host"] = _host_rows(ledger, run_id)
     data["filters"] = {k: v for k, v in asdict(flt).items() if v is not None}

@@ -52,6 +52,7 @@ def result_row(r: Result) -> dict[str, Any]:
         "outcome": r.outcome.value,
         "reason": r.reason.value if r.reason else None,
         "detail": r.detail,
+        "policy": r.policy,
     }
 
 
