@@ -18,6 +18,7 @@ from patchd.engine.apply import FileOutcome, HunkStatus, apply_file
 from patchd.engine.model import FilePatch
 from patchd.errors import PatchdError, UnsafePathError
 from patchd.patcher.safewrite import (
+    MAX_FILE_SIZE,
     CheckedFile,
     create_new,
     open_checked,
@@ -26,9 +27,6 @@ from patchd.patcher.safewrite import (
     sha256,
 )
 from patchd.safefs import SafeRoot
-
-#: Files larger than this are refused (a CMS source file is far smaller).
-MAX_FILE_SIZE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

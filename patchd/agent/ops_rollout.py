@@ -18,9 +18,6 @@ from patchd.errors import PatchdError
 
 JSONDict = Dict[str, Any]  # noqa: UP006
 
-#: Files larger than this are refused as unsafe (CMS source files are far smaller).
-DEFAULT_MAX_FILE_SIZE = 16 * 1024 * 1024
-
 
 def _file_patches(variants: JSONDict) -> Dict[str, List[Any]]:  # noqa: UP006
     from patchd.engine.model import FilePatch
@@ -151,13 +148,14 @@ def _work(
     pipe to the root parent (None: in this process, with the store used directly)."""
     from patchd.patcher import installation
     from patchd.patcher.privdrop import ProxyStore
+    from patchd.patcher.safewrite import MAX_FILE_SIZE
 
     common = {
         "expected_uid": expected_uid,
         "min_php": args.get("min_php"),
         "account_php": inst.get("php"),
         "php_binary": inst.get("php_binary"),
-        "max_file_size": int(args.get("max_file_size") or DEFAULT_MAX_FILE_SIZE),
+        "max_file_size": int(args.get("max_file_size") or MAX_FILE_SIZE),
     }
     try:
         if do_apply:

@@ -36,6 +36,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
+#: The largest file patchd patches (CMS sources are far smaller; a bigger "file" in a
+#: customer tree is refused as unsafe). One value for rollout, its agent and apply.
+MAX_FILE_SIZE = 16 * 1024 * 1024
+
 #: Mode of a file the patch creates (the folder's owner and group are used).
 NEW_FILE_MODE = 0o644
 

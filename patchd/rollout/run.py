@@ -33,6 +33,7 @@ from patchd.ledger.models import (
 )
 from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
+from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
 from patchd.rollout.match import Match, for_layout, match_installation
 from patchd.scanner import run_scan
@@ -55,7 +56,7 @@ class RolloutOptions:
     per_host: int = 1
     batch: int = 25
     backup_dir: str | None = None
-    max_file_size: int = 16 * 1024 * 1024
+    max_file_size: int = MAX_FILE_SIZE
     require_tested: bool = False
 
     def identity(self) -> dict[str, Any]:
