@@ -14,8 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as RichProgressBar
 
 from patchd.progress import Progress, SilentProgress
-
-FORMATS = ("table", "csv", "json")
+from patchd.report.formats import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -13,7 +13,7 @@ from typing import Any
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
 from patchd.ledger.models import Result
-from patchd.outcomes import AFFECTED_OUTCOMES, SUCCESS_OUTCOMES, Outcome
+from patchd.outcomes import AFFECTED_OUTCOMES, SUCCESS_OUTCOMES
 
 #: Columns of the results listing, in order (stable; documented in docs/reference.md).
 RESULT_COLUMNS = (
@@ -89,4 +89,4 @@ def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> di
     }
 
 
-__all__ = ["RESULT_COLUMNS", "Outcome", "ResultFilter", "result_row", "run_json", "success_rate"]
+__all__ = ["RESULT_COLUMNS", "ResultFilter", "result_row", "run_json", "success_rate"]
