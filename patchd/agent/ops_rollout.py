@@ -19,10 +19,27 @@ from patchd.errors import PatchdError
 JSONDict = Dict[str, Any]  # noqa: UP006
 
 
-def _file_patches(variants: JSONDict) -> Dict[str, List[Any]]:  # noqa: UP006
+#: Parsed variants by the controller's ``variants_key`` (one agent serves one session).
+_VARIANTS: Dict[str, Dict[str, List[Any]]] = {}  # noqa: UP006
+
+
+def _file_patches(args: JSONDict) -> Dict[str, List[Any]]:  # noqa: UP006
+    """The request's variants: sent with the session's first batch (and parsed once),
+    then named by ``variants_key`` only, so later batches do not carry them again."""
     from patchd.engine.model import FilePatch
 
-    return {name: [FilePatch.from_json(fp) for fp in fps] for name, fps in variants.items()}
+    key = args.get("variants_key")
+    if "variants" in args:
+        parsed = {
+            name: [FilePatch.from_json(fp) for fp in fps]
+            for name, fps in (args["variants"] or {}).items()
+        }
+        if key:
+            _VARIANTS[key] = parsed
+        return parsed
+    if key not in _VARIANTS:
+        raise PatchdError(f"unknown variants_key {key!r}: send the variants first")
+    return _VARIANTS[key]
 
 
 @op("rollout")
@@ -30,12 +47,13 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
     """Dry-run (and where ``apply`` is set, apply) a bundle on installations.
 
     ``args``: ``{"run_id", "dry_run", "backup_dir", "min_php", "max_file_size",
-    "variants": {name: [FilePatch json]}, "installations": [{"account", "root", "path",
+    "variants": {name: [FilePatch json]} (or only "variants_key" after the first batch of
+    a session, see :func:`_file_patches`), "installations": [{"account", "root", "path",
     "variant", "uid", "php", "php_binary", "apply"}]}``. Items: ``{"account", "path",
     "outcome", "reason", "detail", "journal", "files", "applied", "traceback"}`` where
     ``applied`` says whether apply was attempted (policy auto and not a dry run).
     """
-    patches = _file_patches(args.get("variants") or {})
+    patches = _file_patches(args)
     items = args.get("installations") or []
     for inst in items:
         yield _one(args, patches, inst)

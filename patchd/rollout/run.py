@@ -216,6 +216,7 @@ def _host_work(
         ]
         for name, layout in sorted(wanted)
     }
+    variants_key = f"{rec.run_id}:{bundle.manifest.digest}"
     batch_size = 1 if options.canary is not None else options.batch
     sessions = 1 if options.canary is not None else max(1, min(options.per_host, max_sessions))
 
@@ -224,13 +225,18 @@ def _host_work(
         batches: queue.SimpleQueue[list[_Target]],
         finished: list[tuple[str, str]],
     ) -> None:
+        first = True
         while not rec.canary_reached():
             try:
                 chunk = batches.get_nowait()
             except queue.Empty:
                 return
             by_key = {t.key: t for t in chunk}
-            for item in session.call("rollout", _rollout_args(chunk)):
+            args = _rollout_args(chunk)
+            if first:  # the agent keeps the parsed variants for the session's later batches
+                args["variants"] = payload_variants
+                first = False
+            for item in session.call("rollout", args):
                 t = by_key[(item["account"], item["path"])]
                 _record_files(rec, t, item)
                 rec.result(_result_from_item(t, item, options.dry_run))
@@ -251,7 +257,7 @@ def _host_work(
             "backup_dir": backup_dir,
             "min_php": min_php,
             "max_file_size": options.max_file_size,
-            "variants": payload_variants,
+            "variants_key": variants_key,
             "installations": [
                 {
                     "account": t.account.id,
