@@ -78,6 +78,15 @@ def main(inp: BinaryIO | None = None, package_sha256: str | None = None) -> int:
     ops.set_package_sha256(package_sha256)
     ops.load_ops()
     try:
+        profile_dir = os.environ.get("PATCHD_AGENT_PROFILE")
+        if profile_dir:  # NOTE: for bench/: the agent's own cProfile, one file per agent
+            import cProfile
+
+            prof = cProfile.Profile()
+            try:
+                return prof.runcall(serve, inp, out)
+            finally:
+                prof.dump_stats(os.path.join(profile_dir, f"agent-{os.getpid()}.prof"))
         return serve(inp, out)
     finally:
         out.close()
