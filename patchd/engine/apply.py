@@ -104,14 +104,7 @@ def _first(start: int, length: int) -> int:
 
 def _context(hunk: Hunk) -> tuple[int, int]:
     """Leading and trailing context line counts."""
-    kinds = [ln.kind for ln in hunk.lines]
-    prefix = 0
-    while prefix < len(kinds) and kinds[prefix] == " ":
-        prefix += 1
-    suffix = 0
-    while suffix < len(kinds) and kinds[len(kinds) - 1 - suffix] == " ":
-        suffix += 1
-    return prefix, suffix
+    return hunk.context
 
 
 class _Applier:
@@ -124,16 +117,28 @@ class _Applier:
         self.frozen = 0  # input lines already copied or consumed
         self.out: list[bytes] = []
         self.after_newline = True
+        self._where: dict[bytes, list[int]] | None = None  # line -> 1-based line numbers
+
+    def _lines_equal_to(self, line: bytes) -> list[int]:
+        """The 1-based input line numbers holding ``line`` (ascending; index built once)."""
+        if self._where is None:
+            where: dict[bytes, list[int]] = {}
+            for n, data in enumerate(self.inp, 1):
+                where.setdefault(data, []).append(n)
+            self._where = where
+        return self._where.get(line, [])
 
     # -- locating -------------------------------------------------------------------------
 
     def _match(self, pat: list[bytes], where: int, prefix_fuzz: int, suffix_fuzz: int) -> bool:
         """GNU ``patch_match``: does ``pat`` (minus fuzzed ends) sit at input line ``where``?"""
-        for k in range(prefix_fuzz, len(pat) - suffix_fuzz):
-            line_no = where + k
-            if line_no < 1 or line_no > len(self.inp) or self.inp[line_no - 1] != pat[k]:
-                return False
-        return True
+        lo, hi = where + prefix_fuzz, where + len(pat) - suffix_fuzz  # 1-based, hi exclusive
+        if lo >= hi:
+            return True
+        if lo < 1 or hi - 1 > len(self.inp):
+            return False
+        # NOTE: one C-level slice comparison instead of a Python loop per line.
+        return self.inp[lo - 1 : hi - 1] == pat[prefix_fuzz : len(pat) - suffix_fuzz]
 
     def locate(self, hunk: Hunk, fuzz: int, *, commit: bool = True) -> int:
         """GNU ``locate_hunk``: the 1-based input line of the hunk, or 0; updates in_offset."""
@@ -150,7 +155,6 @@ class _Applier:
         min_where = self.frozen + 1
         max_pos_offset = max_where - first_guess
         max_neg_offset = first_guess - min_where
-        max_offset = max(max_pos_offset, max_neg_offset)
 
         if not pat_lines:  # NOTE: GNU: a null range matches always
             return first_guess
@@ -179,24 +183,47 @@ class _Applier:
                 ):
                     found = -offset
             else:
-                # NOTE: try 0, +1, -1, +2, -2, ... exactly in GNU's order: when the context
-                # occurs twice, the nearer place wins and ties go forward.
-                for offset in range(0, max_offset + 1):
-                    if offset <= max_pos_offset and self._match(
-                        pat, first_guess + offset, prefix_fuzz, suffix_fuzz
-                    ):
-                        found = offset
-                        break
-                    if offset <= max_neg_offset and self._match(
-                        pat, first_guess - offset, prefix_fuzz, suffix_fuzz
-                    ):
-                        found = -offset
-                        break
+                found = self._search(
+                    pat, first_guess, prefix_fuzz, suffix_fuzz, max_pos_offset, max_neg_offset
+                )
         if found is None:
             return 0
         if commit:
             self.in_offset += found
         return first_guess + found
+
+    def _search(
+        self,
+        pat: list[bytes],
+        first_guess: int,
+        prefix_fuzz: int,
+        suffix_fuzz: int,
+        max_pos_offset: int,
+        max_neg_offset: int,
+    ) -> int | None:
+        """The offset GNU's search finds: it tries 0, +1, -1, +2, -2, ... so when the
+        context occurs twice the nearer place wins and ties go forward; None if none.
+
+        NOTE: same answer as that loop, but only places whose first compared line is right
+        are tried (from an index of the input's lines), so a hunk that is not in the file
+        costs one lookup instead of a comparison at every line.
+        """
+        if max(max_pos_offset, max_neg_offset) < 0:
+            return None
+        if self._match(pat, first_guess, prefix_fuzz, suffix_fuzz):
+            return 0
+        if prefix_fuzz >= len(pat) - suffix_fuzz:
+            return 0  # nothing left to compare: matches anywhere, the first try wins
+        best: int | None = None
+        for line_no in self._lines_equal_to(pat[prefix_fuzz]):
+            offset = line_no - prefix_fuzz - first_guess
+            if offset > max_pos_offset or -offset > max_neg_offset:
+                continue
+            if best is not None and (abs(offset), offset < 0) >= (abs(best), best < 0):
+                continue
+            if self._match(pat, first_guess + offset, prefix_fuzz, suffix_fuzz):
+                best = offset
+        return best
 
     # -- output ---------------------------------------------------------------------------
 
@@ -212,10 +239,15 @@ class _Applier:
         """Copy input lines up to ``last`` (1-based, inclusive); False if already past it."""
         if self.frozen > last:
             return False
-        while self.frozen < last:
-            self.frozen += 1
-            if self.frozen <= len(self.inp):
-                self._write(self.inp[self.frozen - 1], fix_newline=True)
+        chunk = self.inp[self.frozen : min(last, len(self.inp))]
+        self.frozen = max(self.frozen, last)
+        if chunk:
+            # NOTE: only the input's last line can lack its newline, so within the chunk
+            # just its first line may need the fix _write does (same bytes, one extend).
+            if not self.after_newline:
+                self.out.append(b"\n")
+            self.out.extend(chunk)
+            self.after_newline = chunk[-1].endswith(b"\n")
         return True
 
     def apply(self, hunk: Hunk, where: int) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 LineKind = Literal[" ", "-", "+"]
@@ -38,15 +39,29 @@ class Hunk:
     section: bytes = b""  # text after the second ``@@`` (function name), kept verbatim
     source_line: int | None = None  # 1-based line of the ``@@`` header in its diff
 
-    @property
+    # NOTE: cached: the engine asks for these on every placement attempt (a rollout
+    # applies one parsed hunk to thousands of installations). Treat them as read-only.
+    @cached_property
     def old_lines(self) -> list[bytes]:
         """The pre-image lines (context and removed)."""
         return [ln.data for ln in self.lines if ln.kind != "+"]
 
-    @property
+    @cached_property
     def new_lines(self) -> list[bytes]:
         """The post-image lines (context and added)."""
         return [ln.data for ln in self.lines if ln.kind != "-"]
+
+    @cached_property
+    def context(self) -> tuple[int, int]:
+        """Leading and trailing context line counts."""
+        kinds = [ln.kind for ln in self.lines]
+        prefix = 0
+        while prefix < len(kinds) and kinds[prefix] == " ":
+            prefix += 1
+        suffix = 0
+        while suffix < len(kinds) and kinds[len(kinds) - 1 - suffix] == " ":
+            suffix += 1
+        return prefix, suffix
 
     @property
     def digest(self) -> str:
@@ -59,7 +74,11 @@ class Hunk:
         return h.hexdigest()
 
     def reversed(self) -> Hunk:
-        """The hunk that undoes this one: old and new sides swapped."""
+        """The hunk that undoes this one: old and new sides swapped (made once)."""
+        return self._reversed
+
+    @cached_property
+    def _reversed(self) -> Hunk:
         swap = {" ": " ", "-": "+", "+": "-"}
         return Hunk(
             old_start=self.new_start,
@@ -119,6 +138,10 @@ class FilePatch:
 
     def reversed(self) -> FilePatch:
         """The patch that undoes this one (a creation becomes a deletion and vice versa)."""
+        return self._reversed
+
+    @cached_property
+    def _reversed(self) -> FilePatch:
         return FilePatch(
             old_path=self.new_path,
             new_path=self.old_path,
