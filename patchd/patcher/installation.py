@@ -47,6 +47,7 @@ from patchd.patcher.safewrite import (
     FileChangedError,
     create_new,
     open_checked,
+    open_in_folder,
     open_parent,
     remove_checked,
     replace_checked,
@@ -82,6 +83,7 @@ class _Current:
     mode: int
     uid: int
     gid: int
+    held: CheckedFile | None = None  # kept open for apply (see _read_current's ``hold``)
 
 
 def _acct_rel(inst_path: str, rel: str) -> str:
@@ -106,14 +108,45 @@ def _read_current(
     *,
     expected_uid: int | None,
     max_file_size: int,
+    hold: bool = False,
 ) -> tuple[list[_Current], DryRunResult | None]:
-    """Check every touched file and folder (unsafe paths first) and read what exists."""
+    """Check every touched file and folder (unsafe paths first) and read what exists.
+
+    With ``hold`` the checked files stay open (``_Current.held``) so apply replaces exactly
+    what was read; the caller closes them (also on a verdict: see :func:`_close_held`).
+    """
     current: list[_Current] = []
     missing: list[str] = []
+    try:
+        return _read_each(
+            root, inst_path, files, current, missing, expected_uid, max_file_size, hold
+        )
+    except BaseException:
+        _close_held(current)
+        raise
+
+
+def _close_held(current: list[_Current]) -> None:
+    for c in current:
+        if c.held is not None:
+            c.held.close()
+
+
+def _read_each(
+    root: SafeRoot,
+    inst_path: str,
+    files: list[FilePatch],
+    current: list[_Current],
+    missing: list[str],
+    expected_uid: int | None,
+    max_file_size: int,
+    hold: bool,
+) -> tuple[list[_Current], DryRunResult | None]:
     for fp in files:
         try:
             acct_rel = _acct_rel(inst_path, fp.path)
         except UnsafePathError as exc:
+            _close_held(current)
             return [], _failed(Reason.UNSAFE_PATH, f"{show(fp.path)}: {exc.message}")
         try:
             cf = open_checked(root, acct_rel, expected_uid=expected_uid, max_size=max_file_size)
@@ -121,6 +154,7 @@ def _read_current(
             where = exc.where if isinstance(exc.where, str) else acct_rel
             inst_where = _inst_rel(inst_path, where)
             msg = exc.message.replace(show(where), show(inst_where), 1)
+            _close_held(current)
             return [], _failed(Reason.UNSAFE_PATH, msg)
         except FileNotFoundError as exc:  # a folder on the way is missing
             folder = _inst_rel(inst_path, str(exc.filename))
@@ -129,6 +163,7 @@ def _read_current(
         except PermissionError:
             # NOTE: working as the account (privilege drop), a file or folder the customer
             # made unreadable (mode 000) cannot be patched; that is theirs, not a bug.
+            _close_held(current)
             return [], _failed(
                 Reason.UNSAFE_PATH, f"{show(fp.path)} is not readable by the account owner"
             )
@@ -143,11 +178,22 @@ def _read_current(
             uid = pst.st_uid if expected_uid is None else expected_uid
             current.append(_Current(fp, fp.path, acct_rel, None, NEW_FILE_MODE, uid, pst.st_gid))
             continue
-        with cf:
-            current.append(
-                _Current(fp, fp.path, acct_rel, cf.data, cf.facts.mode, cf.facts.uid, cf.facts.gid)
+        current.append(
+            _Current(
+                fp,
+                fp.path,
+                acct_rel,
+                cf.data,
+                cf.facts.mode,
+                cf.facts.uid,
+                cf.facts.gid,
+                cf if hold else None,
             )
+        )
+        if not hold:
+            cf.close()
     if missing:
+        _close_held(current)
         return [], _failed(Reason.MISSING_FILE, ", ".join(missing))
     return current, None
 
@@ -215,6 +261,17 @@ def dry_run(
         )
     if verdict is not None:
         return verdict
+    return _plan(root_path, current, min_php, account_php, php_binary)
+
+
+def _plan(
+    root_path: str,
+    current: list[_Current],
+    min_php: str | None,
+    account_php: str | None,
+    php_binary: str | None,
+) -> DryRunResult:
+    """The in-memory part of the dry run on files already read (see :func:`dry_run`)."""
     if current and all(apply_file(c.fp, c.data, reverse=True).ok for c in current):
         return DryRunResult(
             "already-patched",
@@ -308,35 +365,67 @@ def apply(
     :class:`~patchd.patcher.journal.BackupStoreError` for an unusable backup store.
     ``store`` defaults to :class:`~patchd.patcher.journal.DirectStore` on ``backup_dir``
     (a worker that dropped root passes its proxy to the root parent instead).
+
+    NOTE: the dry run's checked descriptors stay open and are the ones replaced, so each
+    file is walked to and read once; the pre-image is still re-checked through the held
+    descriptor right before its name is replaced (:func:`replace_checked`).
     """
-    dr = dry_run(
-        root_path,
-        inst_path,
-        files,
-        expected_uid=expected_uid,
-        min_php=min_php,
-        account_php=account_php,
-        php_binary=php_binary,
-        max_file_size=max_file_size,
-    )
-    if dr.status != "applicable":
-        assert dr.outcome is not None
-        return ApplyResult(dr.outcome, dr.reason, dr.detail)
-    store = jr.DirectStore(backup_dir) if store is None else store
+    with open_root(root_path) as root:
+        busy = _updater_running(root, inst_path)
+        if busy is not None:
+            dr = _failed(Reason.UNSAFE_PATH, busy)
+            return ApplyResult(Outcome.DRY_RUN_FAILED, dr.reason, dr.detail)
+        current, verdict = _read_current(
+            root,
+            inst_path,
+            files,
+            expected_uid=expected_uid,
+            max_file_size=max_file_size,
+            hold=True,
+        )
+        try:
+            dr = verdict or _plan(root_path, current, min_php, account_php, php_binary)
+            if dr.status != "applicable":
+                assert dr.outcome is not None
+                return ApplyResult(dr.outcome, dr.reason, dr.detail)
+            return _apply_planned(
+                root,
+                root_path,
+                inst_path,
+                dr.files,
+                [c.held for c in current],
+                jr.DirectStore(backup_dir) if store is None else store,
+                run_id,
+                expected_uid,
+                max_file_size,
+            )
+        finally:
+            _close_held(current)
+
+
+def _apply_planned(
+    root: SafeRoot,
+    root_path: str,
+    inst_path: str,
+    plans: tuple[FilePlan, ...],
+    held: list[CheckedFile | None],
+    store: jr.BackupStore,
+    run_id: str,
+    expected_uid: int | None,
+    max_file_size: int,
+) -> ApplyResult:
+    """Back up, journal, replace and verify the planned files (``held``: their checked
+    descriptors from the dry run, None for files the patch creates)."""
     store.check()
-    plans = dr.files
     entry: str | None = None
     journal: jr.Journal | None = None
     replaced: list[jr.JournalFile] = []
-    held: list[CheckedFile | None] = []
-    with open_root(root_path) as root, contextlib.ExitStack() as locked:
+    with contextlib.ExitStack() as locked:
         try:
             locked.enter_context(installation_lock(root, inst_path))
         except InstallationBusyError as exc:
             return ApplyResult(Outcome.APPLY_FAILED, None, f"apply-failed: {exc}; nothing changed")
         try:
-            for p in plans:
-                held.append(_hold(root, inst_path, p, expected_uid, max_file_size))
             entry = store.make_entry(run_id, root_path, inst_path)
             jfiles: list[jr.JournalFile] = []
             for n, (p, cf) in enumerate(zip(plans, held, strict=True)):
@@ -359,8 +448,8 @@ def apply(
                 if len(replaced) == 1:
                     fault_point("after_first_replace")
             fault_point("before_verify")
-            for p in plans:
-                _verify_post(root, inst_path, p, max_file_size)
+            for p, cf in zip(plans, held, strict=True):
+                _verify_post(root, inst_path, p, max_file_size, cf)
             store.save_journal(entry, journal.with_state("done"))
         except (OSError, PatchdError) as exc:
             detail = f"{_describe(exc)}"
@@ -383,10 +472,6 @@ def apply(
             else:
                 detail += "; installation restored to its prior state"
             return ApplyResult(Outcome.APPLY_FAILED, None, f"apply-failed: {detail}", entry, plans)
-        finally:
-            for cf in held:
-                if cf is not None:
-                    cf.close()
     return ApplyResult(Outcome.PATCHED, None, f"patched {len(plans)} file(s)", entry, plans)
 
 
@@ -404,20 +489,6 @@ def _save_quietly(store: jr.BackupStore, entry: str, journal: jr.Journal) -> Non
     # its pre-image and only marks the journal.
     with contextlib.suppress(OSError, jr.BackupStoreError):
         store.save_journal(entry, journal)
-
-
-def _hold(
-    root: SafeRoot, inst_path: str, p: FilePlan, expected_uid: int | None, max_size: int
-) -> CheckedFile | None:
-    """Re-open a planned file and check it is still what the dry run saw."""
-    acct_rel = _acct_rel(inst_path, p.rel)
-    cf = open_checked(root, acct_rel, expected_uid=expected_uid, max_size=max_size)
-    now = None if cf is None else cf.facts.sha256
-    if now != p.pre_sha256:
-        if cf is not None:
-            cf.close()
-        raise FileChangedError(f"{show(p.rel)} changed since the dry run", where=p.rel)
-    return cf
 
 
 def _replace_one(
@@ -454,8 +525,21 @@ def _hash_now(
         return cf.facts.sha256
 
 
-def _verify_post(root: SafeRoot, inst_path: str, p: FilePlan, max_size: int) -> None:
-    now = _hash_now(root, _acct_rel(inst_path, p.rel), max(max_size, len(p.new_bytes or b"")))
+def _verify_post(
+    root: SafeRoot, inst_path: str, p: FilePlan, max_size: int, cf: CheckedFile | None
+) -> None:
+    """Check that the file now holds the post-image (absent for a deletion), re-reading it.
+
+    NOTE: a replaced file is re-opened by name in the folder descriptor held since the dry
+    run (the same checks as any open: no link, regular, one hard link); only a created
+    file, which had no folder held, is walked to from the root again.
+    """
+    limit = max(max_size, len(p.new_bytes or b""))
+    if cf is not None and cf.dir_fd >= 0:
+        opened = open_in_folder(cf.dir_fd, cf.name, p.rel, max_size=limit)
+        now = None if opened is None else opened.sha256
+    else:
+        now = _hash_now(root, _acct_rel(inst_path, p.rel), limit)
     if now != p.post_sha256:
         raise FileChangedError(
             f"{show(p.rel)} does not hold the patched content after writing", where=p.rel

@@ -194,6 +194,17 @@ def open_checked(
     return CheckedFile(rel, dir_fd, name, fd, facts, data, max_size)
 
 
+def open_in_folder(dir_fd: int, name: str, rel: str, *, max_size: int) -> FileFacts | None:
+    """The facts (with the content's hash) of ``name`` in the already checked folder
+    ``dir_fd``, with every check of :func:`open_checked` but the owner; None if absent.
+    """
+    opened = _open_regular(dir_fd, name, rel, expected_uid=None, max_size=max_size)
+    if opened is None:
+        return None
+    os.close(opened[0])
+    return opened[1]
+
+
 def _open_regular(
     dir_fd: int, name: str, rel: str, *, expected_uid: int | None, max_size: int
 ) -> tuple[int, FileFacts, bytes] | None:
