@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any, BinaryIO
 
 from patchd.agent import ops, protocol
+
+#: Longest time an item waits in the agent's buffer before it is flushed to the controller.
+FLUSH_SECONDS = 0.1
 
 
 class UnknownOpError(LookupError):
@@ -33,13 +37,22 @@ def handle(request: dict[str, Any], out: BinaryIO) -> None:
             raise UnknownOpError(f"unknown op {name!r}; this agent has {sorted(ops.OPS)}")
         result = func(args)
         summary: dict[str, Any] | None = None
+        flushed = time.monotonic()
         while True:
             try:
                 data = next(result)
             except StopIteration as stop:
                 summary = stop.value
                 break
-            _write(out, protocol.item(request_id, data))
+            # NOTE: items are flushed at most every FLUSH_SECONDS (and with the request's
+            # last event): one pipe write and one controller wake-up per item cost about
+            # as much as a small installation's dry run. An item waits at most for the
+            # next one (one installation's work); a lost buffer only means redoing
+            # installations on resume, which is safe (finished applies are found).
+            now = time.monotonic()
+            _write(out, protocol.item(request_id, data), flush=now - flushed >= FLUSH_SECONDS)
+            if now - flushed >= FLUSH_SECONDS:
+                flushed = now
     except Exception as exc:
         _write(out, protocol.error(request_id, exc))
         return
@@ -92,12 +105,13 @@ def main(inp: BinaryIO | None = None, package_sha256: str | None = None) -> int:
         out.close()
 
 
-def _write(out: BinaryIO, message: dict[str, Any]) -> None:
-    """Write one event line and flush it, so the controller sees results as they come."""
+def _write(out: BinaryIO, message: dict[str, Any], *, flush: bool = True) -> None:
+    """Write one event line and (by default) flush, so the controller sees it at once."""
     try:
         line = protocol.encode(message)
     except (TypeError, ValueError) as exc:
         # NOTE: an op yielding something JSON cannot carry must not kill the agent.
         line = protocol.encode(protocol.error(message.get("id"), exc))
     out.write(line)
-    out.flush()
+    if flush:
+        out.flush()
