@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from patchd.errors import LedgerError
@@ -144,34 +144,87 @@ def set_run_scan(ledger: Ledger, run_id: int, scan_id: int) -> None:
 
 def record_result(ledger: Ledger, run_id: int, result: ResultRecord) -> None:
     """Store (or replace) the result of one installation in ``run_id``."""
-    ledger.execute(
-        "INSERT INTO results (run_id, account, customer_id, host, path, cms, version, outcome, "
-        "reason, detail, variant, error_traceback, journal, policy, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (run_id, account, path) DO UPDATE SET "
-        "customer_id = excluded.customer_id, host = excluded.host, cms = excluded.cms, "
-        "version = excluded.version, outcome = excluded.outcome, reason = excluded.reason, "
-        "detail = excluded.detail, variant = excluded.variant, "
-        "error_traceback = excluded.error_traceback, journal = excluded.journal, "
-        "policy = excluded.policy, updated_at = excluded.updated_at",
-        (
-            run_id,
-            result.account,
-            result.customer_id,
-            result.host,
-            result.path,
-            result.cms,
-            result.version,
-            result.outcome.value,
-            result.reason.value if result.reason else None,
-            result.detail,
-            result.variant,
-            result.error_traceback,
-            result.journal,
-            result.policy,
-            utc_now(),
-        ),
+    record_results(ledger, run_id, [(result, ())])
+
+
+def record_results(
+    ledger: Ledger,
+    run_id: int,
+    results: Sequence[tuple[ResultRecord, Sequence[TouchedFileRecord]]],
+) -> None:
+    """Store (or replace) several results, each with its touched files, in ONE transaction.
+
+    NOTE: one commit per result cost more than the result itself on large rollouts; a
+    batch lost to a crash is redone on resume (finished applies are found by their
+    journals), so batching costs no safety.
+    """
+    if not results:
+        return
+    now = utc_now()
+    with ledger.transaction():
+        ledger.executemany(_RESULT_SQL, [_result_params(run_id, r, now) for r, _f in results])
+        files = [_file_params(run_id, f, now) for _r, fs in results for f in fs]
+        if files:
+            ledger.executemany(_FILE_SQL, files)
+
+
+def _result_params(run_id: int, result: ResultRecord, now: str) -> tuple[Any, ...]:
+    return (
+        run_id,
+        result.account,
+        result.customer_id,
+        result.host,
+        result.path,
+        result.cms,
+        result.version,
+        result.outcome.value,
+        result.reason.value if result.reason else None,
+        result.detail,
+        result.variant,
+        result.error_traceback,
+        result.journal,
+        result.policy,
+        now,
     )
+
+
+def _file_params(run_id: int, record: TouchedFileRecord, now: str) -> tuple[Any, ...]:
+    return (
+        run_id,
+        record.account,
+        record.path,
+        record.file,
+        record.pre_sha256,
+        record.post_sha256,
+        record.backup_path,
+        record.mode,
+        record.uid,
+        record.gid,
+        FileState(record.state).value,
+        now,
+    )
+
+
+_RESULT_SQL = (
+    "INSERT INTO results (run_id, account, customer_id, host, path, cms, version, outcome, "
+    "reason, detail, variant, error_traceback, journal, policy, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, account, path) DO UPDATE SET "
+    "customer_id = excluded.customer_id, host = excluded.host, cms = excluded.cms, "
+    "version = excluded.version, outcome = excluded.outcome, reason = excluded.reason, "
+    "detail = excluded.detail, variant = excluded.variant, "
+    "error_traceback = excluded.error_traceback, journal = excluded.journal, "
+    "policy = excluded.policy, updated_at = excluded.updated_at"
+)
+_FILE_SQL = (
+    "INSERT INTO touched_files (run_id, account, path, file, pre_sha256, post_sha256, "
+    "backup_path, mode, uid, gid, state, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, account, path, file) DO UPDATE SET "
+    "pre_sha256 = excluded.pre_sha256, post_sha256 = excluded.post_sha256, "
+    "backup_path = excluded.backup_path, mode = excluded.mode, uid = excluded.uid, "
+    "gid = excluded.gid, state = excluded.state, updated_at = excluded.updated_at"
+)
 
 
 def results(
@@ -238,29 +291,7 @@ def done_installations(
 
 def record_touched_file(ledger: Ledger, run_id: int, record: TouchedFileRecord) -> None:
     """Store (or replace) what a run knows about one file it touches."""
-    ledger.execute(
-        "INSERT INTO touched_files (run_id, account, path, file, pre_sha256, post_sha256, "
-        "backup_path, mode, uid, gid, state, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (run_id, account, path, file) DO UPDATE SET "
-        "pre_sha256 = excluded.pre_sha256, post_sha256 = excluded.post_sha256, "
-        "backup_path = excluded.backup_path, mode = excluded.mode, uid = excluded.uid, "
-        "gid = excluded.gid, state = excluded.state, updated_at = excluded.updated_at",
-        (
-            run_id,
-            record.account,
-            record.path,
-            record.file,
-            record.pre_sha256,
-            record.post_sha256,
-            record.backup_path,
-            record.mode,
-            record.uid,
-            record.gid,
-            FileState(record.state).value,
-            utc_now(),
-        ),
-    )
+    ledger.execute(_FILE_SQL, _file_params(run_id, record, utc_now()))
 
 
 def update_touched_file_state(

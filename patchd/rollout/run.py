@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,11 +116,15 @@ class _Recorder:
             return self.canary is not None and self.patched >= self.canary
 
     def result(self, record: ResultRecord) -> None:
-        ledger_runs.record_result(self.ledger, self.run_id, record)
+        self.results([(record, ())])
+
+    def results(self, batch: list[tuple[ResultRecord, Sequence[TouchedFileRecord]]]) -> None:
+        """Record several results (with their touched files) in one ledger transaction."""
+        ledger_runs.record_results(self.ledger, self.run_id, batch)
         with self.lock:
-            if record.outcome is Outcome.PATCHED:
-                self.patched += 1
-        self.progress.advance(label=record.outcome.value)
+            self.patched += sum(r.outcome is Outcome.PATCHED for r, _f in batch)
+        for record, _files in batch:
+            self.progress.advance(label=record.outcome.value)
 
 
 def _base(t: _Target) -> dict[str, Any]:
@@ -167,28 +171,27 @@ def _result_from_item(t: _Target, item: dict[str, Any], dry_run: bool) -> Result
     )
 
 
-def _record_files(rec: _Recorder, t: _Target, item: dict[str, Any]) -> None:
+def _touched_files(t: _Target, item: dict[str, Any]) -> list[TouchedFileRecord]:
+    """The ledger rows of the files an applied (or rolled back) installation touched."""
     journal = item.get("journal")
     if not item.get("applied") or item.get("outcome") not in ("patched", "apply-failed"):
-        return
+        return []
     state = FileState.VERIFIED if item["outcome"] == "patched" else FileState.RESTORED
-    for n, f in enumerate(item.get("files", [])):
-        ledger_runs.record_touched_file(
-            rec.ledger,
-            rec.run_id,
-            TouchedFileRecord(
-                account=t.account.id,
-                path=t.match.path,
-                file=f["path"],
-                pre_sha256=f.get("pre_sha256"),
-                post_sha256=f.get("post_sha256"),
-                backup_path=f"{journal}/{n:04d}.orig" if journal and f.get("pre_sha256") else None,
-                mode=f.get("mode"),
-                uid=f.get("uid"),
-                gid=f.get("gid"),
-                state=state,
-            ),
+    return [
+        TouchedFileRecord(
+            account=t.account.id,
+            path=t.match.path,
+            file=f["path"],
+            pre_sha256=f.get("pre_sha256"),
+            post_sha256=f.get("post_sha256"),
+            backup_path=f"{journal}/{n:04d}.orig" if journal and f.get("pre_sha256") else None,
+            mode=f.get("mode"),
+            uid=f.get("uid"),
+            gid=f.get("gid"),
+            state=state,
         )
+        for n, f in enumerate(item.get("files", []))
+    ]
 
 
 def _host_work(
@@ -236,11 +239,17 @@ def _host_work(
             if first:  # the agent keeps the parsed variants for the session's later batches
                 args["variants"] = payload_variants
                 first = False
-            for item in session.call("rollout", args):
-                t = by_key[(item["account"], item["path"])]
-                _record_files(rec, t, item)
-                rec.result(_result_from_item(t, item, options.dry_run))
-                finished.append(t.key)
+            # NOTE: one ledger transaction per batch, also when the session fails half-way
+            # (what arrived is recorded; the rest is the host's unreachable bookkeeping).
+            got: list[tuple[ResultRecord, Sequence[TouchedFileRecord]]] = []
+            try:
+                for item in session.call("rollout", args):
+                    t = by_key[(item["account"], item["path"])]
+                    record = _result_from_item(t, item, options.dry_run)
+                    got.append((record, _touched_files(t, item)))
+                    finished.append(t.key)
+            finally:
+                rec.results(got)
 
     def extra_session(
         batches: queue.SimpleQueue[list[_Target]], finished: list[tuple[str, str]]

@@ -307,7 +307,8 @@ def test_error_outcome_from_an_agent_side_exception(fresh_world: World, tmp_path
 
 
 def _python_with_bug(folder: Path, *, trigger: str) -> Path:
-    """An interpreter wrapper whose agent raises RuntimeError in ``dry_run`` for ``trigger``.
+    """An interpreter wrapper whose agent raises RuntimeError in the patcher's ``dry_run``
+    or ``apply`` (an apply does its dry run inline) for ``trigger``.
 
     NOTE: the agent runs with ``-I`` (no PYTHONPATH, no sitecustomize from us), so the bug
     is planted by a wrapper that installs an audit hook and then runs the real bootstrap.
@@ -322,7 +323,8 @@ def _python_with_bug(folder: Path, *, trigger: str) -> Path:
         "        return\n"
         "    f = sys._getframe(1)\n"
         "    while f is not None:\n"
-        "        if f.f_code.co_name == 'dry_run' and f.f_locals.get('root_path') == TRIGGER:\n"
+        "        if f.f_code.co_name in ('dry_run', 'apply') \\\n"
+        "                and f.f_locals.get('root_path') == TRIGGER:\n"
         "            raise RuntimeError('injected agent bug')\n"
         "        f = f.f_back\n"
         "sys.addaudithook(hook)\n"
