@@ -111,10 +111,20 @@ class SafeRoot:
             if fd is None
             else os.dup(fd)
         )
-        # Absolute symlink targets are judged against both spellings of the root.
-        self._prefixes = tuple(
-            {self.path.rstrip("/") + "/", os.path.realpath(self.path).rstrip("/") + "/"}
-        )
+        self._prefix_cache: tuple[str, ...] | None = None
+
+    @property
+    def _prefixes(self) -> tuple[str, ...]:
+        """Absolute symlink targets are judged against both spellings of the root.
+
+        NOTE: computed on first use (``realpath`` stats every component of the root's path;
+        the patcher opens one SafeRoot per installation and never needs it).
+        """
+        if self._prefix_cache is None:
+            self._prefix_cache = tuple(
+                {self.path.rstrip("/") + "/", os.path.realpath(self.path).rstrip("/") + "/"}
+            )
+        return self._prefix_cache
 
     @classmethod
     def from_fd(cls, root: str | os.PathLike[str], fd: int) -> SafeRoot:

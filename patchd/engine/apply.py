@@ -13,7 +13,7 @@ NOTE: stdlib-only; the host-side agent imports it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from patchd.engine.model import FilePatch, Hunk, HunkLine
@@ -90,6 +90,9 @@ class FileOutcome:
 
 def _split(data: bytes) -> list[bytes]:
     """Lines split on ``\\n`` only, keeping it (GNU patch splits input the same way)."""
+    if b"\r" not in data:
+        # NOTE: without CR, bytes.splitlines splits on LF only: the same lines, in C.
+        return data.splitlines(keepends=True)
     parts = data.split(b"\n")
     lines = [p + b"\n" for p in parts[:-1]]
     if parts[-1]:
@@ -117,16 +120,21 @@ class _Applier:
         self.frozen = 0  # input lines already copied or consumed
         self.out: list[bytes] = []
         self.after_newline = True
-        self._where: dict[bytes, list[int]] | None = None  # line -> 1-based line numbers
 
-    def _lines_equal_to(self, line: bytes) -> list[int]:
-        """The 1-based input line numbers holding ``line`` (ascending; index built once)."""
-        if self._where is None:
-            where: dict[bytes, list[int]] = {}
-            for n, data in enumerate(self.inp, 1):
-                where.setdefault(data, []).append(n)
-            self._where = where
-        return self._where.get(line, [])
+    def _lines_equal_to(self, line: bytes, lo: int, hi: int) -> Iterator[int]:
+        """The 1-based numbers ``lo..hi`` of input lines equal to ``line``, ascending.
+
+        NOTE: ``list.index`` scans in C; a hunk that is not in the file costs one scan.
+        """
+        inp = self.inp
+        start, stop = max(lo, 1) - 1, min(hi, len(inp))
+        while start < stop:
+            try:
+                start = inp.index(line, start, stop)
+            except ValueError:
+                return
+            yield start + 1
+            start += 1
 
     # -- locating -------------------------------------------------------------------------
 
@@ -215,11 +223,15 @@ class _Applier:
         if prefix_fuzz >= len(pat) - suffix_fuzz:
             return 0  # nothing left to compare: matches anywhere, the first try wins
         best: int | None = None
-        for line_no in self._lines_equal_to(pat[prefix_fuzz]):
+        lowest = first_guess - max_neg_offset + prefix_fuzz  # line numbers of pat[prefix_fuzz]
+        highest = first_guess + max_pos_offset + prefix_fuzz
+        for line_no in self._lines_equal_to(pat[prefix_fuzz], lowest, highest):
             offset = line_no - prefix_fuzz - first_guess
             if offset > max_pos_offset or -offset > max_neg_offset:
                 continue
             if best is not None and (abs(offset), offset < 0) >= (abs(best), best < 0):
+                if offset > 0:
+                    break  # ascending: every later place is farther
                 continue
             if self._match(pat, first_guess + offset, prefix_fuzz, suffix_fuzz):
                 best = offset

@@ -223,7 +223,8 @@ def read_private(folder: str, name: str) -> bytes:
 def save_journal(folder: str, journal: Journal) -> None:
     """Write ``journal`` atomically into ``folder``."""
     # NOTE: ensure_ascii keeps surrogate-escaped (non-UTF-8) names as \udcXX escapes.
-    data = json.dumps(journal.to_json(), ensure_ascii=True, indent=1).encode("ascii")
+    # NOTE: compact: ``indent`` makes json use its pure-Python encoder (2 journals per apply).
+    data = json.dumps(journal.to_json(), ensure_ascii=True, separators=(",", ":")).encode("ascii")
     write_private(folder, JOURNAL_NAME, data, exclusive=False)
 
 

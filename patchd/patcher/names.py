@@ -12,6 +12,8 @@ from __future__ import annotations
 
 def show(rel: str) -> str:
     """``rel`` with non-UTF-8 bytes as ``\\xNN`` and non-printable characters escaped."""
+    if rel.isascii() and rel.isprintable():
+        return rel  # NOTE: the common case, without the per-character loop
     raw = rel.encode("utf-8", "surrogateescape")
     text = raw.decode("utf-8", "backslashreplace")
     out: list[str] = []
