@@ -22,6 +22,7 @@ __all__ = [
     "FileOutcome",
     "HunkOutcome",
     "HunkStatus",
+    "applies",
     "apply_file",
     "apply_patch",
 ]
@@ -218,10 +219,14 @@ class _Applier:
         """
         if max(max_pos_offset, max_neg_offset) < 0:
             return None
-        if self._match(pat, first_guess, prefix_fuzz, suffix_fuzz):
+        # NOTE: GNU tries offset 0 on the forward side only ("0 < offset" guards the
+        # backward side); it matters when fuzz leaves nothing to compare past the end.
+        if max_pos_offset >= 0 and self._match(pat, first_guess, prefix_fuzz, suffix_fuzz):
             return 0
         if prefix_fuzz >= len(pat) - suffix_fuzz:
-            return 0  # nothing left to compare: matches anywhere, the first try wins
+            # nothing left to compare: the first place tried wins (offset 0 was not
+            # allowed forward, so it is one line back, if that is allowed)
+            return -1 if max_neg_offset >= 1 else None
         best: int | None = None
         lowest = first_guess - max_neg_offset + prefix_fuzz  # line numbers of pat[prefix_fuzz]
         highest = first_guess + max_pos_offset + prefix_fuzz
@@ -434,6 +439,24 @@ def apply_file(
             )
         return FileOutcome(path, None, hunks, deleted=True)
     return FileOutcome(path, content, hunks)
+
+
+def applies(fp: FilePatch, old: bytes | None, *, reverse: bool = False) -> bool:
+    """``apply_file(fp, old, reverse=reverse).ok`` (fuzz 0), stopping at the first hunk
+    that does not apply and without the per-hunk report.
+
+    NOTE: the patcher's already-patched check runs on every installation and fails on all
+    vulnerable ones; explaining each failed hunk there is wasted work.
+    """
+    patch = fp.reversed() if reverse else fp
+    if old is None or patch.is_new or patch.is_deleted:
+        return apply_file(fp, old, reverse=reverse).ok
+    app = _Applier(old)
+    for hunk in patch.hunks:
+        where, _used = _locate_any(app, hunk, 0, commit=True)
+        if not where or not app.apply(hunk, where):
+            return False
+    return True
 
 
 def apply_patch(

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from patchd.engine.apply import FileOutcome, apply_file
+from patchd.engine.apply import FileOutcome, applies, apply_file
 from patchd.engine.model import FilePatch
 from patchd.errors import PatchdError, UnsafePathError
 from patchd.outcomes import Outcome, Reason
@@ -272,7 +272,7 @@ def _plan(
     php_binary: str | None,
 ) -> DryRunResult:
     """The in-memory part of the dry run on files already read (see :func:`dry_run`)."""
-    if current and all(apply_file(c.fp, c.data, reverse=True).ok for c in current):
+    if current and all(applies(c.fp, c.data, reverse=True) for c in current):
         return DryRunResult(
             "already-patched",
             Outcome.ALREADY_PATCHED,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from patchd.engine.apply import apply_file
+from patchd.engine.apply import applies, apply_file
 from patchd.engine.parse import parse_diff
 from patchd.engine.render import render_patch
 
@@ -187,5 +187,11 @@ def check_against_gnu(cases: list[tuple[bytes, bytes, bytes, int]], fuzz: int) -
             assert ours == theirs, context
             if outcome.ok:
                 assert (tree / fp.path).read_bytes() == outcome.content, context
+            if fuzz == 0:
+                # the patcher's short-cut verdicts agree with the full apply, both ways
+                target = targets[fp.path]
+                assert applies(fp, target) == outcome.ok, context
+                back = apply_file(fp, target, reverse=True).ok
+                assert applies(fp, target, reverse=True) == back, context
             all_ok = all_ok and outcome.ok
         assert (real.returncode == 0) == all_ok, real.stdout
