@@ -6,12 +6,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from patchd.errors import InventoryError
 from patchd.transport.interface import AgentSession, OpResult, RemoteOpError, Transport
 from patchd.transport.local import LocalTransport
-from patchd.transport.ssh import SSHTransport
+
+if TYPE_CHECKING:
+    from patchd.transport.ssh import SSHTransport
+
+
+def __getattr__(name: str) -> Any:
+    # NOTE: paramiko takes ~50 ms to import; a fleet of local hosts never needs it.
+    if name == "SSHTransport":
+        from patchd.transport.ssh import SSHTransport
+
+        return SSHTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AgentSession",
@@ -48,6 +60,8 @@ def transport_for(name: str, host: HostSettings) -> Transport:
     if kind == "local":
         return LocalTransport(name)
     if kind == "ssh":
+        from patchd.transport.ssh import SSHTransport
+
         return SSHTransport(
             name,
             hostname=getattr(host, "hostname", None) or name,
