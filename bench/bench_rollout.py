@@ -1,9 +1,12 @@
 """Benchmark: ``patchd rollout`` locally, over SSH, and the controller's peak memory.
 
-(a) local rollout over a generated fleet (default 10,000 accounts, on ``/dev/shm``) against
-    a shell loop of GNU ``patch --dry-run`` then ``patch`` per installation on an identical
-    copy of the fleet; the verdicts and the resulting files must be the same. Each side runs
-    ``--runs`` times on a fresh copy; medians and the ratio are reported (target: >= 5x).
+(a) local rollout over a generated fleet of ``--installations`` installations (default
+    10,000, all WordPress-shaped so that the bundle's CMS is everywhere; ``--families all``
+    for the mixed fleet) on ``/dev/shm``, against a bash loop of GNU ``patch --dry-run``
+    then ``patch`` per installation on an identical copy of the fleet. Verdicts per
+    installation (patchd ``patched`` = GNU applied, any other outcome = GNU did not) and
+    the resulting security files must be the same. Each side runs ``--runs`` times on a
+    fresh copy; medians and the ratio are reported (target: >= 5x).
 (b) rollout over 4 loopback sshd hosts with ``--ssh-accounts`` accounts each (default
     1,000; target: under 60 s).
 (c) peak resident memory of the controller process alone (``VmHWM`` of its pid, sampled
@@ -11,14 +14,19 @@
     ``--mem-accounts`` accounts (default 50,000; target: under 300 MB).
 
 The bundle is ``patches/wp-2026-001`` (built by ``patchd build`` from the fixture
-releases). The GNU loop is given the list of installations patchd would write to (auto
-policy, PHP new enough, from the fleet's ground truth) and the variant diff of each, so
-it does no scanning or matching at all: the comparison favours GNU patch. GNU patch runs
-with ``-F0`` (no fuzz), as patchd never applies a hunk whose context differs: with its
-default fuzz 2, GNU patch would apply hunks over customer-modified context lines.
+releases). The GNU loop is given, per installation, its folder, the variant diff of its
+version and its mode from the fleet's ground truth (``patch --dry-run`` only for accounts
+whose policy is not ``auto`` and for PHP older than the bundle's minimum, which patchd
+dry-runs without writing): it scans and matches nothing. With ``--prescan`` patchd is
+timed on a stored scan (``rollout --scan ID``, the scan untimed) the same way; without it,
+the rollout's own fresh scan is timed too. GNU patch runs with ``-F0`` (no fuzz), as
+patchd never applies a hunk whose context differs: with its default fuzz 2, GNU patch
+would apply hunks over customer-modified context lines. The fleet's accounts are owned by
+root (``uid: 0``), like the GNU loop running as root: no privilege drop on either side.
 
-Usage: ``python bench/bench_rollout.py [--accounts N] [--ssh-accounts N] [--mem-accounts N]
-[--runs 3] [--parts a,b,c] [--base /dev/shm] [--profile FILE]``.
+Usage: ``python bench/bench_rollout.py [--installations N] [--families wordpress|all]
+[--prescan] [--per-host N] [--ssh-accounts N] [--mem-accounts N] [--runs 3]
+[--parts a,b,c] [--base /dev/shm] [--profile FILE] [--agent-profile DIR]``.
 """
 
 from __future__ import annotations
@@ -60,13 +68,20 @@ def _rollout_argv(fleet: Path, *extra: str) -> list[str]:
     )  # fmt: skip
 
 
-def _run_patchd(fleet: Path, *extra: str) -> tuple[float, dict, float]:
-    """(wall seconds, JSON output, controller peak MB)."""
+def _run_patchd(
+    fleet: Path, *extra: str, agent_profile: Path | None = None
+) -> tuple[float, dict, float]:
+    """(wall seconds, JSON output, controller peak MB). ``agent_profile``: a folder where
+    every agent writes its cProfile (``PATCHD_AGENT_PROFILE``)."""
+    env = dict(os.environ)
+    if agent_profile is not None:
+        agent_profile.mkdir(parents=True, exist_ok=True)
+        env["PATCHD_AGENT_PROFILE"] = str(agent_profile)
     # NOTE: output goes to files: a full pipe would block patchd while we sample its memory.
     out_path, err_path = fleet / "rollout.out", fleet / "rollout.err"
     with out_path.open("w") as out_fh, err_path.open("w") as err_fh:
         start = time.perf_counter()
-        proc = subprocess.Popen(_rollout_argv(fleet, *extra), stdout=out_fh, stderr=err_fh)
+        proc = subprocess.Popen(_rollout_argv(fleet, *extra), stdout=out_fh, stderr=err_fh, env=env)
         peak = _watch_hwm(proc)
         proc.wait()
         wall = time.perf_counter() - start
@@ -91,59 +106,94 @@ def _watch_hwm(proc: subprocess.Popen[bytes]) -> float:
     return peak / 1024
 
 
-def _targets(fleet: Path) -> list[tuple[str, str, str]]:
-    """(account, installation path, installation folder) patchd would write to."""
-    manifest = load_bundle(BUNDLE).manifest
-    expected = kit.expected_verdicts(fleet / "expected.json", min_php=manifest.min_php)
-    data = json.loads((fleet / "expected.json").read_text())
-    out = []
-    for (acct, path), verdict in sorted(expected.items()):
-        if verdict[0] == "patched" or verdict == ("dry-run-failed", "modified"):
-            root = Path(data["accounts"][acct]["root"])
-            out.append((acct, path, str(root / path)))
-    return out
+def _gnu_jobs(fleet: Path) -> list[tuple[str, str, str, str, str]]:
+    """What the GNU loop does per installation of the fleet: ``(account, path, folder,
+    diff, mode)``; ``mode`` is ``apply`` (``patch --dry-run``, then ``patch`` if that
+    succeeded) or ``dry`` (``patch --dry-run`` only).
 
-
-def _gnu_loop(fleet: Path) -> tuple[float, dict[tuple[str, str], str]]:
-    """Time a bash loop of ``patch --dry-run`` then ``patch`` per installation."""
+    The loop gets for free what patchd works out itself: the variant diff of the
+    installed version (``patch.diff`` for versions outside the bundle) and the mode the
+    inventory implies: ``dry`` for accounts whose policy is not ``auto`` and for PHP
+    older than the bundle's minimum (patchd dry-runs those and writes nothing).
+    """
     bundle = load_bundle(BUNDLE)
+    expected = kit.expected_verdicts(fleet / "expected.json", min_php=bundle.manifest.min_php)
     data = json.loads((fleet / "expected.json").read_text())
-    lines = []
-    for acct, path, folder in _targets(fleet):
-        version = next(i["version"] for i in data["accounts"][acct]["installations"]
-                       if i["path"] == path)  # fmt: skip
-        variant = bundle.variant_for(version)
-        assert variant is not None
-        lines.append(f"{folder}\t{BUNDLE / variant.file}\t{acct}\t{path}")
+    jobs = []
+    for acct, info in sorted(data["accounts"].items()):
+        for inst in info["installations"]:
+            variant = bundle.variant_for(inst["version"]) if inst["cms"] == "wordpress" else None
+            diff = BUNDLE / (variant.file if variant is not None else "patch.diff")
+            verdict = expected[(acct, inst["path"])]
+            skip = verdict[0] == "skipped" or verdict == ("dry-run-failed", "php-incompatible")
+            folder = str(Path(info["root"]) / inst["path"])
+            jobs.append((acct, inst["path"], folder, str(diff), "dry" if skip else "apply"))
+    return jobs
+
+
+def _gnu_loop(fleet: Path) -> tuple[float, dict[tuple[str, str], str], dict[str, int]]:
+    """Time a bash loop of ``patch --dry-run`` then ``patch`` per installation.
+
+    Returns (wall seconds, (account, path) -> "patched"/"failed", counts).
+    """
+    jobs = _gnu_jobs(fleet)
     listing = fleet / "gnu-list.tsv"
-    listing.write_text("\n".join(lines) + "\n")
+    listing.write_text("".join(f"{f}\t{d}\t{m}\t{a}\t{p}\n" for a, p, f, d, m in jobs))
     script = (
-        "while IFS=$'\\t' read -r dir diff acct path; do "
+        "while IFS=$'\\t' read -r dir diff mode acct path; do "
         'if patch -p1 -s -f -F0 --dry-run -d "$dir" -i "$diff" >/dev/null 2>&1; then '
+        'if [ "$mode" = apply ]; then '
         'patch -p1 -s -f -F0 -d "$dir" -i "$diff" >/dev/null 2>&1 && echo "$acct $path patched"; '
+        'else echo "$acct $path dry-ok"; fi; '
         'else echo "$acct $path failed"; fi; '
         f'done < "{listing}"'
     )
     start = time.perf_counter()
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
-    verdicts = {}
+    verdicts: dict[tuple[str, str], str] = {}
+    counts = {"patched": 0, "dry-ok": 0, "failed": 0}
     for line in done.stdout.splitlines():
-        acct, path, verdict = line.rsplit(" ", 2) if line.count(" ") > 2 else (*line.split(" "),)
-        verdicts[(acct, path)] = verdict
-    return wall, verdicts
+        acct, path, verdict = line.split(" ")
+        verdicts[(acct, path)] = "patched" if verdict == "patched" else "failed"
+        counts[verdict] += 1
+    if len(verdicts) != len(jobs):
+        raise SystemExit(f"GNU loop reported {len(verdicts)} of {len(jobs)} installations")
+    counts["installations"] = len(jobs)
+    counts["patch_runs"] = len(jobs) + counts["patched"]
+    return wall, verdicts, counts
 
 
 def _security_state(fleet: Path) -> dict[str, str]:
-    """sha256 of every security file of every target installation (relative names)."""
+    """sha256 of every security file of every WordPress installation (relative names)."""
     out = {}
-    for acct, path, folder in _targets(fleet):
+    for acct, path, folder, _diff, _mode in _gnu_jobs(fleet):
         for rel in kit.WP_FILES:
-            out[f"{acct}/{path}/{rel}"] = kit.sha((Path(folder) / rel).read_bytes())
+            file = Path(folder) / rel
+            if file.exists():
+                out[f"{acct}/{path}/{rel}"] = kit.sha(file.read_bytes())
     return out
 
 
-def _fresh(base: Path, name: str, accounts: int, hosts: list[str]) -> Path:
+def _accounts_for(installations: int, families: tuple[str, ...] | None) -> int:
+    """The fewest accounts whose fleet (seed 1) holds at least ``installations``."""
+    from patchd_fixtures.fleet_plan import plan_fleet
+
+    total = 0
+    for n, acc in enumerate(plan_fleet(installations, families=families), 1):
+        total += len(acc.installs)
+        if total >= installations:
+            return n
+    return installations
+
+
+def _fresh(
+    base: Path,
+    name: str,
+    accounts: int,
+    hosts: list[str],
+    families: tuple[str, ...] | None = None,
+) -> Path:
     """A freshly generated fleet at ``base/name`` (same seed: identical every time).
 
     NOTE: generated, not copied: a 10,000-account fleet is ~800,000 inodes and tmpfs has
@@ -151,7 +201,7 @@ def _fresh(base: Path, name: str, accounts: int, hosts: list[str]) -> Path:
     """
     dest = base / name
     shutil.rmtree(dest, ignore_errors=True)
-    generate_fleet(dest, accounts, hosts=hosts)
+    generate_fleet(dest, accounts, hosts=hosts, families=families)
     return dest
 
 
@@ -171,53 +221,62 @@ def _prescan(fleet: Path) -> list[str]:
 
 def part_a(
     base: Path,
-    accounts: int,
+    installations: int,
     runs: int,
     profile: Path | None,
     prescan: bool = False,
     per_host: int = 1,
+    families: tuple[str, ...] | None = ("wordpress",),
+    agent_profile: Path | None = None,
 ) -> dict[str, object]:
-    mode = " (stored scan)" if prescan else ""
+    accounts = _accounts_for(installations, families)
+    mode = "stored scan (rollout --scan ID)" if prescan else "fresh scan"
     print(
-        f"(a) local rollout{mode}, {accounts} accounts, per-host {per_host}, {runs} runs",
+        f"(a) local rollout, {mode}, {installations} installations of "
+        f"{','.join(families or ('all',))} in {accounts} accounts, per-host {per_host}, "
+        f"{runs} runs",
         flush=True,
     )
     p_times, g_times, peaks = [], [], []
     for n in range(runs):
-        mine = _fresh(base, "a-patchd", accounts, ["web01", "web02"])
+        mine = _fresh(base, "a-patchd", accounts, ["web01", "web02"], families)
         extra = [*(_prescan(mine) if prescan else []), "--per-host", str(per_host)]
         if profile and n == 0:
-            wall, data, peak = _profiled(mine, profile)
+            wall, data, peak = _profiled(mine, profile, *extra)
         else:
-            wall, data, peak = _run_patchd(mine, *extra)
+            wall, data, peak = _run_patchd(mine, *extra, agent_profile=agent_profile)
         ours_all = {
             (r["account"], r["path"]): ("patched" if r["outcome"] == "patched" else "failed")
             for r in data["results"]
         }
         state_mine = _security_state(mine)
         shutil.rmtree(mine)
-        theirs = _fresh(base, "a-gnu", accounts, ["web01", "web02"])
-        gwall, gnu = _gnu_loop(theirs)
+        theirs = _fresh(base, "a-gnu", accounts, ["web01", "web02"], families)
+        gwall, gnu, counts = _gnu_loop(theirs)
         state_theirs = _security_state(theirs)
         shutil.rmtree(theirs)
         p_times.append(wall)
         g_times.append(gwall)
         peaks.append(peak)
-        ours = {k: v for k, v in ours_all.items() if k in gnu}
-        if ours != gnu:
-            diff = {k: (ours.get(k), gnu[k]) for k in gnu if ours.get(k) != gnu[k]}
-            raise SystemExit(f"verdicts differ from GNU patch: {list(diff.items())[:10]}")
+        if ours_all != gnu:
+            keys = sorted(set(ours_all) | set(gnu))
+            diff = [(k, ours_all.get(k), gnu.get(k)) for k in keys if ours_all.get(k) != gnu.get(k)]
+            raise SystemExit(f"verdicts differ from GNU patch (ours, GNU): {diff[:10]}")
         if state_mine != state_theirs:
             raise SystemExit("patched files differ from GNU patch's")
         print(
             f"  run {n + 1}: patchd {wall:.2f} s ({data['summary']}), GNU loop {gwall:.2f} s "
-            f"over {len(gnu)} installations; same verdicts and files",
+            f"({counts}); same verdicts and files",
             flush=True,
         )
     p, g = statistics.median(p_times), statistics.median(g_times)
     return {
+        "mode": mode,
+        "families": list(families or ()),
         "accounts": accounts,
-        "installations_patch_loop": len(gnu),
+        "installations": counts["installations"],
+        "gnu_counts": counts,
+        "per_host": per_host,
         "patchd_s": [round(t, 2) for t in p_times],
         "gnu_s": [round(t, 2) for t in g_times],
         "patchd_median_s": round(p, 2),
@@ -229,17 +288,17 @@ def part_a(
     }
 
 
-def _profiled(fleet: Path, profile: Path) -> tuple[float, dict, float]:
+def _profiled(fleet: Path, profile: Path, *extra: str) -> tuple[float, dict, float]:
     """Run the controller in-process under cProfile (agents still are subprocesses)."""
-    from patchd.cli.main import cli
-
-    argv = _rollout_argv(fleet)[3:]
-    out = fleet / "profile-out.json"
-    start = time.perf_counter()
-    prof = cProfile.Profile()
     import contextlib
     import io
 
+    from patchd.cli.main import cli
+
+    argv = _rollout_argv(fleet, *extra)[3:]
+    out = fleet / "profile-out.json"
+    start = time.perf_counter()
+    prof = cProfile.Profile()
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
         prof.runcall(cli.main, args=argv, prog_name="patchd")
@@ -295,7 +354,17 @@ def part_c(base: Path, accounts: int) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--accounts", type=int, default=10_000)
+    ap.add_argument(
+        "--installations", type=int, default=10_000, help="(a): installations in the fleet"
+    )
+    ap.add_argument(
+        "--families",
+        default="wordpress",
+        help="(a): CMSs of the fleet, comma-separated, or 'all' (the default mix)",
+    )
+    ap.add_argument(
+        "--agent-profile", type=Path, default=None, help="(a): folder for the agents' cProfiles"
+    )
     ap.add_argument("--ssh-accounts", type=int, default=1_000, help="accounts per SSH host")
     ap.add_argument("--mem-accounts", type=int, default=50_000)
     ap.add_argument("--runs", type=int, default=3)
@@ -319,8 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parts = set(args.parts.split(","))
         if "a" in parts:
+            families = None if args.families == "all" else tuple(args.families.split(","))
             results["a"] = part_a(
-                base, args.accounts, args.runs, args.profile, args.prescan, args.per_host
+                base,
+                args.installations,
+                args.runs,
+                args.profile,
+                args.prescan,
+                args.per_host,
+                families,
+                args.agent_profile,
             )
         if "b" in parts:
             results["b"] = part_b(base, args.ssh_accounts)
