@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from functools import total_ordering
 
 _VERSION_RE = re.compile(
     r"^v?(?P<nums>\d+(?:\.\d+)*)(?:[-._+]?(?P<pre>(?:alpha|beta|rc|a|b|dev|pre)[.-]?\d*))?$",
@@ -20,7 +19,6 @@ _VERSION_RE = re.compile(
 _PRE_ORDER = {"dev": 0, "alpha": 1, "a": 1, "beta": 2, "b": 2, "pre": 3, "rc": 3}
 
 
-@total_ordering
 @dataclass(frozen=True)
 class Version:
     """A parsed CMS version. ``text`` keeps the spelling it was read with."""
@@ -49,23 +47,38 @@ class Version:
             pre = (_PRE_ORDER[word.group(0).lower()], int(digits or 0))
         return cls(cleaned, nums, pre)
 
-    def _key(self) -> tuple[tuple[int, ...], tuple[int, int]]:
+    @functools.cached_property
+    def key(self) -> tuple[tuple[int, ...], tuple[int, int]]:
+        """What versions compare by (made once: rollouts compare the same few versions for
+        every installation)."""
         # Trailing zeros do not matter: 6.4 == 6.4.0.
         nums = self.nums
         while len(nums) > 1 and nums[-1] == 0:
             nums = nums[:-1]
         return nums, self.pre if self.pre is not None else (99, 0)
 
+    def _key(self) -> tuple[tuple[int, ...], tuple[int, int]]:
+        return self.key
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() == other._key()
+        return self.key == other.key
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash(self.key)
 
     def __lt__(self, other: Version) -> bool:
-        return self._key() < other._key()
+        return self.key < other.key
+
+    def __le__(self, other: Version) -> bool:
+        return self.key <= other.key
+
+    def __gt__(self, other: Version) -> bool:
+        return self.key > other.key
+
+    def __ge__(self, other: Version) -> bool:
+        return self.key >= other.key
 
     def __str__(self) -> str:
         return self.text
@@ -117,7 +130,7 @@ class VersionSet:
 
     def __contains__(self, version: Version | str) -> bool:
         v = Version.parse(version) if isinstance(version, str) else version
-        return any(v in r for r in self.ranges)
+        return _set_contains(self, v)
 
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.ranges)
@@ -133,6 +146,11 @@ def _parse_version(text: str) -> Version:
 @functools.lru_cache(maxsize=256)
 def _parse_set(text: str) -> VersionSet:
     return VersionSet._parse(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _set_contains(vs: VersionSet, v: Version) -> bool:
+    return any(v in r for r in vs.ranges)
 
 
 def _split_range(part: str) -> tuple[str, str] | None:
