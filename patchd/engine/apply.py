@@ -16,7 +16,7 @@ import enum
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from patchd.engine.model import FilePatch, Hunk, HunkLine
+from patchd.engine.model import FilePatch, Hunk
 
 __all__ = [
     "FileOutcome",
@@ -270,36 +270,27 @@ class _Applier:
     def apply(self, hunk: Hunk, where: int) -> bool:
         """GNU ``apply_hunk``: write the hunk's new lines in place of its old ones."""
         # GNU walks the old side and the new side separately: within a run of changed
-        # lines, the removed lines are consumed before the added ones are written.
-        ordered: list[HunkLine] = []
-        run: list[HunkLine] = []
-        for ln in hunk.lines:
-            if ln.kind == " ":
-                ordered += [x for x in run if x.kind == "-"] + [x for x in run if x.kind == "+"]
-                run = []
-                ordered.append(ln)
-            else:
-                run.append(ln)
-        ordered += [x for x in run if x.kind == "-"] + [x for x in run if x.kind == "+"]
-
+        # lines, the removed lines are consumed before the added ones are written
+        # (Hunk.runs has them in that order, made once per hunk).
         base = where - 1
         old_idx = 1
         pat_lines = len(hunk.old_lines)
         trailing: list[bytes] = []
-        for ln in ordered:
-            if ln.kind == "-":
+        for kind, count, added in hunk.runs:
+            if kind == " ":
+                old_idx += count
+            elif kind == "-":
                 if not self.copy_till(base + old_idx - 1):
                     return False
-                self.frozen += 1
-                old_idx += 1
-            elif ln.kind == " ":
-                old_idx += 1
+                self.frozen += count
+                old_idx += count
             elif old_idx > pat_lines:
-                trailing.append(ln.data)
+                trailing.extend(added)
             else:
                 if not self.copy_till(base + old_idx - 1):
                     return False
-                self._write(ln.data, fix_newline=False)
+                for data in added:
+                    self._write(data, fix_newline=False)
         if trailing:
             if not self.copy_till(base + old_idx - 1):
                 return False

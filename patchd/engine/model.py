@@ -52,6 +52,36 @@ class Hunk:
         return [ln.data for ln in self.lines if ln.kind != "-"]
 
     @cached_property
+    def runs(self) -> tuple[tuple[str, int, tuple[bytes, ...]], ...]:
+        """The hunk as runs ``(kind, count, added lines)`` in the order GNU patch applies
+        it: within a run of changed lines, removed lines before added ones; ``kind`` is
+        ``" "`` (context), ``"-"`` (removed) or ``"+"`` (added, with their bytes)."""
+        out: list[tuple[str, int, tuple[bytes, ...]]] = []
+
+        def push(kind: str, data: bytes) -> None:
+            if out and out[-1][0] == kind:
+                last = out[-1]
+                out[-1] = (kind, last[1] + 1, (*last[2], data) if kind == "+" else ())
+            else:
+                out.append((kind, 1, (data,) if kind == "+" else ()))
+
+        pending: list[HunkLine] = []
+        for ln in (*self.lines, None):
+            if ln is not None and ln.kind != " ":
+                pending.append(ln)
+                continue
+            for x in pending:
+                if x.kind == "-":
+                    push("-", x.data)
+            for x in pending:
+                if x.kind == "+":
+                    push("+", x.data)
+            pending = []
+            if ln is not None:
+                push(" ", ln.data)
+        return tuple(out)
+
+    @cached_property
     def context(self) -> tuple[int, int]:
         """Leading and trailing context line counts."""
         kinds = [ln.kind for ln in self.lines]
