@@ -46,7 +46,7 @@ def _file_patches(args: JSONDict) -> Dict[str, List[Any]]:  # noqa: UP006
 def rollout(args: JSONDict) -> Iterator[JSONDict]:
     """Dry-run (and where ``apply`` is set, apply) a bundle on installations.
 
-    ``args``: ``{"run_id", "dry_run", "backup_dir", "min_php", "max_file_size",
+    ``args``: ``{"run_id", "dry_run", "resumed", "backup_dir", "min_php", "max_file_size",
     "variants": {name: [FilePatch json]} (or only "variants_key" after the first batch of
     a session, see :func:`_file_patches`), "installations": [{"account", "root", "path",
     "variant", "uid", "php", "php_binary", "apply"}]}``. Items: ``{"account", "path",
@@ -78,7 +78,7 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
         files = patches[inst["variant"]]
         who = privdrop.identity(inst["root"], inst.get("uid"))
         do_apply = bool(inst.get("apply")) and not args.get("dry_run")
-        if do_apply:
+        if do_apply and args.get("resumed", True):
             done = _done_journal(journal, args, inst)
             if done is not None:
                 # NOTE: resume after the controller died between the host finishing this

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -150,10 +151,13 @@ def make_entry_dir(backup_dir: str, run_id: str, root: str, inst: str) -> str:
     """Create (0700) and return a fresh folder for one installation's backups and journal."""
     check_store(backup_dir)
     run_dir = os.path.join(backup_dir, _safe_component(run_id))
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(run_dir, 0o700)
-    if not stat.S_ISDIR(os.lstat(run_dir).st_mode):
-        raise BackupStoreError("run folder is not a real folder", where=run_dir)
+    if run_dir not in _RUN_DIRS:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(run_dir, 0o700)
+        if not stat.S_ISDIR(os.lstat(run_dir).st_mode):
+            raise BackupStoreError("run folder is not a real folder", where=run_dir)
+        _fsync_dir(backup_dir)
+        _RUN_DIRS.add(run_dir)
     key = _entry_key(root, inst)
     for n in range(1000):
         path = os.path.join(run_dir, key if n == 0 else f"{key}.{n}")
@@ -161,8 +165,26 @@ def make_entry_dir(backup_dir: str, run_id: str, root: str, inst: str) -> str:
             os.mkdir(path, 0o700)
         except FileExistsError:
             continue
+        except FileNotFoundError:
+            if run_dir not in _RUN_DIRS:
+                raise
+            _RUN_DIRS.discard(run_dir)  # NOTE: removed behind our back: make it again
+            return make_entry_dir(backup_dir, run_id, root, inst)
+        _fsync_dir(run_dir)  # NOTE: the entry must survive a crash along with its journal
         return path
     raise BackupStoreError("too many applies of one installation in one run", where=run_dir)
+
+
+#: Run folders this process made or checked (the store is root's and 0700: they stay).
+_RUN_DIRS: set[str] = set()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _entry_key(root: str, inst: str) -> str:
@@ -184,6 +206,9 @@ def entries_for(backup_dir: str, run_id: str, root: str, inst: str) -> list[str]
     return found
 
 
+_TEMP_COUNTER = itertools.count()
+
+
 def write_private(folder: str, name: str, data: bytes, *, exclusive: bool = True) -> None:
     """Write ``folder/name`` (0600) durably; ``exclusive`` refuses an existing name.
 
@@ -191,11 +216,10 @@ def write_private(folder: str, name: str, data: bytes, *, exclusive: bool = True
     """
     dfd = os.open(folder, _DIR_FLAGS)
     try:
-        target = name if exclusive else f".{name}.tmp"
+        # NOTE: a temp name of its own (no unlink of a leftover first); one left by a
+        # crash is never read (readers open ``name`` only).
+        target = name if exclusive else f".{name}.{os.getpid()}.{next(_TEMP_COUNTER)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        if not exclusive:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target, dir_fd=dfd)
         fd = os.open(target, flags, 0o600, dir_fd=dfd)
         try:
             write_all(fd, data)

@@ -203,6 +203,7 @@ def _host_work(
     bundle_runs: list[str],
     transport: Transport,
     max_sessions: int,
+    resumed: bool = True,
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping).
 
@@ -267,6 +268,8 @@ def _host_work(
             "min_php": min_php,
             "max_file_size": options.max_file_size,
             "variants_key": variants_key,
+            # NOTE: only a resumed run can find its own finished applies on the host.
+            "resumed": resumed,
             "installations": [
                 {
                     "account": t.account.id,
@@ -529,6 +532,7 @@ def _execute(
                 bundle_runs,
                 transports[h],
                 inventory.hosts[h].max_sessions,
+                resumed,
             )
             for h, ts in per_host.items()
         }
