@@ -156,17 +156,27 @@ def latest_scan(ledger: Ledger, *, finished_only: bool = True) -> Scan | None:
     return Scan.model_validate(row) if row else None
 
 
-def _prepare(row: dict[str, Any]) -> dict[str, Any]:
+def _prepare(row: dict[str, Any], with_extensions: bool = True) -> dict[str, Any]:
     del row["id"]
-    for key in ("extensions", "modified_files", "facts"):
+    for key in ("modified_files", "facts"):
         row[key] = _unjson(row[key])
+    row["extensions"] = _unjson(row["extensions"]) if with_extensions else []
     return row
 
 
 def scan_installations(
-    ledger: Ledger, scan_id: int, *, account: str | None = None, cms: str | None = None
+    ledger: Ledger,
+    scan_id: int,
+    *,
+    account: str | None = None,
+    cms: str | None = None,
+    with_extensions: bool = True,
 ) -> list[ScanInstallation]:
-    """The installations of a scan, optionally of one account and/or one CMS."""
+    """The installations of a scan, optionally of one account and/or one CMS.
+
+    ``with_extensions=False`` leaves every installation's ``extensions`` empty: a rollout
+    of a core bundle never looks at them, and their models are most of the read's cost.
+    """
     get_scan(ledger, scan_id)
     sql = "SELECT * FROM scan_installations WHERE scan_id = ?"
     params: list[Any] = [scan_id]
@@ -178,7 +188,8 @@ def scan_installations(
         params.append(cms)
     sql += " ORDER BY host, account, path, cms"
     # NOTE: one TypeAdapter call validates the whole list in pydantic-core (faster).
-    return _INSTALLATIONS.validate_python([_prepare(r) for r in ledger.query(sql, params)])
+    rows = ledger.query(sql, params)
+    return _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
 
 
 def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:

@@ -91,10 +91,16 @@ def source_folder(inst: InstallationRecord) -> tuple[str, str | None]:
     return ("" if resolved == "." else resolved), None
 
 
+def needs_extensions(bundle: Bundle) -> bool:
+    """Whether matching ``bundle`` looks at installations' extensions (its component is
+    an extension, not the core)."""
+    return bundle.manifest.component not in ("core", "", bundle.manifest.cms)
+
+
 def component_version(bundle: Bundle, inst: InstallationRecord) -> tuple[str | None, str | None]:
     """(version compared, problem) for the bundle's component in ``inst``."""
     component = bundle.manifest.component
-    if component in ("core", "", bundle.manifest.cms):
+    if not needs_extensions(bundle):
         return inst.version, None if inst.version else "version unknown"
     for ext in inst.extensions:
         if ext.name == component:

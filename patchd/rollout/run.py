@@ -35,7 +35,7 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
-from patchd.rollout.match import Match, for_layout, match_installation
+from patchd.rollout.match import Match, for_layout, match_installation, needs_extensions
 from patchd.scanner import run_scan
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.pool import run_per_host
@@ -446,7 +446,9 @@ def _execute(
             parallel=options.parallel_hosts,
         ).scan_id
         ledger_runs.set_run_scan(ledger, run_id, scan_id)
-    installations = ledger_scans.scan_installations(ledger, scan_id)
+    installations = ledger_scans.scan_installations(
+        ledger, scan_id, with_extensions=needs_extensions(bundle)
+    )
     errors = ledger_scans.scan_errors(ledger, scan_id)
     done = ledger_runs.done_installations(ledger, run_id)
     rec = _Recorder(ledger, run_id, progress, options.canary)
@@ -519,8 +521,7 @@ def _execute(
     total = len(pending_records) + sum(len(v) for v in per_host.values())
     progress.start(total, f"rollout {bundle.id}")
     try:
-        for r in pending_records:
-            rec.result(r)
+        rec.results([(r, ()) for r in pending_records])
         bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
         works = {
             h: _host_work(
