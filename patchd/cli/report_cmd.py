@@ -9,7 +9,6 @@ object plus ``per_host``, ``filters`` and per result ``policy``/``explanation``)
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from patchd.cli.output import format_options, resolve_format, stdout_console
 from patchd.errors import UsageError
 from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome, Reason
-from patchd.report.formats import escape_text, render_rows
+from patchd.report.formats import escape_text, json_document, render_rows
 from patchd.report.html import render_html
 from patchd.report.lists import HOST_COLUMNS, REPORT_COLUMNS, grouped, report_data
 from patchd.report.results import ResultFilter
@@ -115,7 +114,7 @@ def report_command(
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         data = report_data(ledger, run_id, flt)
     if fmt == "json":
-        text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        text = json_document(data)
     elif fmt == "csv":
         text = render_rows(data["results"], REPORT_COLUMNS, "csv")
     elif fmt == "html":

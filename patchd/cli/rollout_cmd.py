@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -22,7 +21,7 @@ from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome
-from patchd.report.formats import render_rows
+from patchd.report.formats import json_document, render_rows
 from patchd.report.results import RESULT_COLUMNS, run_json
 from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
@@ -38,7 +37,7 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
 def emit_run(data: dict, fmt: str, *, title: str) -> None:
     """Print a run's results: a JSON object, CSV, or a summary plus results table."""
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+        click.echo(json_document(data), nl=False)
         return
     console = stdout_console() if fmt == "table" else None
     click.echo(

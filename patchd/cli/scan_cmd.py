@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from patchd.ledger import scans as ledger_scans
 from patchd.ledger.db import open_ledger
 from patchd.ledger.models import InstallationRecord
 from patchd.releases import register
-from patchd.report.formats import render_rows
+from patchd.report.formats import json_document, render_rows
 from patchd.rollout.match import match_installation
 from patchd.scanner import run_scan, scan_json
 
@@ -61,7 +60,7 @@ def _installation_rows(data: dict) -> list[dict]:
 
 def _emit(data: dict, fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True))
+        click.echo(json_document(data), nl=False)
         return
     console = stdout_console()
     click.echo(

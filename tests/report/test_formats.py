@@ -158,3 +158,31 @@ def test_empty_rows() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(UsageError, match="unknown output format 'xml'"):
         render_rows(ROWS, COLUMNS, "xml")  # type: ignore[arg-type]
+
+
+def test_json_document_is_valid_json_with_one_row_per_line() -> None:
+    """The ``--format json`` text: indented top level, one result object per line, the
+    same escapes as the other formats, and the same data back."""
+    from patchd.report.formats import json_document
+
+    doc = {
+        "summary": {"patched": 2},
+        "results": [
+            {"account": "p1", "detail": "bidi \u202e and DEL \x7f", "path": "a\udcff"},
+            {"account": "p2", "detail": "ok", "path": ""},
+        ],
+        "run": 7,
+        "empty": [],
+    }
+    text = json_document(doc)
+    assert text.endswith("}\n")
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert [ln.strip().rstrip(",") for ln in lines if "account" in ln] == [
+        '{"account": "p1", "detail": "bidi \\u202e and DEL \\u007f", "path": "a\\udcff"}',
+        '{"account": "p2", "detail": "ok", "path": ""}',
+    ]
+    back = json.loads(text)
+    assert back["results"][0]["path"] == "a\udcff"
+    assert back == {**doc, "results": [dict(r) for r in doc["results"]]}
+    assert json.loads(json_document({})) == {}
