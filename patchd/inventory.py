@@ -10,12 +10,14 @@ ids, paths and customer strings are checked here, once, rather than at every use
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import posixpath
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -93,7 +95,8 @@ class Host(BaseModel):
     def _expand_home(cls, value: Any) -> Any:
         if isinstance(value, str):
             _no_control(value, "path")
-            return Path(os.path.expanduser(value))
+            # NOTE: a str (pydantic makes the Path): in JSON mode a Path is no valid input
+            return os.path.expanduser(value)
         return value
 
     @field_validator("python")
@@ -399,14 +402,47 @@ def _merge(mapping: dict[Any, Any]) -> None:
 _NO_KEY = object()
 
 
-def load_inventory(path: Path) -> Inventory:
-    """Read and validate ``path``; :class:`InventoryError` names file, account and field."""
+class InventoryCache(Protocol):
+    """Validated inventories by the sha256 of their file (the ledger keeps one)."""
+
+    def get(self, sha256: str) -> str | None:
+        """The JSON of the validated inventory of the file with this hash, or None."""
+
+    def put(self, sha256: str, inventory_json: str) -> None:
+        """Remember the validated inventory of the file with this hash."""
+
+
+def load_inventory(path: Path, *, cache: InventoryCache | None = None) -> Inventory:
+    """Read and validate ``path``; :class:`InventoryError` names file, account and field.
+
+    With ``cache``, a file whose bytes were loaded before is read back from the cache's
+    validated JSON (validated again, without the YAML parse); a cache entry that no longer
+    validates is ignored.
+    """
     where = str(path)
     try:
         with open(path, "rb") as fh:
-            data = _load_yaml(fh)
+            raw = fh.read()
     except OSError as exc:
         raise InventoryError(f"cannot read: {exc.strerror or exc}", where=where) from None
+    digest = hashlib.sha256(raw).hexdigest() if cache is not None else ""
+    if cache is not None:
+        cached = cache.get(digest)
+        if cached is not None:
+            try:
+                return Inventory.model_validate_json(cached)
+            except ValidationError:
+                pass  # NOTE: stored by an older patchd with other rules: parse the file
+    inventory = _parse_inventory(raw, where)
+    if cache is not None:
+        cache.put(digest, inventory.model_dump_json())
+    return inventory
+
+
+def _parse_inventory(raw: bytes, where: str) -> Inventory:
+    """Parse and validate the bytes of an inventory file (see :func:`load_inventory`)."""
+    try:
+        data = _load_yaml(io.BytesIO(raw))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -203,3 +203,42 @@ def test_fifty_thousand_accounts_load_fast(tmp_path: Path) -> None:
     print(f"loaded 50,000 accounts ({path.stat().st_size >> 20} MiB) in {elapsed:.2f}s")
     assert len(inv.accounts) == 50_000 and inv.accounts[-1].uid == 59_999
     assert elapsed < 15
+
+
+def test_ledger_cache_serves_the_same_inventory_and_follows_the_file(tmp_path: Path) -> None:
+    """The second load of unchanged bytes comes from the ledger's cache (the YAML is not
+    parsed again) and equals the first; a changed file is parsed again; a cache entry
+    that no longer validates is ignored."""
+    from patchd.inventory import _parse_inventory
+    from patchd.ledger.db import open_ledger
+    from patchd.ledger.inventory_cache import LedgerInventoryCache
+
+    example = (REPO / "accounts.example.yaml").read_text()
+    path = tmp_path / "accounts.yaml"
+    path.write_text(example)
+    with open_ledger(tmp_path / "ledger.db") as ledger:
+        cache = LedgerInventoryCache(ledger)
+        first = load_inventory(path, cache=cache)
+        assert first == load_inventory(path)
+        parsed: list[str] = []
+        import patchd.inventory as inventory_module
+
+        def counting(raw: bytes, where: str) -> Inventory:
+            parsed.append(where)
+            return _parse_inventory(raw, where)
+
+        original = inventory_module._parse_inventory
+        inventory_module._parse_inventory = counting
+        try:
+            again = load_inventory(path, cache=cache)
+            assert again == first and parsed == []
+            path.write_text(example.replace("p10002", "p10003"))
+            changed = load_inventory(path, cache=cache)
+            assert [a.id for a in changed.accounts] == ["p10001", "p10003"]
+            assert len(parsed) == 1
+            ledger.execute("UPDATE inventory_cache SET inventory = '{\"hosts\": 1}'")
+            assert load_inventory(path, cache=cache) == changed and len(parsed) == 2
+        finally:
+            inventory_module._parse_inventory = original
+        rows = ledger.query("SELECT sha256 FROM inventory_cache")
+        assert len(rows) == 1  # only the newest file is kept

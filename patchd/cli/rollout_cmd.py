@@ -20,6 +20,7 @@ from patchd.cli.output import (
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
+from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.outcomes import Outcome
 from patchd.report.formats import json_document, render_rows
 from patchd.report.results import RESULT_COLUMNS, run_json
@@ -153,9 +154,6 @@ def rollout_command(
         # agents in the login's home), never relative to where patchd was started.
         raise UsageError(f"--backup-dir must be an absolute path, not {backup_dir!r}")
     bundle = load_bundle(bundle_path)
-    inventory = load_inventory(accounts_file)
-    if not dry_run:
-        confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
     options = RolloutOptions(
         dry_run=dry_run,
         hosts=_split(limit_host),
@@ -169,6 +167,9 @@ def rollout_command(
         require_tested=require_tested,
     )
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+        if not dry_run:
+            confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
         report = run_rollout(
             bundle,
             inventory,

@@ -22,6 +22,7 @@ from patchd.inventory import load_inventory
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
 from patchd.ledger.db import open_ledger
+from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import InstallationRecord
 from patchd.releases import register
 from patchd.report.formats import json_document, render_rows
@@ -114,8 +115,8 @@ def scan_command(
 ) -> None:
     """Detect the installations in every account and store a dated scan in the ledger."""
     fmt = resolve_format(fmt, as_json)
-    inventory = load_inventory(accounts_file)
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
         result = run_scan(
             inventory,
             ledger,
