@@ -38,6 +38,7 @@ from patchd.progress import Progress, SilentProgress
 from patchd.rollout.match import Match, for_layout, match_installation, needs_extensions
 from patchd.scanner import run_scan
 from patchd.transport import AgentSession, Transport, transport_for
+from patchd.transport.early import EarlyTransport
 from patchd.transport.pool import run_per_host
 
 DEFAULT_BACKUP_DIR = "/var/lib/patchd/backups"
@@ -446,6 +447,41 @@ def _execute(
             parallel=options.parallel_hosts,
         ).scan_id
         ledger_runs.set_run_scan(ledger, run_id, scan_id)
+    # NOTE: the agents of the first hosts start while the scan is read and matched.
+    in_scope = sorted({a.host for a in accounts.values()} & set(transports))
+    early = {h: EarlyTransport(transports[h]) for h in in_scope[: options.parallel_hosts]}
+    try:
+        return _match_and_roll_out(
+            bundle,
+            inventory,
+            ledger,
+            options,
+            run_id,
+            resumed,
+            scan_id,
+            progress,
+            {**transports, **early},
+            untested_targets,
+            accounts,
+        )
+    finally:
+        for transport in early.values():
+            transport.discard()
+
+
+def _match_and_roll_out(
+    bundle: Bundle,
+    inventory: Inventory,
+    ledger: Ledger,
+    options: RolloutOptions,
+    run_id: int,
+    resumed: bool,
+    scan_id: int,
+    progress: Progress,
+    transports: dict[str, Transport],
+    untested_targets: list[str],
+    accounts: dict[str, Account],
+) -> RunStatus:
     installations = ledger_scans.scan_installations(
         ledger, scan_id, with_extensions=needs_extensions(bundle)
     )
@@ -542,7 +578,7 @@ def _execute(
             return works[session.host](session)
 
         outcome = run_per_host(
-            {h: transports[h] for h in per_host}, dispatch, parallel=options.parallel_hosts
+            {h: transports[h] for h in sorted(per_host)}, dispatch, parallel=options.parallel_hosts
         )
         for host, res in outcome.items():
             if isinstance(res, TransportError):
