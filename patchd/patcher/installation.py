@@ -84,6 +84,7 @@ class _Current:
     uid: int
     gid: int
     held: CheckedFile | None = None  # kept open for apply (see _read_current's ``hold``)
+    sha: str | None = None  # sha256 of ``data`` (computed when it was read)
 
 
 def _acct_rel(inst_path: str, rel: str) -> str:
@@ -188,6 +189,7 @@ def _read_each(
                 cf.facts.uid,
                 cf.facts.gid,
                 cf if hold else None,
+                cf.facts.sha256,
             )
         )
         if not hold:
@@ -288,7 +290,7 @@ def _plan(
         plans.append(
             FilePlan(
                 rel=c.rel,
-                pre_sha256=None if c.data is None else sha256(c.data),
+                pre_sha256=None if c.data is None else (c.sha or sha256(c.data)),
                 post_sha256=None if new is None else sha256(new),
                 new_bytes=new,
                 mode=c.mode,

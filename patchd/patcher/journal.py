@@ -209,10 +209,14 @@ def entries_for(backup_dir: str, run_id: str, root: str, inst: str) -> list[str]
 _TEMP_COUNTER = itertools.count()
 
 
-def write_private(folder: str, name: str, data: bytes, *, exclusive: bool = True) -> None:
+def write_private(
+    folder: str, name: str, data: bytes, *, exclusive: bool = True, sync_folder: bool = True
+) -> None:
     """Write ``folder/name`` (0600) durably; ``exclusive`` refuses an existing name.
 
     Non-exclusive writes go through a temp name and ``rename`` so readers never see half.
+    ``sync_folder=False`` leaves the folder's fsync (the name's durability) to a later
+    write into the same folder.
     """
     dfd = os.open(folder, _DIR_FLAGS)
     try:
@@ -228,7 +232,8 @@ def write_private(folder: str, name: str, data: bytes, *, exclusive: bool = True
             os.close(fd)
         if not exclusive:
             os.rename(target, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        os.fsync(dfd)
+        if sync_folder or not exclusive:
+            os.fsync(dfd)
     finally:
         os.close(dfd)
 
@@ -295,7 +300,8 @@ class BackupStore(Protocol):
         """Create and return a fresh entry folder for one apply of one installation."""
 
     def write_backup(self, entry: str, name: str, data: bytes) -> None:
-        """Write an original's bytes (0600, exclusive, fsynced) into ``entry``."""
+        """Write an original's bytes (0600, exclusive, fsynced) into ``entry``; the name
+        is durable once :meth:`save_journal` (which apply calls next) synced the entry."""
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """Read back a backup written by :meth:`write_backup`."""
@@ -330,7 +336,9 @@ class DirectStore:
 
     def write_backup(self, entry: str, name: str, data: bytes) -> None:
         """See :meth:`BackupStore.write_backup`."""
-        write_private(entry, name, data)
+        # NOTE: the journal saved next into the same entry fsyncs the folder; apply never
+        # replaces a file before that, so the backup's name is durable when it matters.
+        write_private(entry, name, data, sync_folder=False)
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """See :meth:`BackupStore.read_backup`."""
