@@ -10,8 +10,9 @@
 (b) rollout over 4 loopback sshd hosts with ``--ssh-accounts`` accounts each (default
     1,000; target: under 60 s).
 (c) peak resident memory of the controller process alone (``VmHWM`` of its pid, sampled
-    until it exits; the agents are other processes) for a dry-run rollout over
-    ``--mem-accounts`` accounts (default 50,000; target: under 300 MB).
+    until it exits; the agents are other processes) for a dry-run rollout with a fresh
+    scan over a thin fleet (only the files detectors and bundles read; same scan results)
+    of ``--mem-installations`` installations (default 50,000; target: under 300 MB).
 
 The bundle is ``patches/wp-2026-001`` (built by ``patchd build`` from the fixture
 releases). The GNU loop is given, per installation, its folder, the variant diff of its
@@ -25,7 +26,7 @@ would apply hunks over customer-modified context lines. The fleet's accounts are
 root (``uid: 0``), like the GNU loop running as root: no privilege drop on either side.
 
 Usage: ``python bench/bench_rollout.py [--installations N] [--families wordpress|all]
-[--prescan] [--per-host N] [--ssh-accounts N] [--mem-accounts N] [--runs 3]
+[--prescan] [--per-host N] [--ssh-accounts N] [--mem-installations N] [--runs 3]
 [--parts a,b,c] [--base /dev/shm] [--profile FILE] [--agent-profile DIR]``.
 """
 
@@ -336,18 +337,27 @@ def part_b(base: Path, per_host: int) -> dict[str, object]:
     }
 
 
-def part_c(base: Path, accounts: int) -> dict[str, object]:
-    print(f"(c) controller peak memory, {accounts} accounts (dry run)", flush=True)
-    fleet = _fresh(base, "c-mem", accounts, ["web01", "web02"])
+def part_c(base: Path, installations: int) -> dict[str, object]:
+    """Controller peak memory over a thin fleet of ``installations`` (default mix of CMSs)."""
+    accounts = _accounts_for(installations, None)
+    print(
+        f"(c) controller peak memory, {installations} installations in {accounts} accounts "
+        "(thin fleet, fresh scan, dry run)",
+        flush=True,
+    )
+    fleet = base / "c-mem"
+    shutil.rmtree(fleet, ignore_errors=True)
+    generate_fleet(fleet, accounts, hosts=["web01", "web02"], thin=True)
     wall, data, peak = _run_patchd(fleet, "--dry-run")
-    installations = sum(data["summary"].values())
+    found = sum(data["summary"].values())
     shutil.rmtree(fleet)
-    print(f"  {installations} installations, {wall:.1f} s, controller peak {peak:.0f} MB")
+    print(f"  {found} installations, {wall:.1f} s, controller peak {peak:.0f} MB")
     return {
         "accounts": accounts,
-        "installations": installations,
+        "installations": found,
         "seconds": round(wall, 1),
         "controller_peak_mb": round(peak, 1),
+        "summary": data["summary"],
         "target_met": peak < TARGET_MB,
     }
 
@@ -366,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         "--agent-profile", type=Path, default=None, help="(a): folder for the agents' cProfiles"
     )
     ap.add_argument("--ssh-accounts", type=int, default=1_000, help="accounts per SSH host")
-    ap.add_argument("--mem-accounts", type=int, default=50_000)
+    ap.add_argument(
+        "--mem-installations", type=int, default=50_000, help="(c): installations (thin fleet)"
+    )
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parts", default="a,b,c")
     ap.add_argument("--base", default="/dev/shm")
@@ -402,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         if "b" in parts:
             results["b"] = part_b(base, args.ssh_accounts)
         if "c" in parts:
-            results["c"] = part_c(base, args.mem_accounts)
+            results["c"] = part_c(base, args.mem_installations)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
