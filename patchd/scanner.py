@@ -99,54 +99,79 @@ def _release_key(cms: str, version: str) -> str:
     return f"{cms}@{version}"
 
 
-@dataclass(frozen=True)
-class _HostScan:
-    items: list[dict[str, Any]]
-    verified: dict[tuple[str, str], dict[str, Any]]
+#: Where a host's work hands each batch's records and errors (the ledger, at once).
+Sink = Callable[[list[InstallationRecord], list["ScanError"]], None]
 
 
 def _scan_host(
+    host: str,
     accounts: Sequence[Account],
     max_depth: int,
     checksums: dict[str, dict[str, str]],
     on_account: Callable[[], None],
-) -> Callable[[AgentSession], _HostScan]:
-    roots = {a.id: str(a.root) for a in accounts}
+    sink: Sink,
+) -> Callable[[AgentSession], int]:
+    """The work for one host: scan its accounts batch by batch, verify each batch's core
+    files, and hand the batch's records to ``sink``; returns the accounts scanned.
 
-    def work(session: AgentSession) -> _HostScan:
-        items: list[dict[str, Any]] = []
+    NOTE: batch by batch, so the controller never holds a whole host's scan (50,000
+    installations as raw items plus records were most of its peak memory).
+    """
+    by_id = {a.id: a for a in accounts}
+
+    def work(session: AgentSession) -> int:
+        done = 0
         for start in range(0, len(accounts), BATCH):
             batch = [_account_request(a, max_depth) for a in accounts[start : start + BATCH]]
+            items: list[dict[str, Any]] = []
             for item in session.call("scan", {"accounts": batch}):
                 items.append(item)
                 on_account()
-        verified: dict[tuple[str, str], dict[str, Any]] = {}
-        wanted: list[dict[str, Any]] = []
-        by_folder: dict[tuple[str, str], list[str]] = defaultdict(list)
-        sums: dict[str, dict[str, str]] = {}
-        for it in items:
-            for inst in it.get("installations", []):
-                target = _verify_target(inst, checksums)
-                if target is None:
-                    continue
-                folder, key = target
-                if key not in sums:
-                    sums[key] = _checksums_for(key, checksums)
-                if (it["account"], folder) not in by_folder:
-                    account = it["account"]
-                    wanted.append(
-                        {"account": account, "root": roots[account], "path": folder, "key": key}
-                    )
-                by_folder[(it["account"], folder)].append(inst["path"])
-        for start in range(0, len(wanted), BATCH):
-            chunk = wanted[start : start + BATCH]
-            for v in session.call("verify", {"checksums": sums, "installations": chunk}):
-                # NOTE: several sites may share one TYPO3 source folder; each gets its result.
-                for inst_path in by_folder.get((v["account"], v["path"]), []):
-                    verified[(v["account"], inst_path)] = v
-        return _HostScan(items, verified)
+            verified = _verify_batch(session, items, by_id, checksums)
+            sink(*_records(host, by_id, items, verified))
+            done += len(batch)
+        return done
 
     return work
+
+
+def _verify_batch(
+    session: AgentSession,
+    items: list[dict[str, Any]],
+    accounts: dict[str, Account],
+    checksums: dict[str, dict[str, str]],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Verify the core files of one batch's installations against registered releases."""
+    verified: dict[tuple[str, str], dict[str, Any]] = {}
+    wanted: list[dict[str, Any]] = []
+    by_folder: dict[tuple[str, str], list[str]] = defaultdict(list)
+    sums: dict[str, dict[str, str]] = {}
+    for it in items:
+        for inst in it.get("installations", []):
+            target = _verify_target(inst, checksums)
+            if target is None:
+                continue
+            folder, key = target
+            if key not in sums:
+                sums[key] = _checksums_for(key, checksums)
+            if (it["account"], folder) not in by_folder:
+                account = it["account"]
+                wanted.append(
+                    {
+                        "account": account,
+                        "root": str(accounts[account].root),
+                        "path": folder,
+                        "key": key,
+                    }
+                )
+            by_folder[(it["account"], folder)].append(inst["path"])
+    for start in range(0, len(wanted), BATCH):
+        chunk = wanted[start : start + BATCH]
+        for v in session.call("verify", {"checksums": sums, "installations": chunk}):
+            # NOTE: several sites may share one TYPO3 source folder; each gets its result.
+            for inst_path in by_folder.get((v["account"], v["path"]), []):
+                verified[(v["account"], inst_path)] = v
+    return verified
 
 
 #: Suffix of a checksum key whose paths are mapped to the TYPO3 composer layout.
@@ -197,11 +222,14 @@ def _checksums_for(key: str, checksums: dict[str, dict[str, str]]) -> dict[str, 
 
 
 def _records(
-    host: str, accounts: dict[str, Account], hs: _HostScan
+    host: str,
+    accounts: dict[str, Account],
+    items: list[dict[str, Any]],
+    verified: dict[tuple[str, str], dict[str, Any]],
 ) -> tuple[list[InstallationRecord], list[ScanError]]:
     records: list[InstallationRecord] = []
     errors: list[ScanError] = []
-    for item in hs.items:
+    for item in items:
         account_id = item["account"]
         if item.get("error"):
             errors.append(ScanError(host, account_id, item["error"]))
@@ -214,7 +242,7 @@ def _records(
             )
         account = accounts[account_id]
         for inst in item.get("installations", []):
-            v = hs.verified.get((account_id, inst["path"]))
+            v = verified.get((account_id, inst["path"]))
             modified: list[str] = []
             if v is not None:
                 if v.get("error"):
@@ -249,8 +277,14 @@ def run_scan(
     only_accounts: set[str] | None = None,
     progress: Progress | None = None,
     transports: dict[str, Transport] | None = None,
+    keep_installations: bool = True,
 ) -> ScanResult:
-    """Scan the inventory's accounts on all hosts; store and return the result."""
+    """Scan the inventory's accounts on all hosts; store and return the result.
+
+    Each host's records are stored batch by batch as they come. ``keep_installations``
+    (for the ``scan`` command's output) reads them back into the result at the end; a
+    rollout passes False and needs only the scan's id.
+    """
     progress = progress or SilentProgress()
     accounts = [a for a in inventory.accounts if only_accounts is None or a.id in only_accounts]
     by_host: dict[str, list[Account]] = defaultdict(list)
@@ -267,29 +301,41 @@ def run_scan(
     # concurrent calls of the (cached) builder run ast.parse in parallel, which CPython
     # 3.11 can fail with "AST constructor recursion depth mismatch".
     build_package()
+    result = ScanResult(scan_id)
+
+    def sink(records: list[InstallationRecord], errors: list[ScanError]) -> None:
+        # NOTE: called from the host threads; the ledger serialises the writes.
+        with ledger.transaction():
+            ledger_scans.add_installations(ledger, scan_id, records)
+            _store_errors(ledger, scan_id, errors)
+        result.errors.extend(errors)
+
     progress.start(len(accounts), "scan")
     try:
-        outcome = _run(by_host, transports, max_depth, checksums, parallel, progress)
+        outcome = _run(by_host, transports, max_depth, checksums, parallel, progress, sink)
     except BaseException:
         ledger_scans.finish_scan(ledger, scan_id, ScanStatus.FAILED)
         raise
     finally:
         progress.finish()
-    result = ScanResult(scan_id)
-    for host, hs in outcome.items():
-        if isinstance(hs, TransportError):
-            result.errors.append(ScanError(host, None, hs.message, "host"))
-            continue
-        records, errors = _records(host, {a.id: a for a in by_host[host]}, hs)
-        result.installations.extend(records)
-        result.errors.extend(errors)
-    ledger_scans.add_installations(ledger, scan_id, result.installations)
-    for e in result.errors:
-        ledger_scans.add_scan_error(
-            ledger, scan_id, host=e.host, account=e.account, message=e.message
-        )
+    for host, done in outcome.items():
+        if isinstance(done, TransportError):
+            # NOTE: batches stored before the connection dropped stay; the host's error
+            # covers its accounts (the rollout records them unreachable).
+            host_error = ScanError(host, None, done.message, "host")
+            _store_errors(ledger, scan_id, [host_error])
+            result.errors.append(host_error)
     ledger_scans.finish_scan(ledger, scan_id, ScanStatus.FINISHED)
+    if keep_installations:
+        result.installations = ledger_scans.scan_installations(ledger, scan_id)
     return result
+
+
+def _store_errors(ledger: Ledger, scan_id: int, errors: Iterable[ScanError]) -> None:
+    for e in errors:
+        ledger_scans.add_scan_error(
+            ledger, scan_id, host=e.host, account=e.account, message=e.message, kind=e.kind
+        )
 
 
 def _run(
@@ -299,13 +345,15 @@ def _run(
     checksums: dict[str, dict[str, str]],
     parallel: int,
     progress: Progress,
-) -> dict[str, _HostScan | TransportError]:
+    sink: Sink,
+) -> dict[str, int | TransportError]:
     # NOTE: run_per_host passes only the session; the session names its host.
     works = {
-        h: _scan_host(accs, max_depth, checksums, progress.advance) for h, accs in by_host.items()
+        h: _scan_host(h, accs, max_depth, checksums, progress.advance, sink)
+        for h, accs in by_host.items()
     }
 
-    def dispatch(session: AgentSession) -> _HostScan:
+    def dispatch(session: AgentSession) -> int:
         return works[session.host](session)
 
     return run_per_host({h: transports[h] for h in by_host}, dispatch, parallel=parallel)

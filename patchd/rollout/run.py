@@ -445,6 +445,7 @@ def _execute(
             only_accounts=set(accounts),
             transports=transports,
             parallel=options.parallel_hosts,
+            keep_installations=False,
         ).scan_id
         ledger_runs.set_run_scan(ledger, run_id, scan_id)
     # NOTE: the agents of the first hosts start while the scan is read and matched.
