@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -190,6 +190,34 @@ def scan_installations(
     # NOTE: one TypeAdapter call validates the whole list in pydantic-core (faster).
     rows = ledger.query(sql, params)
     return _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
+
+
+def iter_scan_installations(
+    ledger: Ledger, scan_id: int, *, with_extensions: bool = True, page: int = 1000
+) -> Iterator[ScanInstallation]:
+    """The installations of a scan ordered by account, host, path and CMS, read and
+    validated ``page`` rows at a time (the rollout matches 50,000 of them without holding
+    them all; see :func:`scan_installations` for ``with_extensions``)."""
+    get_scan(ledger, scan_id)
+    base = "SELECT * FROM scan_installations WHERE scan_id = ?"
+    order = " ORDER BY account, host, path, cms LIMIT ?"
+    after: tuple[str, str, str, str] | None = None
+    while True:
+        if after is None:
+            rows = ledger.query(base + order, (scan_id, page))
+        else:
+            # NOTE: keyset paging on the (scan_id, account, host, path, cms) unique index
+            rows = ledger.query(
+                base + " AND (account, host, path, cms) > (?, ?, ?, ?)" + order,
+                (scan_id, *after, page),
+            )
+        if not rows:
+            return
+        last = rows[-1]
+        after = (last["account"], last["host"], last["path"], last["cms"])
+        yield from _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
+        if len(rows) < page:
+            return
 
 
 def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:

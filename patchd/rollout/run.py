@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from patchd.bundle.manifest import Bundle
+from patchd.bundle.manifest import Bundle, Variant
 from patchd.errors import TransportError, UsageError
 from patchd.inventory import Account, Inventory
 from patchd.ledger import runs as ledger_runs
@@ -91,14 +92,33 @@ class RolloutReport:
     untested: list[str] = field(default_factory=list)  # "account:path: why" per target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Target:
-    match: Match
+    """An installation the bundle is dry-run (and maybe applied) on: what the fan-out needs
+    of its match and scan record (lean: a rollout over 50,000 installations holds them)."""
+
     account: Account
+    path: str  # where the files to patch are (the match's path)
+    version: str | None
+    variant: Variant | None
+    layout: str
+    cms: str
+    php: str | None  # the installation's PHP from the scan (None: the account's)
+
+    @classmethod
+    def of(cls, match: Match, account: Account) -> _Target:
+        inst = match.installation
+        return cls(
+            account, match.path, match.version, match.variant, match.layout, inst.cms, inst.php
+        )
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.account.id, self.match.path)
+        return (self.account.id, self.path)
+
+
+#: Results held while matching before they are stored (bounds the controller's memory).
+_RECORD_EARLY = 1000
 
 
 class _Recorder:
@@ -119,25 +139,31 @@ class _Recorder:
     def result(self, record: ResultRecord) -> None:
         self.results([(record, ())])
 
-    def results(self, batch: list[tuple[ResultRecord, Sequence[TouchedFileRecord]]]) -> None:
-        """Record several results (with their touched files) in one ledger transaction."""
+    def results(
+        self,
+        batch: list[tuple[ResultRecord, Sequence[TouchedFileRecord]]],
+        *,
+        advance: bool = True,
+    ) -> None:
+        """Record several results (with their touched files) in one ledger transaction;
+        ``advance=False`` leaves the progress bar alone (it may not be started yet)."""
         ledger_runs.record_results(self.ledger, self.run_id, batch)
         with self.lock:
             self.patched += sum(r.outcome is Outcome.PATCHED for r, _f in batch)
-        for record, _files in batch:
-            self.progress.advance(label=record.outcome.value)
+        if advance:
+            for record, _files in batch:
+                self.progress.advance(label=record.outcome.value)
 
 
 def _base(t: _Target) -> dict[str, Any]:
-    inst = t.match.installation
     return {
         "account": t.account.id,
         "customer_id": t.account.customer.id,
         "host": t.account.host,
-        "path": t.match.path,
-        "cms": inst.cms,
-        "version": t.match.version,
-        "variant": t.match.variant.file if t.match.variant else None,
+        "path": t.path,
+        "cms": t.cms,
+        "version": t.version,
+        "variant": t.variant.file if t.variant else None,
         "policy": t.account.policy,
     }
 
@@ -181,7 +207,7 @@ def _touched_files(t: _Target, item: dict[str, Any]) -> list[TouchedFileRecord]:
     return [
         TouchedFileRecord(
             account=t.account.id,
-            path=t.match.path,
+            path=t.path,
             file=f["path"],
             pre_sha256=f.get("pre_sha256"),
             post_sha256=f.get("post_sha256"),
@@ -213,7 +239,7 @@ def _host_work(
     installations at once (at most the host's ``max_sessions``); with ``--canary`` one
     session only, so the count is exact.
     """
-    wanted = {(t.match.variant.file, t.match.layout) for t in targets if t.match.variant}
+    wanted = {(t.variant.file, t.layout) for t in targets if t.variant}
     by_file = {v.file: v for v in bundle.manifest.variants}
     payload_variants = {
         _variant_key(name, layout): [
@@ -275,12 +301,10 @@ def _host_work(
                 {
                     "account": t.account.id,
                     "root": t.account.root,
-                    "path": t.match.path,
-                    "variant": _variant_key(t.match.variant.file, t.match.layout)
-                    if t.match.variant
-                    else None,
+                    "path": t.path,
+                    "variant": _variant_key(t.variant.file, t.layout) if t.variant else None,
                     "uid": t.account.uid,
-                    "php": t.match.installation.php or t.account.php,
+                    "php": t.php or t.account.php,
                     "php_binary": t.account.php_binary,
                     "apply": t.account.policy == "auto",
                 }
@@ -483,7 +507,7 @@ def _match_and_roll_out(
     untested_targets: list[str],
     accounts: dict[str, Account],
 ) -> RunStatus:
-    installations = ledger_scans.scan_installations(
+    installations = ledger_scans.iter_scan_installations(
         ledger, scan_id, with_extensions=needs_extensions(bundle)
     )
     errors = ledger_scans.scan_errors(ledger, scan_id)
@@ -492,6 +516,7 @@ def _match_and_roll_out(
 
     per_host: dict[str, list[_Target]] = {}
     pending_records: list[ResultRecord] = []
+    recorded_early: Counter[str] = Counter()  # stored while matching, by outcome
     verdicts: dict[tuple[str | None, str | None], str | None] = {}
 
     def untested(version: str | None, php: str | None) -> str | None:
@@ -505,28 +530,29 @@ def _match_and_roll_out(
         account = accounts.get(inst.account)
         if account is None:
             continue
-        t = _Target(match_installation(bundle, inst), account)
+        m = match_installation(bundle, inst)
+        t = _Target.of(m, account)
         # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
         if t.key in done or t.key in seen:
             continue
         seen.add(t.key)
-        if not t.match.affected:
+        if not m.affected:
             pending_records.append(
-                ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=t.match.why)
+                ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=m.why)
             )
-        elif t.match.unsafe is not None:
+        elif m.unsafe is not None:
             pending_records.append(
                 ResultRecord(
                     **_base(t),
                     outcome=Outcome.DRY_RUN_FAILED,
                     reason=Reason.UNSAFE_PATH,
-                    detail=f"unsafe-path: {t.match.unsafe}",
+                    detail=f"unsafe-path: {m.unsafe}",
                 )
             )
         else:
-            why = untested(t.match.version, t.match.installation.php or account.php)
+            why = untested(t.version, t.php or account.php)
             if why is not None:
-                untested_targets.append(f"{account.id}:{t.match.path or '.'}: {why}")
+                untested_targets.append(f"{account.id}:{t.path or '.'}: {why}")
                 if options.require_tested:
                     pending_records.append(
                         ResultRecord(
@@ -537,6 +563,11 @@ def _match_and_roll_out(
                     )
                     continue
             per_host.setdefault(account.host, []).append(t)
+        if len(pending_records) >= _RECORD_EARLY:
+            # NOTE: stored now rather than held: most of a large fleet is not affected.
+            rec.results([(r, ()) for r in pending_records], advance=False)
+            recorded_early.update(r.outcome.value for r in pending_records)
+            pending_records = []
     for e in errors:
         if e.kind == "folder":
             continue  # a skipped folder inside an account; its installations were scanned
@@ -555,9 +586,13 @@ def _match_and_roll_out(
                     policy=account.policy,
                 )
             )
-    total = len(pending_records) + sum(len(v) for v in per_host.values())
+    total = recorded_early.total() + len(pending_records)
+    total += sum(len(v) for v in per_host.values())
     progress.start(total, f"rollout {bundle.id}")
     try:
+        # NOTE: the counts of results stored while matching (the bar starts only now)
+        for label, count in sorted(recorded_early.items()):
+            progress.advance(count, label=label)
         rec.results([(r, ()) for r in pending_records])
         bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
         works = {

@@ -219,3 +219,28 @@ def test_50k_installations_insert_fast(ledger: Ledger) -> None:
     (one,) = scan_installations(ledger, scan_id, account="p01234")
     assert one.version == "6.4.2" and one.facts == {"n": 1234}
     assert time.perf_counter() - started < 1  # indexed, not a scan of 50k rows
+
+
+def test_paged_reading_returns_every_installation_once_in_key_order(ledger: Ledger) -> None:
+    """iter_scan_installations pages on the unique key: all rows, in (account, host, path,
+    cms) order, whatever the page size; without extensions when asked."""
+    from patchd.ledger.scans import iter_scan_installations
+
+    scan_id = _scan(ledger)
+    other = _scan(ledger)
+    rows = [
+        _inst(f"p{n % 7}", path=p, cms=c, host=f"web0{n % 2}", extensions=(Extension(name="x"),))
+        for n, (p, c) in enumerate(
+            [(p, c) for p in ("", "html", "html/blog") for c in ("wordpress", "typo3")] * 3
+        )
+    ]
+    add_installations(ledger, scan_id, rows)
+    add_installations(ledger, other, [_inst("p0")])
+    everything = scan_installations(ledger, scan_id)
+    by_key = sorted(everything, key=lambda i: (i.account, i.host, i.path, i.cms))
+    for page in (1, 2, 5, 1000):
+        got = list(iter_scan_installations(ledger, scan_id, page=page))
+        assert got == by_key
+    lean = list(iter_scan_installations(ledger, scan_id, page=4, with_extensions=False))
+    assert [i.key for i in lean] == [i.key for i in by_key]
+    assert all(i.extensions == () for i in lean) and by_key[0].extensions
