@@ -22,8 +22,8 @@ from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.outcomes import Outcome
-from patchd.report.formats import json_document, render_rows
-from patchd.report.results import RESULT_COLUMNS, run_json
+from patchd.report.formats import json_document, json_document_chunks, render_rows
+from patchd.report.results import RESULT_COLUMNS, iter_result_rows, run_json, run_json_head
 from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
 
@@ -180,16 +180,25 @@ def rollout_command(
             resume_run=resume_run,
             progress=make_progress(),
         )
+        del inventory  # NOTE: not needed for the output; large fleets need the room
+        if report.resumed and fmt != "json":
+            click.echo(f"resumed run {report.run_id}", err=True)
+        if report.untested:
+            action = "skipped" if require_tested else "rolled out anyway"
+            click.echo(
+                f"warning: {len(report.untested)} installation(s) run a configuration no "
+                f"'patchd test' cell passed ({action}), e.g. {report.untested[0]}",
+                err=True,
+            )
+        if fmt == "json":
+            # NOTE: written a row at a time from the ledger (50,000 rows held as models,
+            # dicts and one string were the controller's peak memory).
+            head = run_json_head(ledger, report.run_id)
+            rows = iter_result_rows(ledger, report.run_id)
+            for chunk in json_document_chunks(head, "results", rows):
+                click.echo(chunk, nl=False)
+            ctx.exit(exit_code(head))
         data = run_json(ledger, report.run_id)
-    if report.resumed and fmt != "json":
-        click.echo(f"resumed run {report.run_id}", err=True)
-    if report.untested:
-        action = "skipped" if require_tested else "rolled out anyway"
-        click.echo(
-            f"warning: {len(report.untested)} installation(s) run a configuration no "
-            f"'patchd test' cell passed ({action}), e.g. {report.untested[0]}",
-            err=True,
-        )
     emit_run(data, fmt, title=f"run {report.run_id}: {bundle.id} ({report.status.value})")
     ctx.exit(exit_code(data))
 

@@ -28,7 +28,7 @@ import enum
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import PurePath
 from typing import Any, Literal
@@ -185,6 +185,31 @@ def _render_json(
 
 def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_plain)
+
+
+def json_document_chunks(
+    doc: Mapping[str, Any], rows_key: str, rows: Iterable[Mapping[str, Any]]
+) -> Iterator[str]:
+    """The text of ``json_document({**doc, rows_key: list(rows)})`` in pieces, taking the
+    rows one at a time (a 50,000-result run is written without holding all of it)."""
+    keys = sorted({*doc, rows_key})
+    yield "{\n"
+    for n, key in enumerate(keys):
+        sep = ",\n" if n < len(keys) - 1 else "\n"
+        if key != rows_key:
+            yield _escape_json(json_document({key: doc[key]})[2:-3]) + sep
+            continue
+        head = f"  {_compact(key)}: "
+        first = True
+        for row in rows:
+            yield (head + "[\n" if first else ",\n") + _escape_json(f"    {_compact(row)}")
+            first = False
+        yield (head + "[]" if first else "\n  ]") + sep
+    yield "}\n"
+
+
+def _escape_json(text: str) -> str:
+    return _JSON_EXTRA.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def json_document(doc: Mapping[str, Any]) -> str:

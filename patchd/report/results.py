@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,26 @@ def success_rate(summary: dict[str, int]) -> float | None:
     return sum(n for o, n in summary.items() if o in SUCCESS_OUTCOMES) / affected
 
 
+def run_json_head(ledger: Ledger, run_id: int) -> dict[str, Any]:
+    """:func:`run_json` of the whole run without its ``results`` (see
+    :func:`iter_result_rows`): for output written a row at a time."""
+    run = ledger_runs.get_run(ledger, run_id)
+    summary = ledger_runs.summary(ledger, run_id)
+    return {
+        "run": run.id,
+        "bundle": run.bundle_id,
+        "dry_run": run.dry_run,
+        "status": run.status.value,
+        "summary": summary,
+        "success_rate": success_rate(summary),
+    }
+
+
+def iter_result_rows(ledger: Ledger, run_id: int) -> Iterator[dict[str, Any]]:
+    """Every result row of the run in :func:`run_json` order, read a page at a time."""
+    return (result_row(r) for r in ledger_runs.iter_results(ledger, run_id))
+
+
 def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> dict[str, Any]:
     """The run's results (filtered) in the stable JSON shape."""
     flt = flt or ResultFilter()
@@ -89,4 +110,12 @@ def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> di
     }
 
 
-__all__ = ["RESULT_COLUMNS", "ResultFilter", "result_row", "run_json", "success_rate"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "ResultFilter",
+    "iter_result_rows",
+    "result_row",
+    "run_json",
+    "run_json_head",
+    "success_rate",
+]

@@ -186,3 +186,14 @@ def test_json_document_is_valid_json_with_one_row_per_line() -> None:
     assert back["results"][0]["path"] == "a\udcff"
     assert back == {**doc, "results": [dict(r) for r in doc["results"]]}
     assert json.loads(json_document({})) == {}
+
+
+@pytest.mark.parametrize("rows", [[], [{"a": 1}], [{"a": "\u202e x", "b": None}, {"a": 2}]])
+def test_json_document_in_chunks_is_the_same_text(rows: list[dict[str, object]]) -> None:
+    """The streamed form (rollout --json over 50,000 results) is byte for byte the text
+    of the whole document."""
+    from patchd.report.formats import json_document, json_document_chunks
+
+    head = {"run": 3, "summary": {"patched": 1}, "bundle": "b\x7f", "zeta": [{"k": 1}]}
+    streamed = "".join(json_document_chunks(head, "results", iter(rows)))
+    assert streamed == json_document({**head, "results": rows})
