@@ -158,10 +158,6 @@ CREATE TABLE inventory_cache (
 );
 """
 
-_RESULTS_ORDER = """
-CREATE INDEX results_run_order ON results(run_id, host, account, path);
-"""
-
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_initial", _SCHEMA_V1),
     # The backup journal of a patched installation (what rollback restores from) and the
@@ -171,8 +167,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The validated inventory by the sha256 of its file: a scan and the rollouts after it
     # read the same accounts.yaml (YAML parsing was a third of a 10,000-account rollout).
     ("0003_inventory_cache", _INVENTORY_CACHE),
-    # A run's results in report order, read a page at a time (50,000-row JSON output).
-    ("0004_results_order", _RESULTS_ORDER),
 )
 """Every migration of the ledger, oldest first. Append only."""
 

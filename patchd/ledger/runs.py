@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from patchd.errors import LedgerError
@@ -256,30 +256,6 @@ def results(
     for row in rows:
         row.pop("id")
     return [Result.model_validate(r) for r in rows]
-
-
-def iter_results(ledger: Ledger, run_id: int, *, page: int = 1000) -> Iterator[Result]:
-    """All results of a run in :func:`results` order, read ``page`` rows at a time
-    (keyset paging on the ``results_run_order`` index)."""
-    get_run(ledger, run_id)
-    base = "SELECT * FROM results WHERE run_id = ?"
-    order = " ORDER BY host, account, path LIMIT ?"
-    after: tuple[str, str, str] | None = None
-    while True:
-        if after is None:
-            rows = ledger.query(base + order, (run_id, page))
-        else:
-            rows = ledger.query(
-                base + " AND (host, account, path) > (?, ?, ?)" + order, (run_id, *after, page)
-            )
-        if not rows:
-            return
-        after = (rows[-1]["host"], rows[-1]["account"], rows[-1]["path"])
-        for row in rows:
-            row.pop("id")
-            yield Result.model_validate(row)
-        if len(rows) < page:
-            return
 
 
 def summary(ledger: Ledger, run_id: int) -> dict[str, int]:

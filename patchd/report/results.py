@@ -80,9 +80,28 @@ def run_json_head(ledger: Ledger, run_id: int) -> dict[str, Any]:
     }
 
 
-def iter_result_rows(ledger: Ledger, run_id: int) -> Iterator[dict[str, Any]]:
-    """Every result row of the run in :func:`run_json` order, read a page at a time."""
-    return (result_row(r) for r in ledger_runs.iter_results(ledger, run_id))
+def iter_result_rows(ledger: Ledger, run_id: int, *, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every result row of the run in :func:`run_json` order, read ``page`` rows at a time.
+
+    NOTE: the order is taken once as row ids (a few MB for 50,000 results; no index on
+    the sort columns is needed), then the rows are read by id a page at a time.
+    """
+    ledger_runs.get_run(ledger, run_id)
+    ids = [
+        r["id"]
+        for r in ledger.query(
+            "SELECT id FROM results WHERE run_id = ? ORDER BY host, account, path", (run_id,)
+        )
+    ]
+    for start in range(0, len(ids), page):
+        chunk = ids[start : start + page]
+        marks = ",".join("?" * len(chunk))
+        rows = {
+            row.pop("id"): row
+            for row in ledger.query(f"SELECT * FROM results WHERE id IN ({marks})", chunk)
+        }
+        for row_id in chunk:
+            yield result_row(Result.model_validate(rows[row_id]))
 
 
 def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> dict[str, Any]:
