@@ -242,3 +242,38 @@ def test_ledger_cache_serves_the_same_inventory_and_follows_the_file(tmp_path: P
             inventory_module._parse_inventory = original
         rows = ledger.query("SELECT sha256 FROM inventory_cache")
         assert len(rows) == 1  # only the newest file is kept
+
+
+def test_accounts_validated_while_read_equal_the_whole_document(tmp_path: Path) -> None:
+    """Accounts are validated one by one as the YAML is read; anchors, aliases and merge
+    keys across accounts, ``accounts`` before ``hosts``, and errors among valid accounts
+    give what validating the whole document gives."""
+    import io
+
+    from patchd.inventory import _load_yaml
+
+    text = (
+        "accounts:\n"
+        "  - &base\n"
+        "    id: p1\n    host: web01\n    root: /srv/p1\n    docroots: [html]\n"
+        "    customer: &c1 {id: c1, name: K, email: k@k.example, language: de}\n"
+        "  - {<<: *base, id: p2, root: /srv/p2}\n"
+        "  - {id: p3, host: web01, root: /srv/p3, customer: *c1, php: 7.4}\n" + HOSTS
+    )
+    inv = _load(tmp_path, text)
+    whole = Inventory.model_validate(_load_yaml(io.BytesIO(text.encode())))
+    assert inv == whole
+    assert [(a.id, a.root, a.docroots, a.php) for a in inv.accounts] == [
+        ("p1", "/srv/p1", ["html"], None),
+        ("p2", "/srv/p2", ["html"], None),
+        ("p3", "/srv/p3", [], "7.4"),
+    ]
+    assert inv.accounts[0].customer == inv.accounts[2].customer
+    # an alias of a whole account is the same account twice
+    aliased = text.replace(HOSTS, "") + "  - *base\n" + HOSTS
+    assert _error(tmp_path, aliased) == "account p1: field id: duplicate account id"
+    bad = text.replace("id: p2, root: /srv/p2", "id: p2, root: srv/p2, colour: red")
+    lines = _error(tmp_path, bad).splitlines()
+    assert lines[0] == "account p2: field root: not an absolute path: 'srv/p2'"
+    assert lines[1].endswith("account p2: field colour: unknown field")
+    assert len(lines) == 2
