@@ -277,3 +277,22 @@ def test_accounts_validated_while_read_equal_the_whole_document(tmp_path: Path) 
     assert lines[0] == "account p2: field root: not an absolute path: 'srv/p2'"
     assert lines[1].endswith("account p2: field colour: unknown field")
     assert len(lines) == 2
+
+
+def test_errors_of_an_account_follow_the_field_order(tmp_path: Path) -> None:
+    """Errors of one account are listed in the order of the fields (unknown fields last),
+    whatever the order of the keys in the file."""
+    text = HOSTS + (
+        "accounts:\n  - {colour: red, uid: x, customer: " + CUSTOMER + ", policy: never,"
+        " root: rel, id: p1}\n"
+    )
+    lines = [line.split(": ", 1)[1] for line in _error(tmp_path, text).splitlines()[1:]]
+    first = _error(tmp_path, text).splitlines()[0]
+    assert [first, *lines] == [
+        "account p1: field host: required field missing",
+        "account p1: field root: not an absolute path: 'rel'",
+        "account p1: field uid: Input should be a valid integer, unable to parse string as an "
+        "integer, got 'x'",
+        "account p1: field policy: Input should be 'auto', 'notify-only' or 'skip', got 'never'",
+        "account p1: field colour: unknown field",
+    ]
