@@ -16,6 +16,7 @@ import io
 import os
 import posixpath
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -439,19 +440,19 @@ _NO_KEY = object()
 class InventoryCache(Protocol):
     """Validated inventories by the sha256 of their file (the ledger keeps one)."""
 
-    def get(self, sha256: str) -> str | None:
-        """The JSON of the validated inventory of the file with this hash, or None."""
+    def get(self, sha256: str) -> bytes | None:
+        """What :meth:`put` stored for the file with this hash, or None."""
 
-    def put(self, sha256: str, inventory_json: str) -> None:
-        """Remember the validated inventory of the file with this hash."""
+    def put(self, sha256: str, data: bytes) -> None:
+        """Remember the validated inventory of the file with this hash (opaque bytes)."""
 
 
 def load_inventory(path: Path, *, cache: InventoryCache | None = None) -> Inventory:
     """Read and validate ``path``; :class:`InventoryError` names file, account and field.
 
-    With ``cache``, a file whose bytes were loaded before is read back from the cache's
-    validated JSON (validated again, without the YAML parse); a cache entry that no longer
-    validates is ignored.
+    With ``cache``, a file whose bytes were loaded before is read back from the cache
+    (validated again, without the YAML parse; see :func:`_to_cache`); a cache entry that
+    no longer validates is ignored.
     """
     where = str(path)
     try:
@@ -459,18 +460,88 @@ def load_inventory(path: Path, *, cache: InventoryCache | None = None) -> Invent
             raw = fh.read()
     except OSError as exc:
         raise InventoryError(f"cannot read: {exc.strerror or exc}", where=where) from None
-    digest = hashlib.sha256(raw).hexdigest() if cache is not None else ""
-    if cache is not None:
-        cached = cache.get(digest)
-        if cached is not None:
-            try:
-                return Inventory.model_validate_json(cached)
-            except ValidationError:
-                pass  # NOTE: stored by an older patchd with other rules: parse the file
+    if cache is None:
+        return _parse_inventory(raw, where)
+    digest = hashlib.sha256(raw).hexdigest()
+    cached = cache.get(digest)
+    if cached is not None:
+        inventory = _from_cache(cached)
+        if inventory is not None:
+            return inventory
+        # NOTE: stored by an older patchd (other rules or format): parse the file
+    del cached
     inventory = _parse_inventory(raw, where)
-    if cache is not None:
-        cache.put(digest, inventory.model_dump_json())
+    del raw
+    cache.put(digest, _to_cache(inventory))
     return inventory
+
+
+class _CacheHead(BaseModel):
+    """The first line of a cached inventory: its hosts and how many account lines follow."""
+
+    model_config = _STRICT
+
+    hosts: dict[str, Host]
+    accounts: int
+
+
+_ACCOUNT_LIST: TypeAdapter[list[Account]] = TypeAdapter(list[Account])
+#: Accounts validated per call when an inventory is read back from the cache.
+_CACHE_CHUNK = 1000
+
+
+def _to_cache(inventory: Inventory) -> bytes:
+    """``inventory`` as cache bytes: zlib-compressed lines, a :class:`_CacheHead`, then
+    one JSON line per account (in order).
+
+    NOTE: one line per account, so that reading it back validates a chunk of accounts at
+    a time (one JSON document of 50,000 accounts made pydantic hold a parsed tree of
+    ~150 MB); compressed line by line (13 MB of JSON become ~1 MB, and SQLite held ~40 MB
+    while storing the plain text).
+    """
+    head = _CacheHead(hosts=inventory.hosts, accounts=len(inventory.accounts))
+    packer = zlib.compressobj(6)
+    out = [packer.compress(head.model_dump_json().encode())]
+    for account in inventory.accounts:
+        out.append(packer.compress(b"\n" + ACCOUNT.dump_json(account)))
+    out.append(packer.flush())
+    return b"".join(out)
+
+
+def _cache_lines(data: bytes) -> Iterator[bytes]:
+    """The lines of cache bytes, decompressed a piece at a time (never all at once)."""
+    unpacker = zlib.decompressobj()
+    rest = b""
+    for start in range(0, len(data), 1 << 16):
+        lines = (rest + unpacker.decompress(data[start : start + (1 << 16)])).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    rest += unpacker.flush()
+    if not unpacker.eof:
+        raise zlib.error("cache entry is cut short")
+    yield from rest.split(b"\n")
+
+
+def _from_cache(data: bytes) -> Inventory | None:
+    """The inventory of cache bytes written by :func:`_to_cache`, validated again; None
+    when they do not validate (written by another patchd, or damaged)."""
+    try:
+        lines = _cache_lines(data)
+        head = _CacheHead.model_validate_json(next(lines))
+        accounts: list[Account] = []
+        chunk: list[bytes] = []
+        for line in lines:
+            chunk.append(line)
+            if len(chunk) == _CACHE_CHUNK:
+                accounts.extend(_ACCOUNT_LIST.validate_json(b"[" + b",".join(chunk) + b"]"))
+                chunk = []
+        if chunk:
+            accounts.extend(_ACCOUNT_LIST.validate_json(b"[" + b",".join(chunk) + b"]"))
+        if len(accounts) != head.accounts:
+            return None
+        return Inventory(hosts=head.hosts, accounts=accounts)
+    except (ValidationError, zlib.error, StopIteration):
+        return None
 
 
 def _parse_inventory(raw: bytes, where: str) -> Inventory:

@@ -238,6 +238,15 @@ def test_ledger_cache_serves_the_same_inventory_and_follows_the_file(tmp_path: P
             assert len(parsed) == 1
             ledger.execute("UPDATE inventory_cache SET inventory = '{\"hosts\": 1}'")
             assert load_inventory(path, cache=cache) == changed and len(parsed) == 2
+            # damaged entries (cut short, other bytes) are parsed again, never half-read
+            good = ledger.query_one("SELECT inventory FROM inventory_cache")
+            assert good is not None
+            stored = good["inventory"].encode("utf-8", "surrogateescape")
+            for damaged in (stored[: len(stored) // 2], b"\x00" + stored, b""):
+                ledger.execute("UPDATE inventory_cache SET inventory = ?", (damaged,))
+                before = len(parsed)
+                assert load_inventory(path, cache=cache) == changed
+                assert len(parsed) == before + 1
         finally:
             inventory_module._parse_inventory = original
         rows = ledger.query("SELECT sha256 FROM inventory_cache")
@@ -296,3 +305,24 @@ def test_errors_of_an_account_follow_the_field_order(tmp_path: Path) -> None:
         "account p1: field policy: Input should be 'auto', 'notify-only' or 'skip', got 'never'",
         "account p1: field colour: unknown field",
     ]
+
+
+def test_cache_round_trip_of_many_accounts_in_chunks(tmp_path: Path) -> None:
+    """The cache form holds every account in order (several validation chunks), hosts
+    and all fields; its count guards against lost lines."""
+    import zlib
+
+    from patchd.inventory import _CACHE_CHUNK, _from_cache, _to_cache
+
+    accounts = "".join(
+        _account(f"    docroots: [html, 'a b']\n    php: '8.{i % 4}'\n    uid: {i}\n", f"p{i}")
+        for i in range(_CACHE_CHUNK * 2 + 7)
+    ).replace("Kunde GmbH", "Gärtnerei Blümchen")
+    ssh = "  web02: {transport: ssh, hostname: h.example}\n"
+    inv = _load(tmp_path, HOSTS + ssh + "accounts:\n" + accounts)
+    data = _to_cache(inv)
+    assert _from_cache(data) == inv
+    text = zlib.decompress(data)
+    assert text.count(b"\n") == len(inv.accounts)
+    one_less = zlib.compress(text.rsplit(b"\n", 1)[0])
+    assert _from_cache(one_less) is None
