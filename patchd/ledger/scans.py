@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter
 
@@ -192,14 +193,11 @@ def scan_installations(
     return _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
 
 
-def iter_scan_installations(
-    ledger: Ledger, scan_id: int, *, with_extensions: bool = True, page: int = 1000
-) -> Iterator[ScanInstallation]:
-    """The installations of a scan ordered by account, host, path and CMS, read and
-    validated ``page`` rows at a time (the rollout matches 50,000 of them without holding
-    them all; see :func:`scan_installations` for ``with_extensions``)."""
+def _pages(ledger: Ledger, scan_id: int, columns: str, page: int) -> Iterator[list[dict[str, Any]]]:
+    """The rows (``columns``) of a scan's installations ordered by account, host, path
+    and CMS, ``page`` rows at a time (keyset paging on the unique index)."""
     get_scan(ledger, scan_id)
-    base = "SELECT * FROM scan_installations WHERE scan_id = ?"
+    base = f"SELECT {columns} FROM scan_installations WHERE scan_id = ?"
     order = " ORDER BY account, host, path, cms LIMIT ?"
     after: tuple[str, str, str, str] | None = None
     while True:
@@ -215,9 +213,83 @@ def iter_scan_installations(
             return
         last = rows[-1]
         after = (last["account"], last["host"], last["path"], last["cms"])
-        yield from _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
+        yield rows
         if len(rows) < page:
             return
+
+
+def iter_scan_installations(
+    ledger: Ledger, scan_id: int, *, with_extensions: bool = True, page: int = 1000
+) -> Iterator[ScanInstallation]:
+    """The installations of a scan ordered by account, host, path and CMS, read and
+    validated ``page`` rows at a time (see :func:`scan_installations` for
+    ``with_extensions``)."""
+    for rows in _pages(ledger, scan_id, "*", page):
+        yield from _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
+
+
+class ExtensionRow(NamedTuple):
+    """What matching reads of an installation's extension."""
+
+    name: str
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRow:
+    """What matching reads of one stored installation (the fields
+    :func:`patchd.rollout.match.match_installation` and the rollout use).
+
+    NOTE: a slotted dataclass straight from the ledger's row, not a validated
+    :class:`ScanInstallation`: the rows were validated when the scan stored them, and
+    50,000 models per rollout cost ~4 KB and ~10 us each.
+    """
+
+    account: str
+    host: str
+    path: str
+    cms: str
+    version: str | None
+    version_error: str | None
+    php: str | None
+    facts_json: str  # see :attr:`facts`
+    extensions: tuple[ExtensionRow, ...] = ()
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The detector's facts, parsed when asked (matching reads them for few rows)."""
+        facts: dict[str, Any] = _unjson(self.facts_json)
+        return facts
+
+
+_MATCH_COLUMNS = "account, host, path, cms, version, version_error, php, facts"
+
+
+def iter_match_rows(
+    ledger: Ledger, scan_id: int, *, with_extensions: bool = True, page: int = 1000
+) -> Iterator[MatchRow]:
+    """The installations of a scan as :class:`MatchRow`, in :func:`iter_scan_installations`
+    order, ``page`` rows at a time; ``with_extensions=False`` leaves ``extensions`` empty
+    (a core bundle's match never looks at them)."""
+    columns = _MATCH_COLUMNS + (", extensions" if with_extensions else "")
+    for rows in _pages(ledger, scan_id, columns, page):
+        for r in rows:
+            extensions: tuple[ExtensionRow, ...] = ()
+            if with_extensions and r["extensions"] != "[]":
+                extensions = tuple(
+                    ExtensionRow(e["name"], e.get("version")) for e in json.loads(r["extensions"])
+                )
+            yield MatchRow(
+                r["account"],
+                r["host"],
+                r["path"],
+                r["cms"],
+                r["version"],
+                r["version_error"],
+                r["php"],
+                r["facts"],
+                extensions,
+            )
 
 
 def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:

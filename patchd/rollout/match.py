@@ -11,18 +11,53 @@ from __future__ import annotations
 import dataclasses
 import posixpath
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from patchd.bundle.manifest import Bundle, Variant
 from patchd.engine.model import FilePatch
-from patchd.ledger.models import InstallationRecord
 
 
-@dataclass(frozen=True)
+class InstalledExtension(Protocol):
+    """What matching reads of an extension of an installation."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+
+class Installed(Protocol):
+    """What matching reads of an installation: a scan's
+    :class:`~patchd.ledger.models.InstallationRecord`, or the lean
+    :class:`~patchd.ledger.scans.MatchRow` a rollout reads."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def cms(self) -> str: ...
+
+    @property
+    def version(self) -> str | None: ...
+
+    @property
+    def version_error(self) -> str | None: ...
+
+    @property
+    def facts(self) -> Mapping[str, Any]: ...
+
+    @property
+    def extensions(self) -> Sequence[InstalledExtension]: ...
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """The verdict of matching one installation against a bundle."""
 
-    installation: InstallationRecord
+    installation: Installed
     variant: Variant | None  # None: not affected
     version: str | None  # the version that was compared (core or component)
     why: str  # the not-affected reason, or what matched
@@ -48,7 +83,7 @@ def _typo3_composer(path: str) -> str:
 LAYOUTS = {"typo3-composer": _typo3_composer}
 
 
-def layout_of(inst: InstallationRecord) -> str:
+def layout_of(inst: Installed) -> str:
     """The key of :data:`LAYOUTS` for ``inst``, or "" when the tarball's paths apply."""
     if inst.cms == "typo3" and inst.facts.get("layout") == "composer":
         return "typo3-composer"
@@ -70,7 +105,7 @@ def for_layout(patches: list[FilePatch], layout: str) -> list[FilePatch]:
     ]
 
 
-def source_folder(inst: InstallationRecord) -> tuple[str, str | None]:
+def source_folder(inst: Installed) -> tuple[str, str | None]:
     """Where an installation's core files really are: (path, problem).
 
     A classic TYPO3 site reaches its core through ``typo3_src``, a symlink to a source
@@ -78,10 +113,13 @@ def source_folder(inst: InstallationRecord) -> tuple[str, str | None]:
     target is the source folder itself when it lies inside the account; a source folder
     outside the account (the hoster's shared sources) is not the customer's to patch.
     """
-    target = inst.facts.get("typo3_src_target")
-    if inst.cms != "typo3" or not target:
+    if inst.cms != "typo3":
         return inst.path, None
-    if inst.facts.get("typo3_src_outside") == "yes" or target.startswith("/"):
+    facts = inst.facts
+    target = facts.get("typo3_src_target")
+    if not target:
+        return inst.path, None
+    if facts.get("typo3_src_outside") == "yes" or target.startswith("/"):
         return inst.path, (
             f"typo3_src links outside the account to {target}; patch that shared source folder"
         )
@@ -97,7 +135,7 @@ def needs_extensions(bundle: Bundle) -> bool:
     return bundle.manifest.component not in ("core", "", bundle.manifest.cms)
 
 
-def component_version(bundle: Bundle, inst: InstallationRecord) -> tuple[str | None, str | None]:
+def component_version(bundle: Bundle, inst: Installed) -> tuple[str | None, str | None]:
     """(version compared, problem) for the bundle's component in ``inst``."""
     component = bundle.manifest.component
     if not needs_extensions(bundle):
@@ -108,26 +146,51 @@ def component_version(bundle: Bundle, inst: InstallationRecord) -> tuple[str | N
     return None, f"component {component} not installed"
 
 
-def match_installation(bundle: Bundle, inst: InstallationRecord) -> Match:
+def match_installation(bundle: Bundle, inst: Installed) -> Match:
     """Match one installation (see the module docstring)."""
-    m = bundle.manifest
-    if inst.cms != m.cms:
-        return Match(inst, None, inst.version, f"not {m.cms} ({inst.cms})", inst.path)
-    version, problem = component_version(bundle, inst)
-    if problem is not None:
-        detail = f"{problem}" + (f": {inst.version_error}" if inst.version_error else "")
-        return Match(inst, None, version, detail, inst.path)
-    if not bundle.is_affected(version):
-        return Match(
-            inst, None, version, f"version {version} not in affected {m.affected}", inst.path
-        )
-    variant = bundle.variant_for(version)
-    if variant is None:
-        return Match(
-            inst, None, version, f"no variant of the bundle covers version {version}", inst.path
-        )
-    path, unsafe = source_folder(inst)
-    why = f"version {version} -> {variant.file}"
-    if path != inst.path:
-        why += f" (core files in {path}, used by {inst.path or 'the account root'})"
-    return Match(inst, variant, version, why, path, unsafe, layout_of(inst))
+    return Matcher(bundle).match(inst)
+
+
+class Matcher:
+    """:func:`match_installation` for many installations of one bundle.
+
+    NOTE: whether a version is affected and which variant covers it is worked out once
+    per version, not per installation (50,000 installations have a few dozen versions).
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        self._verdicts: dict[str, tuple[Variant | None, str]] = {}
+
+    def _verdict(self, version: str) -> tuple[Variant | None, str]:
+        """(variant covering ``version`` or None, why) for a known version."""
+        known = self._verdicts.get(version)
+        if known is None:
+            bundle = self.bundle
+            if not bundle.is_affected(version):
+                known = (None, f"version {version} not in affected {bundle.manifest.affected}")
+            else:
+                variant = bundle.variant_for(version)
+                if variant is None:
+                    known = (None, f"no variant of the bundle covers version {version}")
+                else:
+                    known = (variant, f"version {version} -> {variant.file}")
+            self._verdicts[version] = known
+        return known
+
+    def match(self, inst: Installed) -> Match:
+        """Match one installation (see the module docstring)."""
+        m = self.bundle.manifest
+        if inst.cms != m.cms:
+            return Match(inst, None, inst.version, f"not {m.cms} ({inst.cms})", inst.path)
+        version, problem = component_version(self.bundle, inst)
+        if problem is not None or version is None:
+            detail = f"{problem}" + (f": {inst.version_error}" if inst.version_error else "")
+            return Match(inst, None, version, detail, inst.path)
+        variant, why = self._verdict(version)
+        if variant is None:
+            return Match(inst, None, version, why, inst.path)
+        path, unsafe = source_folder(inst)
+        if path != inst.path:
+            why += f" (core files in {path}, used by {inst.path or 'the account root'})"
+        return Match(inst, variant, version, why, path, unsafe, layout_of(inst))

@@ -36,7 +36,7 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
-from patchd.rollout.match import Match, for_layout, match_installation, needs_extensions
+from patchd.rollout.match import Match, Matcher, for_layout, needs_extensions
 from patchd.scanner import run_scan
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.early import EarlyTransport
@@ -507,7 +507,7 @@ def _match_and_roll_out(
     untested_targets: list[str],
     accounts: dict[str, Account],
 ) -> RunStatus:
-    installations = ledger_scans.iter_scan_installations(
+    installations = ledger_scans.iter_match_rows(
         ledger, scan_id, with_extensions=needs_extensions(bundle)
     )
     errors = ledger_scans.scan_errors(ledger, scan_id)
@@ -526,11 +526,12 @@ def _match_and_roll_out(
         return verdicts[(version, php)]
 
     seen: set[tuple[str, str]] = set()
+    matcher = Matcher(bundle)
     for inst in installations:
         account = accounts.get(inst.account)
         if account is None:
             continue
-        m = match_installation(bundle, inst)
+        m = matcher.match(inst)
         t = _Target.of(m, account)
         # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
         if t.key in done or t.key in seen:

@@ -244,3 +244,41 @@ def test_paged_reading_returns_every_installation_once_in_key_order(ledger: Ledg
     lean = list(iter_scan_installations(ledger, scan_id, page=4, with_extensions=False))
     assert [i.key for i in lean] == [i.key for i in by_key]
     assert all(i.extensions == () for i in lean) and by_key[0].extensions
+
+
+def test_match_rows_carry_what_matching_reads_of_every_installation(ledger: Ledger) -> None:
+    """iter_match_rows: the stored installations in iter_scan_installations order, with
+    the fields matching reads equal to the validated models' (facts, extensions, PHP)."""
+    from patchd.ledger.scans import iter_match_rows
+    from patchd.rollout.match import layout_of, source_folder
+
+    scan_id = _scan(ledger)
+    rows = [
+        _inst(
+            f"p{n}",
+            path=path,
+            cms=cms,
+            extensions=(Extension(name="news", version="9.1"), Extension(name="x")),
+            facts={"layout": "composer"} if n % 2 else {"typo3_src_target": "../src"},
+            php="8.1" if n % 3 else None,
+        )
+        for n, (path, cms) in enumerate([("html", "typo3"), ("", "wordpress"), ("a", "typo3")])
+    ]
+    add_installations(ledger, scan_id, rows)
+    models = scan_installations(ledger, scan_id)
+    for page in (1, 2, 1000):
+        lean = list(iter_match_rows(ledger, scan_id, page=page))
+        assert [(r.account, r.host, r.path, r.cms) for r in lean] == [m.key for m in models]
+        for r, m in zip(lean, models, strict=True):
+            assert (r.version, r.version_error, r.php, r.facts) == (
+                m.version,
+                m.version_error,
+                m.php,
+                m.facts,
+            )
+            assert [(e.name, e.version) for e in r.extensions] == [
+                (e.name, e.version) for e in m.extensions
+            ]
+            assert (layout_of(r), source_folder(r)) == (layout_of(m), source_folder(m))
+    core = list(iter_match_rows(ledger, scan_id, with_extensions=False))
+    assert all(r.extensions == () for r in core) and len(core) == 3
