@@ -188,7 +188,17 @@ def test_json_document_is_valid_json_with_one_row_per_line() -> None:
     assert json.loads(json_document({})) == {}
 
 
-@pytest.mark.parametrize("rows", [[], [{"a": 1}], [{"a": "\u202e x", "b": None}, {"a": 2}]])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{"a": 1}],
+        [{"a": "\u202e x", "b": None}, {"a": 2}],
+        # several pieces of rows, the last one short
+        [{"n": n, "s": "\x85" if n % 7 else "x"} for n in range(1201)],
+        [{"n": n} for n in range(1000)],  # whole pieces only
+    ],
+)
 def test_json_document_in_chunks_is_the_same_text(rows: list[dict[str, object]]) -> None:
     """The streamed form (rollout --json over 50,000 results) is byte for byte the text
     of the whole document."""
