@@ -11,6 +11,7 @@ ids, paths and customer strings are checked here, once, rather than at every use
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import io
 import os
@@ -454,6 +455,19 @@ def load_inventory(path: Path, *, cache: InventoryCache | None = None) -> Invent
     (validated again, without the YAML parse; see :func:`_to_cache`); a cache entry that
     no longer validates is ignored.
     """
+    # NOTE: loading makes hundreds of thousands of objects and no reference cycles; the
+    # cyclic collector ran over all of them again and again (a third of reading 50,000
+    # accounts back from the cache).
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_inventory(path, cache)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load_inventory(path: Path, cache: InventoryCache | None) -> Inventory:
     where = str(path)
     try:
         with open(path, "rb") as fh:

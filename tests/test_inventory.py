@@ -326,3 +326,33 @@ def test_cache_round_trip_of_many_accounts_in_chunks(tmp_path: Path) -> None:
     assert text.count(b"\n") == len(inv.accounts)
     one_less = zlib.compress(text.rsplit(b"\n", 1)[0])
     assert _from_cache(one_less) is None
+
+
+def test_loading_pauses_the_cyclic_collector_and_restores_it(tmp_path: Path) -> None:
+    """The collector is off while loading and as it was afterwards, also after an error."""
+    import gc
+
+    import patchd.inventory as inventory_module
+
+    states: list[bool] = []
+    original = inventory_module._parse_inventory
+
+    def watching(raw: bytes, where: str) -> Inventory:
+        states.append(gc.isenabled())
+        return original(raw, where)
+
+    inventory_module._parse_inventory = watching
+    try:
+        assert gc.isenabled()
+        _load(tmp_path, HOSTS + "accounts:\n" + _account())
+        assert gc.isenabled() and states == [False]
+        _error(tmp_path, HOSTS + "accounts:\n" + _account("    php: x\n"))
+        assert gc.isenabled() and states == [False, False]
+        gc.disable()
+        try:
+            _load(tmp_path, HOSTS + "accounts:\n" + _account())
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        inventory_module._parse_inventory = original
