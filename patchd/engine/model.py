@@ -56,14 +56,14 @@ class Hunk:
         """The hunk as runs ``(kind, count, added lines)`` in the order GNU patch applies
         it: within a run of changed lines, removed lines before added ones; ``kind`` is
         ``" "`` (context), ``"-"`` (removed) or ``"+"`` (added, with their bytes)."""
-        out: list[tuple[str, int, tuple[bytes, ...]]] = []
+        runs: list[tuple[str, list[bytes]]] = []  # (kind, lines); counted at the end
 
         def push(kind: str, data: bytes) -> None:
-            if out and out[-1][0] == kind:
-                last = out[-1]
-                out[-1] = (kind, last[1] + 1, (*last[2], data) if kind == "+" else ())
+            # NOTE: appended in place: a 100,000-line hunk must stay linear
+            if runs and runs[-1][0] == kind:
+                runs[-1][1].append(data)
             else:
-                out.append((kind, 1, (data,) if kind == "+" else ()))
+                runs.append((kind, [data]))
 
         pending: list[HunkLine] = []
         for ln in (*self.lines, None):
@@ -79,7 +79,9 @@ class Hunk:
             pending = []
             if ln is not None:
                 push(" ", ln.data)
-        return tuple(out)
+        return tuple(
+            (kind, len(lines), tuple(lines) if kind == "+" else ()) for kind, lines in runs
+        )
 
     @cached_property
     def context(self) -> tuple[int, int]:
