@@ -41,11 +41,15 @@ _INSERT = (
 )
 
 
+# NOTE: ensure_ascii (the default) keeps surrogate-escaped file names representable. One
+# encoder for all rows: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
 def _json(value: Any) -> str:
-    # NOTE: ensure_ascii (the default) keeps surrogate-escaped file names representable.
     if not value:
         return "{}" if isinstance(value, dict) else "[]"
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _ENCODE(value)
 
 
 def _unjson(text: str) -> Any:
