@@ -175,13 +175,8 @@ def scan_installations(
     *,
     account: str | None = None,
     cms: str | None = None,
-    with_extensions: bool = True,
 ) -> list[ScanInstallation]:
-    """The installations of a scan, optionally of one account and/or one CMS.
-
-    ``with_extensions=False`` leaves every installation's ``extensions`` empty: a rollout
-    of a core bundle never looks at them, and their models are most of the read's cost.
-    """
+    """The installations of a scan, optionally of one account and/or one CMS."""
     get_scan(ledger, scan_id)
     sql = "SELECT * FROM scan_installations WHERE scan_id = ?"
     params: list[Any] = [scan_id]
@@ -194,7 +189,7 @@ def scan_installations(
     sql += " ORDER BY host, account, path, cms"
     # NOTE: one TypeAdapter call validates the whole list in pydantic-core (faster).
     rows = ledger.query(sql, params)
-    return _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
+    return _INSTALLATIONS.validate_python([_prepare(r) for r in rows])
 
 
 def _pages(ledger: Ledger, scan_id: int, columns: str, page: int) -> Iterator[list[dict[str, Any]]]:
@@ -226,8 +221,8 @@ def iter_scan_installations(
     ledger: Ledger, scan_id: int, *, with_extensions: bool = True, page: int = 1000
 ) -> Iterator[ScanInstallation]:
     """The installations of a scan ordered by account, host, path and CMS, read and
-    validated ``page`` rows at a time (see :func:`scan_installations` for
-    ``with_extensions``)."""
+    validated ``page`` rows at a time; ``with_extensions=False`` leaves ``extensions``
+    empty (their models are most of the read's cost)."""
     for rows in _pages(ledger, scan_id, "*", page):
         yield from _INSTALLATIONS.validate_python([_prepare(r, with_extensions) for r in rows])
 

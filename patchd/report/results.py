@@ -116,7 +116,7 @@ def iter_result_rows(ledger: Ledger, run_id: int, *, page: int = 1000) -> Iterat
 def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> dict[str, Any]:
     """The run's results (filtered) in the stable JSON shape."""
     flt = flt or ResultFilter()
-    run = ledger_runs.get_run(ledger, run_id)
+    head = run_json_head(ledger, run_id)
     rows = ledger_runs.results(
         ledger,
         run_id,
@@ -126,16 +126,7 @@ def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> di
         customer=flt.customer,
         account=flt.account,
     )
-    summary = ledger_runs.summary(ledger, run_id)
-    return {
-        "run": run.id,
-        "bundle": run.bundle_id,
-        "dry_run": run.dry_run,
-        "status": run.status.value,
-        "results": [result_row(r) for r in rows],
-        "summary": summary,
-        "success_rate": success_rate(summary),
-    }
+    return {**head, "results": [result_row(r) for r in rows]}
 
 
 __all__ = [
