@@ -18,18 +18,26 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"
     DRY_RUN_FAILED = "dry-run-failed"
     APPLY_FAILED = "apply-failed"
+    REVERTED = "reverted"
+    ROLLED_BACK = "rolled-back"
     UNREACHABLE = "unreachable"
     ERROR = "error"
 
 
 class Reason(enum.StrEnum):
-    """Why a dry run failed (with :attr:`Outcome.DRY_RUN_FAILED`)."""
+    """Why a dry run failed (with :attr:`Outcome.DRY_RUN_FAILED`), why an installation was
+    ``skipped`` (``policy``, ``gate``) or ``reverted`` (``health-check``)."""
 
     MODIFIED = "modified"
     MISSING_FILE = "missing-file"
     UNSAFE_PATH = "unsafe-path"
     PHP_INCOMPATIBLE = "php-incompatible"
     LINT_FAILED = "lint-failed"
+    NO_VARIANT = "no-variant"
+    VERSION_UNKNOWN = "version-unknown"
+    POLICY = "policy"
+    GATE = "gate"
+    HEALTH_CHECK = "health-check"
 
 
 #: Outcomes that count as success in reports (success rate numerator).
