@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "releases": "patchd.cli.scan_cmd:releases_group",
     "rollout": "patchd.cli.rollout_cmd:rollout_command",
     "rollback": "patchd.cli.rollout_cmd:rollback_command",
+    "runs": "patchd.cli.runs_cmd:runs_command",
     "report": "patchd.cli.report_cmd:report_command",
     "notify": "patchd.cli.notify_cmd:notify_command",
     "demo": "patchd.cli.demo_cmd:demo_command",

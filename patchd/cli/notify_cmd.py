@@ -12,6 +12,7 @@ import click
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.output import accounts_option, format_options, resolve_format
+from patchd.cli.selectors import PATCHES, bundle_folder, run_id_of
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger import runs as ledger_runs
@@ -34,14 +35,14 @@ def parse_rate(value: str) -> float:
 
 
 @click.command(name="notify")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_arg", metavar="[RUN]", required=False, default=None)
 @accounts_option("The inventory (accounts.yaml): customer names, addresses, languages.")
 @click.option(
     "--bundle",
-    "bundle_path",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "bundle_arg",
     default=None,
-    help="The run's bundle (default: patches/<bundle id>).",
+    help="Bundle folder or id (patches/<id>). Without RUN: one email per customer over "
+    "every run of the bundle. With RUN: the run's bundle (default: patches/<bundle id>).",
 )
 @click.option(
     "--preview",
@@ -83,9 +84,9 @@ def parse_rate(value: str) -> float:
 @click.pass_context
 def notify_command(
     ctx: click.Context,
-    run_id: int,
+    run_arg: str | None,
     accounts_file: Path,
-    bundle_path: Path | None,
+    bundle_arg: str | None,
     preview: Path | None,
     send: bool,
     smtp_host: str,
@@ -103,12 +104,17 @@ def notify_command(
     fmt: str,
     as_json: bool,
 ) -> None:
-    """One email per customer from run RUN: --preview DIR writes .eml files, --send sends.
+    """One email per customer from run RUN (a number or 'latest'), or with --bundle ID and
+    no RUN over every run of the bundle: --preview DIR writes .eml files, --send sends.
 
-    The ledger records every email before and after sending: a second run sends nothing
-    new, a failed email is retried. Exit 1 when an email failed or a customer was held.
+    Emails tell each installation's current state (a rolled-back one is never told it is
+    patched). The ledger records every email before and after sending: a customer already
+    told the same about the bundle gets nothing new, a failed email is retried. Exit 1
+    when an email failed or a customer was held.
     """
     fmt = resolve_format(fmt, as_json)
+    if run_arg is None and bundle_arg is None:
+        raise UsageError("name a RUN, or a bundle with --bundle ID")
     if send == (preview is not None):
         raise UsageError("choose exactly one of --preview DIR and --send")
     per_minute = parse_rate(rate)
@@ -131,8 +137,12 @@ def notify_command(
     )
     inventory = load_inventory(accounts_file)
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        run = ledger_runs.get_run(ledger, run_id)
-        bundle = load_bundle(bundle_path or Path("patches") / run.bundle_id)
+        run_id = None if run_arg is None else run_id_of(ledger, run_arg)
+        if bundle_arg is not None:
+            bundle = load_bundle(bundle_folder(bundle_arg))
+        else:
+            assert run_id is not None
+            bundle = load_bundle(PATCHES / ledger_runs.get_run(ledger, run_id).bundle_id)
         rows = notify_run(
             ledger,
             run_id,
@@ -150,9 +160,9 @@ def notify_command(
             [dataclasses.asdict(r) for r in rows],
             NOTIFY_COLUMNS,
             fmt,  # type: ignore[arg-type]
-            title=f"emails of run {run_id}",
+            title=f"emails of run {run_id}" if run_id else f"emails of bundle {bundle.id}",
             json_key="emails",
-            meta={"run": run_id},
+            meta={"run": run_id, "bundle": bundle.id},
         ),
         nl=False,
     )

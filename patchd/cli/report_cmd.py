@@ -16,13 +16,22 @@ from typing import Any
 
 import click
 
+from patchd.bundle.manifest import Bundle, load_bundle
 from patchd.cli.output import format_options, resolve_format, stdout_console
-from patchd.errors import UsageError
+from patchd.cli.selectors import PATCHES, bundle_named, run_id_of
+from patchd.errors import BundleError, UsageError
+from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome, Reason
 from patchd.report.formats import escape_text, json_document, render_rows
 from patchd.report.html import render_html
-from patchd.report.lists import HOST_COLUMNS, REPORT_COLUMNS, grouped, report_data
+from patchd.report.lists import (
+    HOST_COLUMNS,
+    REPORT_COLUMNS,
+    bundle_report_data,
+    grouped,
+    report_data,
+)
 from patchd.report.results import ResultFilter
 
 
@@ -30,12 +39,21 @@ def _percent(rate: float | None) -> str:
     return "–" if rate is None else f"{rate:.1%}"
 
 
+def columns_of(data: dict[str, Any]) -> tuple[str, ...]:
+    """The listing's columns: a merged bundle view names each result's run first."""
+    return ("run", *REPORT_COLUMNS) if data.get("runs") else REPORT_COLUMNS
+
+
 def render_table(data: dict[str, Any], *, console: Any = None) -> str:
     """Summary, per-host counts and the lists of ``data`` as text tables."""
     rate = data.get("success_rate")
     footer = f"success rate {_percent(rate)}" if rate is not None else "nothing affected"
     # NOTE: a line of its own: as a table title it would wrap to the narrow table's width.
-    head = escape_text(f"run {data['run']}: {data['bundle']} ({data['status']}; {footer})")
+    if data.get("runs"):
+        runs = ", ".join(str(r) for r in data["runs"])
+        head = escape_text(f"bundle {data['bundle']}, runs {runs} merged ({footer})")
+    else:
+        head = escape_text(f"run {data['run']}: {data['bundle']} ({data['status']}; {footer})")
     out = (
         head
         + "\n"
@@ -53,11 +71,20 @@ def render_table(data: dict[str, Any], *, console: Any = None) -> str:
     groups = grouped(data["results"], all_groups=all_groups)
     for title, rows in groups:
         out += render_rows(
-            rows, REPORT_COLUMNS, "table", title=f"{title} ({len(rows)})", console=console
+            rows, columns_of(data), "table", title=f"{title} ({len(rows)})", console=console
         )
     if not groups:
         out += "no installation matches the filters\n"
     return out
+
+
+def check_bundle_folder(folder: Path, bundle_id: str) -> Bundle:
+    """Load (and so digest-check) the bundle at ``folder``; BundleError when it is edited
+    or is another bundle than ``bundle_id`` (empty: any)."""
+    bundle = load_bundle(folder)
+    if bundle_id and bundle.id != bundle_id:
+        raise BundleError(f"is bundle {bundle.id}, not {bundle_id}", where=str(folder))
+    return bundle
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -71,7 +98,14 @@ def _write(text: str, output: Path | None) -> None:
 
 
 @click.command(name="report")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_arg", metavar="[RUN]", required=False, default=None)
+@click.option(
+    "--bundle",
+    "bundle_arg",
+    default=None,
+    help="Instead of RUN: every run of this bundle (id or folder) merged into one current "
+    "outcome per installation.",
+)
 @click.option("--outcome", type=click.Choice([o.value for o in Outcome]), default=None)
 @click.option(
     "--reason",
@@ -93,7 +127,8 @@ def _write(text: str, output: Path | None) -> None:
 @click.pass_context
 def report_command(
     ctx: click.Context,
-    run_id: int,
+    run_arg: str | None,
+    bundle_arg: str | None,
     outcome: str | None,
     reason: str | None,
     host: str | None,
@@ -103,20 +138,33 @@ def report_command(
     fmt: str,
     as_json: bool,
 ) -> None:
-    """Summary, success list and failure list of run RUN, with filters.
+    """Summary, success list and failure list of run RUN (a number or 'latest'), or of
+    every run of a bundle merged (--bundle ID), with filters.
 
     --format html writes one self-contained page (sortable, filterable, no network).
     """
     fmt = resolve_format(fmt, as_json)
+    if (run_arg is None) == (bundle_arg is None):
+        raise UsageError("name a RUN (a number or 'latest') or --bundle ID, not both")
     if reason and outcome not in (None, Outcome.DRY_RUN_FAILED.value):
         raise UsageError("--reason goes with --outcome dry-run-failed (or no --outcome)")
     flt = ResultFilter(outcome, reason, host, customer, account)
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        data = report_data(ledger, run_id, flt)
+        if bundle_arg is not None:
+            bundle_id, folder = bundle_named(bundle_arg)
+            if folder is not None:
+                bundle_id = check_bundle_folder(folder, bundle_id).id
+            data = bundle_report_data(ledger, bundle_id, flt)
+        else:
+            run = ledger_runs.get_run(ledger, run_id_of(ledger, run_arg or ""))
+            folder = PATCHES / run.bundle_id
+            if folder.is_dir():
+                check_bundle_folder(folder, run.bundle_id)
+            data = report_data(ledger, run.id, flt)
     if fmt == "json":
         text = json_document(data)
     elif fmt == "csv":
-        text = render_rows(data["results"], REPORT_COLUMNS, "csv")
+        text = render_rows(data["results"], columns_of(data), "csv")
     elif fmt == "html":
         text = render_html(data)
     else:

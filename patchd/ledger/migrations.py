@@ -158,6 +158,49 @@ CREATE TABLE inventory_cache (
 );
 """
 
+# NOTE: issue 16. ``runs.resumes`` counts how often a run was resumed (``patchd runs``).
+# ``rolled_back_at`` marks a result whose change ``patchd rollback`` undid
+# (outcome ``rolled-back``; ``detail`` keeps what it was). Emails are keyed by what they
+# told (``told``: installation -> outcome, ``told_key`` its digest) instead of by run and
+# customer alone, so that a rollback (a new state of the same run) gets its own email, and a
+# customer already told about a bundle in an earlier run is not told the same again.
+# SQLite cannot drop a UNIQUE constraint: the table is rebuilt. Emails from before get
+# ``told`` from their run's results (before this migration no result was rolled back).
+_ROLLED_BACK = """
+ALTER TABLE results ADD COLUMN rolled_back_at TEXT;
+ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE emails_v6 (
+    id          INTEGER PRIMARY KEY,
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL,
+    bundle_id   TEXT NOT NULL,
+    told        TEXT NOT NULL DEFAULT '{}',
+    told_key    TEXT NOT NULL,
+    message_id  TEXT NOT NULL UNIQUE,
+    recipient   TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT,
+    UNIQUE (run_id, customer_id, told_key)
+);
+INSERT INTO emails_v6 (id, run_id, customer_id, bundle_id, told, told_key, message_id,
+    recipient, subject, state, attempts, last_error, created_at, sent_at)
+SELECT e.id, e.run_id, e.customer_id, r.bundle_id,
+    COALESCE((SELECT json_group_object(x.account || ':' || x.path, x.outcome)
+              FROM results x WHERE x.run_id = e.run_id AND x.customer_id = e.customer_id
+                AND x.outcome NOT IN ('not-affected')), '{}'),
+    'before-0006', e.message_id, e.recipient, e.subject, e.state, e.attempts, e.last_error,
+    e.created_at, e.sent_at
+FROM emails e JOIN runs r ON r.id = e.run_id;
+DROP TABLE emails;
+ALTER TABLE emails_v6 RENAME TO emails;
+CREATE INDEX emails_bundle_customer ON emails(bundle_id, customer_id);
+CREATE INDEX results_account_path ON results(account, path);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_initial", _SCHEMA_V1),
     # The backup journal of a patched installation (what rollback restores from) and the
@@ -167,6 +210,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # The validated inventory by the sha256 of its file: a scan and the rollouts after it
     # read the same accounts.yaml (YAML parsing was a third of a 10,000-account rollout).
     ("0003_inventory_cache", _INVENTORY_CACHE),
+    ("0006_rolled_back", _ROLLED_BACK),
 )
 """Every migration of the ledger, oldest first. Append only."""
 

@@ -211,6 +211,8 @@ class Run(_Row):
     options_key: str
     pid: int | None = None
     host_of_controller: str | None = None
+    resumes: int = 0
+    """How often the run was resumed after an interruption (or a canary stop)."""
 
 
 class ResultRecord(_Row):
@@ -248,6 +250,8 @@ class Result(ResultRecord):
 
     run_id: int
     updated_at: datetime
+    rolled_back_at: datetime | None = None
+    """When ``patchd rollback`` undid this result's change (outcome ``rolled-back``)."""
 
 
 class TouchedFileRecord(_Row):
@@ -280,10 +284,17 @@ class TouchedFile(TouchedFileRecord):
 
 
 class EmailRecord(_Row):
-    """The one email of a run to one customer."""
+    """One email to one customer about a run's (or its bundle's) results.
+
+    ``told`` is what it said per installation (``account:path`` -> outcome word),
+    ``told_key`` identifies that content (one email per run, customer and content).
+    """
 
     run_id: int
     customer_id: str
+    bundle_id: str
+    told: dict[str, str] = Field(default_factory=dict)
+    told_key: str
     message_id: str
     recipient: str
     subject: str

@@ -123,8 +123,8 @@ def set_run_status(ledger: Ledger, run_id: int, status: RunStatus) -> None:
     status = RunStatus(status)
     if status is RunStatus.RUNNING:
         changed = ledger.execute(
-            "UPDATE runs SET status = ?, finished_at = NULL, pid = ?, host_of_controller = ? "
-            "WHERE id = ?",
+            "UPDATE runs SET status = ?, finished_at = NULL, pid = ?, host_of_controller = ?, "
+            "resumes = resumes + 1 WHERE id = ?",
             (status.value, os.getpid(), socket.gethostname(), run_id),
         )
     else:
@@ -258,6 +258,20 @@ def results(
     return [Result.model_validate(r) for r in rows]
 
 
+def summaries(ledger: Ledger) -> dict[int, dict[str, int]]:
+    """run id -> outcome -> count, for every run with results (one query)."""
+    out: dict[int, dict[str, int]] = {}
+    for r in ledger.query(
+        "SELECT run_id, outcome, COUNT(*) AS n FROM results GROUP BY run_id, outcome"
+    ):
+        out.setdefault(r["run_id"], {})[r["outcome"]] = r["n"]
+    order = {o.value: i for i, o in enumerate(Outcome)}
+    return {
+        run: dict(sorted(c.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+        for run, c in out.items()
+    }
+
+
 def summary(ledger: Ledger, run_id: int) -> dict[str, int]:
     """outcome -> count for a run (only outcomes that occur, in Outcome order)."""
     get_run(ledger, run_id)
@@ -269,6 +283,21 @@ def summary(ledger: Ledger, run_id: int) -> dict[str, int]:
     known = [o.value for o in Outcome if o.value in counts]
     unknown = sorted(set(counts) - set(known))  # NOTE: words from a newer patchd, kept
     return {o: counts[o] for o in known + unknown}
+
+
+def mark_rolled_back(ledger: Ledger, run_id: int, account: str, path: str, detail: str) -> None:
+    """Record that ``patchd rollback`` undid the change of ``run_id`` in one installation:
+    outcome ``rolled-back`` (the current state, not patched), ``detail`` saying what was
+    undone, ``rolled_back_at`` now. The journal is kept (a rollback left with conflicts may
+    be tried again)."""
+    now = utc_now()
+    changed = ledger.execute(
+        "UPDATE results SET outcome = ?, reason = NULL, detail = ?, rolled_back_at = ?, "
+        "updated_at = ? WHERE run_id = ? AND account = ? AND path = ?",
+        (Outcome.ROLLED_BACK.value, detail, now, now, run_id, account, path),
+    )
+    if not changed:
+        raise LedgerError(f"run {run_id} has no result for {account}:{path!r}", where=ledger.where)
 
 
 def done_installations(

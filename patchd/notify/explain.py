@@ -31,6 +31,10 @@ _OUTCOME: dict[Language, dict[str, str]] = {
             "Installing the fix failed (a write error on the server); the installation was "
             "restored exactly as it was."
         ),
+        "rolled-back": (
+            "We had installed the security fix and then undid it (rollback): the installation "
+            "is vulnerable again until it is updated or patched again."
+        ),
         "unreachable": "The server could not be reached, so the installation was not checked.",
         "error": "An internal error stopped the check of this installation.",
     },
@@ -47,6 +51,11 @@ _OUTCOME: dict[Language, dict[str, str]] = {
         "apply-failed": (
             "Das Einspielen ist fehlgeschlagen (Schreibfehler auf dem Server); die Installation "
             "wurde exakt in ihren vorherigen Zustand zurückversetzt."
+        ),
+        "rolled-back": (
+            "Wir hatten die Sicherheitskorrektur eingespielt und sie dann zurückgenommen "
+            "(Rollback): die Installation ist wieder angreifbar, bis sie aktualisiert oder "
+            "erneut korrigiert ist."
         ),
         "unreachable": (
             "Der Server war nicht erreichbar, die Installation wurde daher nicht geprüft."

@@ -4,7 +4,9 @@ Every customer with results in a run gets at most one email, listing all of thei
 installations by case:
 
 - ``patched``: patched for you (``patched``);
-- ``action``: could not be patched, action needed (``dry-run-failed``, ``apply-failed``);
+- ``action``: could not be patched, action needed (``dry-run-failed``, ``apply-failed``,
+  and any other outcome of an affected installation that leaves it unpatched);
+- ``rolled_back``: patched, then undone by ``patchd rollback``: vulnerable again;
 - ``notify_only``: affected, but the account's policy is ``notify-only`` (``skipped`` with
   that policy and a dry run that did not find the fix present);
 - ``protected``: the fix was already there (``already-patched``, or a notify-only dry run
@@ -30,11 +32,19 @@ from patchd.inventory import Customer, Inventory
 from patchd.ledger.models import Result
 from patchd.outcomes import Outcome, skipped_verdict
 
-Kind = Literal["action", "notify-only", "patched", "all-clear"]
+Kind = Literal["action", "rolled-back", "notify-only", "patched", "all-clear"]
 """The case an email is about (the most urgent of its items)."""
 
-_ACTION = frozenset({Outcome.DRY_RUN_FAILED, Outcome.APPLY_FAILED})
-_UNRESOLVED = frozenset({Outcome.UNREACHABLE, Outcome.ERROR})
+#: The bucket of each outcome; an outcome not named here (of an affected installation,
+#: e.g. a newer patchd's word) is ``action``: the installation was not patched.
+_BUCKET: dict[str, str] = {
+    Outcome.PATCHED.value: "patched",
+    Outcome.ALREADY_PATCHED.value: "protected",
+    Outcome.ROLLED_BACK.value: "rolled_back",
+    Outcome.UNREACHABLE.value: "unresolved",
+    Outcome.ERROR.value: "unresolved",
+}
+BUCKETS = ("patched", "action", "rolled_back", "notify_only", "protected", "unresolved")
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Notice:
     customer: Customer | None
     patched: tuple[Item, ...] = ()
     action: tuple[Item, ...] = ()
+    rolled_back: tuple[Item, ...] = ()
     notify_only: tuple[Item, ...] = ()
     protected: tuple[Item, ...] = ()
     unresolved: tuple[Item, ...] = ()
@@ -71,6 +82,8 @@ class Notice:
         """The email's case; None when there is nothing to tell."""
         if self.action or self.unresolved:
             return "action"
+        if self.rolled_back:
+            return "rolled-back"
         if self.notify_only:
             return "notify-only"
         if self.patched:
@@ -82,7 +95,19 @@ class Notice:
     @property
     def items(self) -> tuple[Item, ...]:
         """Every listed installation."""
-        return self.action + self.unresolved + self.notify_only + self.patched + self.protected
+        return (
+            self.action
+            + self.unresolved
+            + self.rolled_back
+            + self.notify_only
+            + self.patched
+            + self.protected
+        )
+
+    @property
+    def told(self) -> dict[str, str]:
+        """What the email tells per installation: ``account:path`` -> outcome word."""
+        return {f"{i.account}:{i.path}": i.outcome for i in self.items}
 
 
 def _item(r: Result) -> Item:
@@ -110,25 +135,18 @@ def _notice(
             held = f"account {r.account} belongs to another customer in the inventory now"
             break
         customer = account.customer
-    buckets: dict[str, list[Item]] = {
-        k: [] for k in ("patched", "action", "notify_only", "protected", "unresolved")
-    }
+    buckets: dict[str, list[Item]] = {k: [] for k in BUCKETS}
     not_affected = 0
     for r in rows:
         if r.policy == "skip":
             continue
-        if r.outcome is Outcome.PATCHED:
-            buckets["patched"].append(_item(r))
-        elif r.outcome is Outcome.ALREADY_PATCHED:
-            buckets["protected"].append(_item(r))
-        elif r.outcome in _ACTION:
-            buckets["action"].append(_item(r))
-        elif r.outcome in _UNRESOLVED:
-            buckets["unresolved"].append(_item(r))
-        elif r.outcome is Outcome.SKIPPED and r.policy == "notify-only":
-            buckets["protected" if _found_fix(r) else "notify_only"].append(_item(r))
+        if r.outcome is Outcome.SKIPPED:
+            if r.policy == "notify-only":
+                buckets["protected" if _found_fix(r) else "notify_only"].append(_item(r))
         elif r.outcome is Outcome.NOT_AFFECTED:
             not_affected += 1
+        else:
+            buckets[_BUCKET.get(r.outcome.value, "action")].append(_item(r))
     if held is None and buckets["unresolved"] and not unresolved_ok:
         held = (
             f"{len(buckets['unresolved'])} installation(s) unreachable or failed with an "

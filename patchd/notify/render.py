@@ -27,8 +27,9 @@ from markupsafe import Markup
 
 from patchd.bundle.manifest import Manifest
 from patchd.errors import UsageError
+from patchd.ledger.emails import told_key
 from patchd.notify.explain import Language, explain, specifics
-from patchd.notify.group import Item, Notice
+from patchd.notify.group import BUCKETS, Item, Notice
 from patchd.report.formats import escape_text
 
 _HEADER_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -61,9 +62,13 @@ def parse_address(value: str, what: str = "--from") -> Address:
     return Address(display_name=clean_header(name), username=user, domain=domain)
 
 
-def message_id(run_id: int, customer_id: str, bundle_id: str, domain: str) -> str:
-    """The deterministic Message-ID of the email of ``run_id`` to ``customer_id``."""
-    digest = hashlib.sha256(f"{run_id}\0{customer_id}\0{bundle_id}".encode()).hexdigest()[:12]
+def message_id(
+    run_id: int, customer_id: str, bundle_id: str, domain: str, told_key: str = ""
+) -> str:
+    """The deterministic Message-ID of the email of ``run_id`` to ``customer_id`` telling
+    the content ``told_key`` (see :func:`patchd.ledger.emails.told_key`)."""
+    seed = f"{run_id}\0{customer_id}\0{bundle_id}" + (f"\0{told_key}" if told_key else "")
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
     return f"<patchd-run{run_id}-{customer_id}-{digest}@{domain}>"
 
 
@@ -188,10 +193,7 @@ class Renderer:
                 "summary": self.bundle.summary(lang),
             },
             "support": self.settings.support or sender.addr_spec,
-            **{
-                name: [self._item(i, lang) for i in getattr(notice, name)]
-                for name in ("patched", "action", "notify_only", "protected", "unresolved")
-            },
+            **{name: [self._item(i, lang) for i in getattr(notice, name)] for name in BUCKETS},
             "not_affected": notice.not_affected,
         }
 
@@ -213,7 +215,11 @@ class Renderer:
         msg["Subject"] = subject
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = message_id(
-            notice.run_id, notice.customer_id, self.bundle.id, self.settings.domain
+            notice.run_id,
+            notice.customer_id,
+            self.bundle.id,
+            self.settings.domain,
+            told_key(notice.told),
         )
         msg["Auto-Submitted"] = "auto-generated"
         msg["X-Patchd-Run"] = str(notice.run_id)

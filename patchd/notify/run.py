@@ -1,7 +1,16 @@
-"""``patchd notify`` as a library call: plan a run's emails, then preview or send them."""
+"""``patchd notify`` as a library call: plan a run's (or a bundle's) emails, then preview or
+send them.
+
+Emails tell the *current* state of each installation over all runs of the bundle
+(:mod:`patchd.ledger.current`): a rolled-back installation is never told it is patched,
+and the canary's ``patched`` is what a customer reads, not the rest's ``already-patched``.
+A customer already told exactly this about the bundle (in any run) gets nothing new:
+status ``already-sent``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -9,10 +18,11 @@ from pathlib import Path
 from patchd.bundle.manifest import Bundle
 from patchd.errors import BundleError, UsageError
 from patchd.inventory import Inventory
+from patchd.ledger import current as ledger_current
 from patchd.ledger import emails as ledger_emails
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
-from patchd.ledger.models import RunStatus
+from patchd.ledger.models import Result, Run, RunStatus
 from patchd.notify.group import Notice, plan_notices
 from patchd.notify.preview import write_preview
 from patchd.notify.render import BundleFacts, MailSettings, Renderer
@@ -36,6 +46,29 @@ class NotifyRow:
     detail: str | None = None
 
 
+def _check_bundle(run: Run, bundle: Bundle) -> None:
+    if bundle.id != run.bundle_id or bundle.manifest.digest != run.bundle_digest:
+        raise BundleError(
+            f"run {run.id} rolled out bundle {run.bundle_id} ({run.bundle_digest[:12]}), "
+            f"not this one ({bundle.id}, {bundle.manifest.digest[:12]})",
+            where=str(bundle.path),
+        )
+
+
+def _finished(run: Run) -> None:
+    if run.dry_run:
+        raise UsageError(f"run {run.id} is a dry run: nothing was done to tell customers about")
+    if run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
+        raise UsageError(f"run {run.id} is {run.status.value}: finish (resume) it first")
+
+
+def current_of_run(ledger: Ledger, run: Run) -> list[Result]:
+    """The results of ``run``, each replaced by its installation's current result over
+    every real run of the bundle."""
+    merged = {(r.account, r.path): r for r in ledger_current.bundle_results(ledger, run.bundle_id)}
+    return [merged.get((r.account, r.path), r) for r in ledger_runs.results(ledger, run.id)]
+
+
 def plan_run(
     ledger: Ledger,
     run_id: int,
@@ -45,25 +78,49 @@ def plan_run(
     all_clear: bool = False,
     include_unresolved: bool = False,
 ) -> list[Notice]:
-    """The notices of a finished, non-dry run of ``bundle``; UsageError/BundleError if not."""
+    """The notices of a finished, non-dry run of ``bundle`` (current states, see the
+    module); UsageError/BundleError if not."""
     run = ledger_runs.get_run(ledger, run_id)
-    if run.dry_run:
-        raise UsageError(f"run {run_id} is a dry run: nothing was done to tell customers about")
-    if run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
-        raise UsageError(f"run {run_id} is {run.status.value}: finish (resume) it first")
-    if bundle.id != run.bundle_id or bundle.manifest.digest != run.bundle_digest:
-        raise BundleError(
-            f"run {run_id} rolled out bundle {run.bundle_id} ({run.bundle_digest[:12]}), "
-            f"not this one ({bundle.id}, {bundle.manifest.digest[:12]})",
-            where=str(bundle.path),
-        )
+    _finished(run)
+    _check_bundle(run, bundle)
     return plan_notices(
         run_id,
-        ledger_runs.results(ledger, run_id),
+        current_of_run(ledger, run),
         inventory,
         all_clear=all_clear,
         include_unresolved=include_unresolved,
     )
+
+
+def plan_bundle(
+    ledger: Ledger,
+    inventory: Inventory,
+    bundle: Bundle,
+    *,
+    all_clear: bool = False,
+    include_unresolved: bool = False,
+) -> list[Notice]:
+    """One notice per customer over every real run of ``bundle``: the current state of
+    each installation. The email is filed under the newest run naming the customer."""
+    runs = ledger_current.real_runs(ledger, bundle.id)
+    if not runs:
+        raise UsageError(f"bundle {bundle.id} has no run that wrote (only dry runs, or none)")
+    for run in runs:
+        _finished(run)
+        _check_bundle(run, bundle)
+    results = ledger_current.bundle_results(ledger, bundle.id)
+    newest: dict[str, int] = {}
+    for run in runs:
+        for r in ledger_runs.results(ledger, run.id):
+            newest[r.customer_id or ""] = run.id
+    notices = plan_notices(
+        runs[-1].id,
+        results,
+        inventory,
+        all_clear=all_clear,
+        include_unresolved=include_unresolved,
+    )
+    return [dataclasses.replace(n, run_id=newest.get(n.customer_id, n.run_id)) for n in notices]
 
 
 def _row(n: Notice, status: str, detail: str | None = None) -> NotifyRow:
@@ -81,7 +138,7 @@ def _row(n: Notice, status: str, detail: str | None = None) -> NotifyRow:
 
 def notify_run(
     ledger: Ledger,
-    run_id: int,
+    run_id: int | None,
     inventory: Inventory,
     bundle: Bundle,
     settings: MailSettings,
@@ -93,42 +150,44 @@ def notify_run(
     retry_pending: bool = False,
     limiter: RateLimiter | None = None,
 ) -> list[NotifyRow]:
-    """Preview (``preview`` folder) or send (``smtp``) the emails of ``run_id``."""
+    """Preview (``preview`` folder) or send (``smtp``) the emails of ``run_id``, or of
+    every run of ``bundle`` when ``run_id`` is None (one email per customer per bundle)."""
     if (preview is None) == (smtp is None):
         raise UsageError("choose exactly one of --preview DIR and --send")
-    notices = plan_run(
-        ledger,
-        run_id,
-        inventory,
-        bundle,
-        all_clear=all_clear,
-        include_unresolved=include_unresolved,
-    )
+    options = {"all_clear": all_clear, "include_unresolved": include_unresolved}
+    if run_id is None:
+        notices = plan_bundle(ledger, inventory, bundle, **options)
+    else:
+        notices = plan_run(ledger, run_id, inventory, bundle, **options)
     renderer = Renderer(BundleFacts.from_manifest(bundle.manifest), settings)
     rows: list[NotifyRow] = []
     ready: list[tuple[Notice, EmailMessage]] = []
     for n in notices:
         if n.held:
             rows.append(_row(n, "held", n.held))
-        else:
-            ready.append((n, renderer.render(n)))
+            continue
+        told = ledger_emails.told_before(ledger, bundle.id, n.customer_id)
+        if told is not None and all(told.get(k) == v for k, v in n.told.items()):
+            rows.append(_row(n, "already-sent", "told this before about this bundle"))
+            continue
+        ready.append((n, renderer.render(n)))
     if preview is not None:
         for n, msg in ready:
-            path = write_preview(preview, run_id, n.customer_id, msg)
-            state = ledger_emails.email_state(ledger, run_id, n.customer_id)
+            path = write_preview(preview, n.run_id, n.customer_id, msg)
+            key = ledger_emails.told_key(n.told)
+            state = ledger_emails.email_state(ledger, n.run_id, n.customer_id, key)
             note = f"ledger: {state.state.value}" if state else None
             rows.append(_row(n, "previewed", f"{path}" + (f" ({note})" if note else "")))
     else:
         assert smtp is not None
-        by_id = {n.customer_id: n for n, _ in ready}
         sent = send_messages(
             ledger,
-            run_id,
-            [(n.customer_id, msg) for n, msg in ready],
+            [(n, msg) for n, msg in ready],
             smtp,
             retry_pending=retry_pending,
             limiter=limiter,
         )
+        by_id = {n.customer_id: n for n, _ in ready}
         for s in sent:
             rows.append(_row(by_id[s.customer_id], s.status, s.error or s.message_id))
     return sorted(rows, key=lambda r: r.customer)

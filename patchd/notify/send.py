@@ -19,6 +19,7 @@ from patchd.errors import LedgerError
 from patchd.ledger import emails as ledger_emails
 from patchd.ledger.db import Ledger
 from patchd.ledger.models import EmailState
+from patchd.notify.group import Notice
 
 
 @dataclass(frozen=True)
@@ -106,20 +107,20 @@ class _Connection:
 
 def send_messages(
     ledger: Ledger,
-    run_id: int,
-    messages: Iterable[tuple[str, EmailMessage]],
+    messages: Iterable[tuple[Notice, EmailMessage]],
     settings: SmtpSettings,
     *,
     retry_pending: bool = False,
     limiter: RateLimiter | None = None,
 ) -> list[SendOutcome]:
-    """Send ``(customer_id, message)`` pairs of ``run_id``; one :class:`SendOutcome` each."""
+    """Send each notice's message (filed under the notice's run, keyed by what it tells);
+    one :class:`SendOutcome` each."""
     limiter = limiter or RateLimiter(settings.rate_per_minute)
     conn = _Connection(settings)
     out: list[SendOutcome] = []
     try:
-        for customer_id, msg in messages:
-            out.append(_send_one(ledger, run_id, customer_id, msg, conn, limiter, retry_pending))
+        for notice, msg in messages:
+            out.append(_send_one(ledger, notice, msg, conn, limiter, retry_pending))
     finally:
         conn.drop()
     return out
@@ -127,15 +128,16 @@ def send_messages(
 
 def _send_one(
     ledger: Ledger,
-    run_id: int,
-    customer_id: str,
+    notice: Notice,
     msg: EmailMessage,
     conn: _Connection,
     limiter: RateLimiter,
     retry_pending: bool,
 ) -> SendOutcome:
+    run_id, customer_id, told = notice.run_id, notice.customer_id, notice.told
+    key = ledger_emails.told_key(told)
     recipient = msg["To"].addresses[0].addr_spec
-    current = ledger_emails.email_state(ledger, run_id, customer_id)
+    current = ledger_emails.email_state(ledger, run_id, customer_id, key)
     if current is not None and current.state is EmailState.SENT:
         return SendOutcome(customer_id, current.recipient, current.message_id, "already-sent")
     if current is not None and current.state is EmailState.PENDING and not retry_pending:
@@ -155,6 +157,7 @@ def _send_one(
             message_id=str(msg["Message-ID"]),
             recipient=recipient,
             subject=str(msg["Subject"]),
+            told=told,
             retry_pending=retry_pending,
         )
     except LedgerError as exc:  # NOTE: another notify process got there first
@@ -172,7 +175,7 @@ def _send_one(
     except (smtplib.SMTPException, OSError) as exc:
         conn.drop()
         error = f"{type(exc).__name__}: {exc}"
-        ledger_emails.mark_failed(ledger, run_id, customer_id, error)
+        ledger_emails.mark_failed(ledger, run_id, customer_id, error, key)
         return SendOutcome(customer_id, recipient, record.message_id, "failed", error)
-    ledger_emails.mark_sent(ledger, run_id, customer_id)
+    ledger_emails.mark_sent(ledger, run_id, customer_id, key)
     return SendOutcome(customer_id, recipient, record.message_id, "sent")

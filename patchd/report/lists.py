@@ -12,11 +12,20 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
+from patchd.errors import UsageError
+from patchd.ledger import current as ledger_current
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
+from patchd.ledger.models import Result
 from patchd.notify.explain import explain
 from patchd.outcomes import SUCCESS_OUTCOMES, Outcome
-from patchd.report.results import RESULT_COLUMNS, ResultFilter, run_json, success_rate
+from patchd.report.results import (
+    RESULT_COLUMNS,
+    ResultFilter,
+    result_row,
+    run_json,
+    success_rate,
+)
 
 #: Columns of ``patchd report`` (table, CSV, HTML), in order. Stable: documented in
 #: docs/support.md. The first nine are DESIGN.md's result keys.
@@ -27,7 +36,13 @@ HOST_COLUMNS: tuple[str, ...] = ("host", "total", "success", "failed", "success_
 
 #: Outcomes listed in the failure list (and counted as "failed" per host).
 FAILURE_OUTCOMES = frozenset(
-    {Outcome.DRY_RUN_FAILED, Outcome.APPLY_FAILED, Outcome.UNREACHABLE, Outcome.ERROR}
+    {
+        Outcome.DRY_RUN_FAILED,
+        Outcome.APPLY_FAILED,
+        Outcome.ROLLED_BACK,
+        Outcome.UNREACHABLE,
+        Outcome.ERROR,
+    }
 )
 
 #: The groups of the table output, in order: (title, outcomes).
@@ -39,9 +54,9 @@ GROUPS: tuple[tuple[str, frozenset[Outcome]], ...] = (
 )
 
 
-def _host_rows(ledger: Ledger, run_id: int) -> list[dict[str, Any]]:
+def _host_rows(results: list[Result]) -> list[dict[str, Any]]:
     per: dict[str, Counter[str]] = {}
-    for r in ledger_runs.results(ledger, run_id):
+    for r in results:
         per.setdefault(r.host, Counter())[r.outcome.value] += 1
     rows: list[dict[str, Any]] = []
     for host in sorted(per):
@@ -70,9 +85,65 @@ def report_data(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) ->
     data = run_json(ledger, run_id, flt)
     for row in data["results"]:
         row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
-    data["per_host"] = _host_rows(ledger, run_id)
+    data["per_host"] = _host_rows(ledger_runs.results(ledger, run_id))
     data["filters"] = {k: v for k, v in asdict(flt).items() if v is not None}
     return data
+
+
+def _matches(r: Result, flt: ResultFilter) -> bool:
+    return all(
+        want is None or want == got
+        for want, got in (
+            (flt.outcome, r.outcome.value),
+            (flt.reason, r.reason.value if r.reason else None),
+            (flt.host, r.host),
+            (flt.customer, r.customer_id),
+            (flt.account, r.account),
+        )
+    )
+
+
+def bundle_report_data(
+    ledger: Ledger, bundle_id: str, flt: ResultFilter | None = None
+) -> dict[str, Any]:
+    """The report over every run of ``bundle_id`` that wrote: one current result per
+    installation (:mod:`patchd.ledger.current`), each with the ``run`` it comes from.
+
+    The keys of :func:`report_data`, with ``run`` the newest run, ``runs`` every run
+    merged and ``status`` ``merged``.
+    """
+    flt = flt or ResultFilter()
+    runs = ledger_current.real_runs(ledger, bundle_id)
+    if not runs:
+        raise UsageError(f"the ledger has no run of bundle {bundle_id} that wrote")
+    merged = ledger_current.bundle_results(ledger, bundle_id)
+    counts = Counter(r.outcome.value for r in merged)
+    order = [o.value for o in Outcome]
+    summary = {
+        o: counts[o]
+        for o in sorted(
+            counts, key=lambda o: (o not in order, order.index(o) if o in order else 0, o)
+        )
+    }
+    rows = []
+    for r in merged:
+        if _matches(r, flt):
+            row = result_row(r)
+            row["run"] = r.run_id
+            row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
+            rows.append(row)
+    return {
+        "run": runs[-1].id,
+        "runs": [r.id for r in runs],
+        "bundle": bundle_id,
+        "dry_run": False,
+        "status": "merged",
+        "summary": summary,
+        "success_rate": success_rate(summary),
+        "results": rows,
+        "per_host": _host_rows(merged),
+        "filters": {k: v for k, v in asdict(flt).items() if v is not None},
+    }
 
 
 def grouped(results: list[dict[str, Any]], *, all_groups: bool) -> list[tuple[str, list]]:

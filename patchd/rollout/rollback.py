@@ -49,8 +49,8 @@ def rollback_run(
     ledger_runs.get_run(ledger, run_id)
     patched = [
         r
-        for r in ledger_runs.results(ledger, run_id, outcome=Outcome.PATCHED, account=account)
-        if r.journal
+        for r in ledger_runs.results(ledger, run_id, account=account)
+        if r.journal and _to_undo(ledger, run_id, r)
     ]
     if not patched:
         what = f"account {account} in run {run_id}" if account else f"run {run_id}"
@@ -112,7 +112,33 @@ def rollback_run(
                 )
             )
             _mark_files(ledger, run_id, it)
+            _mark_result(ledger, run_id, it)
     return items
+
+
+def _to_undo(ledger: Ledger, run_id: int, r: Result) -> bool:
+    """Whether rollback acts on ``r``: patched, or rolled back with files left in conflict
+    (a second rollback, after the operator resolved them, restores the rest)."""
+    if r.outcome is Outcome.PATCHED:
+        return True
+    if r.outcome is not Outcome.ROLLED_BACK:
+        return False
+    files = ledger_runs.touched_files(ledger, run_id, r.account)
+    return any(f.path == r.path and f.state is FileState.ROLLBACK_CONFLICT for f in files)
+
+
+def _mark_result(ledger: Ledger, run_id: int, item: dict[str, Any]) -> None:
+    """Record the installation as ``rolled-back`` once any file of it holds its original
+    again: the fix is then no longer whole, whatever conflicts are left."""
+    files = item.get("files", [])
+    restored = [f for f in files if f.get("status") not in ("conflict", "failed")]
+    if not restored:
+        return
+    conflicts = [f["path"] for f in files if f.get("status") in ("conflict", "failed")]
+    detail = f"rolled back {len(restored)} file(s) with patchd rollback (was patched)"
+    if conflicts:
+        detail += "; left as changed since the patch: " + ", ".join(conflicts)
+    ledger_runs.mark_rolled_back(ledger, run_id, item["account"], item["path"], detail)
 
 
 def _mark_files(ledger: Ledger, run_id: int, item: dict[str, Any]) -> None:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from patchd.errors import LedgerError
 from patchd.ledger import Ledger
-from patchd.ledger.emails import email_state, list_emails, mark_failed, mark_pending, mark_sent
+from patchd.ledger.emails import (
+    email_state,
+    list_emails,
+    mark_failed,
+    mark_pending,
+    mark_sent,
+    told_before,
+    told_key,
+)
 from patchd.ledger.models import EmailState
 from patchd.ledger.runs import create_run
 
@@ -17,7 +27,7 @@ def run_id(ledger: Ledger) -> int:
 
 
 def _pending(
-    ledger: Ledger, run_id: int, customer: str = "c501", mid: str = "<1@patchd>", **kw: bool
+    ledger: Ledger, run_id: int, customer: str = "c501", mid: str = "<1@patchd>", **kw: Any
 ):
     return mark_pending(
         ledger,
@@ -94,5 +104,23 @@ def test_message_ids_unique_and_emails_per_run(ledger: Ledger, run_id: int) -> N
 
 
 def test_email_needs_existing_run(ledger: Ledger) -> None:
-    with pytest.raises(LedgerError, match="FOREIGN KEY"):
+    with pytest.raises(LedgerError, match="no run 404"):
         _pending(ledger, 404)
+
+
+def test_one_email_per_content_and_what_was_told(ledger: Ledger, run_id: int) -> None:
+    told = {"p1:html": "patched"}
+    _pending(ledger, run_id, told=told)
+    mark_sent(ledger, run_id, "c501", told_key(told))
+    assert told_before(ledger, "wp-2024-001", "c501") == told
+    assert told_before(ledger, "wp-2024-001", "c999") is None
+    # the same content again is refused; new content (a rollback) is its own email
+    with pytest.raises(LedgerError, match="already sent"):
+        _pending(ledger, run_id, mid="<2@patchd>", told=told)
+    after = {"p1:html": "rolled-back"}
+    rec = _pending(ledger, run_id, mid="<3@patchd>", told=after)
+    assert rec.told == after and rec.told_key == told_key(after) != told_key(told)
+    assert rec.bundle_id == "wp-2024-001"
+    mark_sent(ledger, run_id, "c501", told_key(after))
+    assert told_before(ledger, "wp-2024-001", "c501") == after
+    assert [e.told for e in list_emails(ledger, run_id)] == [told, after]

@@ -141,3 +141,38 @@ def test_split_statements_keeps_strings_and_triggers() -> None:
 def test_split_statements_refuses_incomplete() -> None:
     with pytest.raises(ValueError, match="incomplete"):
         split_statements("CREATE TABLE t (a TEXT DEFAULT 'open")
+
+
+def test_0006_keeps_old_emails_and_fills_what_they_told(tmp_path: Path) -> None:
+    """A ledger written before 0006: its emails survive the rebuilt table, each with what
+    it told taken from its run's results (no result was rolled back before 0006)."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    before = [m for m in MIGRATIONS if m[0] < "0006"]
+    apply_migrations(conn, before)
+    conn.execute(
+        "INSERT INTO runs (id, bundle_id, bundle_digest, started_at, status, dry_run, "
+        "options_key) VALUES (1, 'wp-1', 'd', '2024-01-01', 'finished', 0, 'k')"
+    )
+    for account, outcome in (("p1", "patched"), ("p2", "not-affected")):
+        conn.execute(
+            "INSERT INTO results (run_id, account, customer_id, host, path, outcome, "
+            "updated_at) VALUES (1, ?, 'c1', 'web01', 'html', ?, '2024-01-01')",
+            (account, outcome),
+        )
+    conn.execute(
+        "INSERT INTO emails (run_id, customer_id, message_id, recipient, subject, state, "
+        "attempts, created_at, sent_at) VALUES (1, 'c1', '<m@x>', 'c1@x.example', 's', "
+        "'sent', 1, '2024-01-01', '2024-01-01')"
+    )
+    conn.close()
+    with open_ledger(path) as ledger:
+        from patchd.ledger.emails import list_emails, told_before
+
+        (mail,) = list_emails(ledger, 1)
+        assert mail.message_id == "<m@x>" and mail.bundle_id == "wp-1"
+        assert mail.told == {"p1:html": "patched"}
+        assert told_before(ledger, "wp-1", "c1") == {"p1:html": "patched"}
+        assert ledger.query_one("SELECT rolled_back_at FROM results WHERE account = 'p1'") == {
+            "rolled_back_at": None
+        }

@@ -48,12 +48,12 @@ def _renderer(world: NotifyWorld, **settings: object) -> Renderer:
 def test_crlf_in_customer_strings_cannot_inject_headers(
     world: NotifyWorld, smtp_server: SMTPServer
 ) -> None:
-    msg = _renderer(world).render(_evil_notice(world.run))
+    notice = _evil_notice(world.run)
+    msg = _renderer(world).render(notice)
     with open_ledger(world.ledger) as ledger:
         out = send_messages(
             ledger,
-            world.run,
-            [("c-evil", msg)],
+            [(notice, msg)],
             SmtpSettings(host=smtp_server.host, port=smtp_server.port),
             limiter=RateLimiter(6000),
         )

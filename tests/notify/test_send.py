@@ -5,6 +5,11 @@ from __future__ import annotations
 import re
 import sqlite3
 
+from patchd.bundle.manifest import load_bundle
+from patchd.inventory import load_inventory
+from patchd.ledger import open_ledger
+from patchd.ledger.emails import mark_pending
+from patchd.notify.run import plan_run
 from tests.notify.conftest import ACCOUNTS, EMAIL, NotifyWorld
 from tests.support.smtp import Received, SMTPServer
 
@@ -163,15 +168,22 @@ def test_failed_send_is_retried_on_the_next_run(
 def test_pending_from_a_crash_is_not_sent_again(
     world: NotifyWorld, smtp_server: SMTPServer
 ) -> None:
-    db = sqlite3.connect(world.ledger)
-    db.execute(
-        "INSERT INTO emails (run_id, customer_id, message_id, recipient, subject, state, "
-        "attempts, created_at) VALUES (?, 'c-en', '<x@y>', 'c-en@mail.example', 's', "
-        "'pending', 1, '2024-01-01T00:00:00+00:00')",
-        (world.run,),
-    )
-    db.commit()
-    db.close()
+    # (a notify process died after recording the email pending: what it would have told)
+    inventory = load_inventory(world.inventory)
+    with open_ledger(world.ledger) as ledger:
+        bundle = load_bundle(world.bundle)
+        (notice,) = [
+            n for n in plan_run(ledger, world.run, inventory, bundle) if n.customer_id == "c-en"
+        ]
+        mark_pending(
+            ledger,
+            world.run,
+            "c-en",
+            message_id="<x@y>",
+            recipient="c-en@mail.example",
+            subject="s",
+            told=notice.told,
+        )
     res = _send(world, smtp_server)
     status = {e["customer"]: e["status"] for e in res.json["emails"]}
     assert status["c-en"] == "pending"
