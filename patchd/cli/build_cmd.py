@@ -37,7 +37,10 @@ _PATH = click.Path(exists=False, path_type=Path)
 @click.option("--title", help="Bundle title.")
 @click.option("--cms", help="Expected CMS (checked against the detected one).")
 @click.option("--component", default="core", show_default=True)
-@click.option("--affected", help="Affected versions, e.g. 6.4.0-6.4.2 (default: OLD + backports).")
+@click.option(
+    "--affected",
+    help="Affected versions, e.g. 12.4.0-12.4.10 (default: OLD's branch up to OLD).",
+)
 @click.option("--fixed-in", help="Version with the fix (default: NEW's version).")
 @click.option("--advisory", "advisories", multiple=True, help="Advisory or CVE id (repeatable).")
 @click.option("--severity", type=click.Choice(SEVERITIES), default="high", show_default=True)
@@ -139,6 +142,13 @@ def build_command(
         f"({summary['split']} split, {summary['undecided']} undecided dropped); "
         f"variants: {', '.join(v.versions for v in result.manifest.variants)}"
     )
+    if result.report.uncovered:
+        click.echo(
+            f"affected {result.manifest.affected}; no variant for "
+            f"{', '.join(result.report.uncovered)} (their installations get dry-run-failed, "
+            "no-variant: update needed)",
+            err=True,
+        )
     for v in manual:
         click.echo(
             f"backport {v.version}: needs manual work for "

@@ -43,6 +43,7 @@ def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None
             "hunks": [e for e in full["hunks"] if e["decision"] == "kept" or not only_kept],
             "variants": full["variants"],
             "validation": full["validation"],
+            "uncovered": full["uncovered"],
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -73,6 +74,12 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
     out(f"  summary (de): {manifest.summary.de}")
     for v in manifest.variants:
         out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files")
+    if report.uncovered:
+        out(
+            f"  no variant (installations: dry-run-failed, no-variant): "
+            f"{', '.join(report.uncovered)}",
+            "yellow",
+        )
     for v in report.variants:
         if v.status != "ok":
             out(f"  backport {v.version}: needs manual work", "yellow")
