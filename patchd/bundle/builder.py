@@ -116,6 +116,7 @@ class BuildOptions:
     summary_en: str | None = None
     created_at: str | None = None
     php: str | None = None
+    lint: bool = True
     workdir: Path | None = None
 
 
@@ -408,7 +409,9 @@ def build_bundle(
     """Build, validate and write the bundle ``<opts.out>/<id>`` (see the module docstring)."""
     progress = progress or SilentProgress()
     _check_options(opts)
-    php = find_php(opts.php)
+    # NOTE: without --no-lint a missing PHP is an error, never a silently skipped check;
+    # with it the manifest says which check did not run (issue 17).
+    php = find_php(opts.php) if opts.lint else None
     stamp = created_at(opts.created_at)
     chain = default_chain(
         rules_file=opts.rules,
@@ -486,7 +489,7 @@ def _backport(
     old: OpenedRelease,
     minimal: MinimalPatch,
     opts: BuildOptions,
-    php: str,
+    php: str | None,
 ) -> tuple[OpenedRelease, Ported]:
     rel = open_input(source, work, what="backport release")
     if rel.installation.cms != old.installation.cms:
@@ -594,6 +597,7 @@ def _write(
         "variants": variants,
         "created_at": stamp,
         "patchd_version": __version__,
+        "skipped_checks": [] if opts.lint else ["php-lint"],
     }
     checks: list[CheckEntry] = list(main.checks)
     for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version)):

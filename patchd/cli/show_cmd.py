@@ -70,6 +70,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         f"  built from {report.old.source} ({report.old.version}) and "
         f"{report.new.source} ({report.new.version}) at {manifest.created_at}"
     )
+    if manifest.skipped_checks:
+        out(f"  not checked: {', '.join(manifest.skipped_checks)} (built with --no-lint)", "yellow")
     out(f"  summary (en): {manifest.summary.en}")
     out(f"  summary (de): {manifest.summary.de}")
     for v in manifest.variants:
