@@ -4,11 +4,22 @@ Build three minimal security bundles from fixture release tarballs (WordPress-, 
 and Roundcube-shaped), generate a fleet of accounts with installations of every family,
 scan it, roll every bundle out, roll one out again, and print the lists support works
 from. Everything happens below one folder; nothing else on the machine is touched.
+
+The demo's own work goes to ``<folder>/demo/`` (its ledger, bundles, fleet and backups).
+With ``tour=True`` (``patchd demo --keep``) the folder also gets the inputs of README.md's
+tour, untouched by the demo: the WordPress release tarballs, ``rules.yaml``,
+``matrices/wordpress.yaml``, a fresh fleet (``accounts.yaml``, ``accounts/``) and an empty
+ledger in ``.patchd/``, so every tour command runs verbatim there.
+
+NOTE: the demo needs only Python (issue 17): without ``php`` on PATH the bundles are built
+with ``--no-lint`` and one line says so; the fleet's accounts name no PHP binary, so the
+rollouts lint nothing either.
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +35,11 @@ from patchd.outcomes import Outcome
 from patchd.report.lists import FAILURE_OUTCOMES, report_data
 from patchd.rollout.run import RolloutOptions, run_rollout
 from patchd.scanner import run_scan
-from patchd_fixtures.bundles import RECIPES, build_args
+from patchd_fixtures.bundles import RECIPES, RULES, build_args
 from patchd_fixtures.fleet import generate_fleet
+from patchd_fixtures.releases import write_release_archive
+
+MATRICES = RULES.parent / "matrices"
 
 FAMILIES = ("wordpress", "typo3", "roundcube")
 #: NOTE: the demo's security team raises the WordPress patch's minimum PHP to 7.4, so the
@@ -33,6 +47,11 @@ FAMILIES = ("wordpress", "typo3", "roundcube")
 DEMO_MIN_PHP = {"wordpress": "7.4"}
 DEFAULT_ACCOUNTS = 60
 DEFAULT_SEED = 3
+#: The line printed when the demo runs without PHP.
+NO_PHP_NOTE = (
+    "PHP checks skipped: no 'php' on PATH, so patched files are not linted with 'php -l' "
+    "(bundles built with --no-lint). To enable them: apt-get install php-cli"
+)
 
 
 @dataclass
@@ -42,18 +61,22 @@ class DemoResult:
     workdir: Path
     ledger: Path
     inventory: Path
+    php_checked: bool = True
+    tour: bool = False
     bundles: list[Path] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
 
-def _build(family: str, workdir: Path, console: Console) -> Path:
+def _build(family: str, workdir: Path, console: Console, *, lint: bool) -> Path:
     from patchd.cli.main import cli
 
     args = build_args(family, workdir / "releases", workdir / "git", workdir / "patches")
     if family in DEMO_MIN_PHP:
         args[args.index("--min-php") + 1] = DEMO_MIN_PHP[family]
+    if not lint:
+        args.append("--no-lint")
     shown = [a.replace(str(workdir) + "/", "") for a in args]
     console.print(f"[dim]$ patchd build {shlex.join(shown)}[/dim]")
     code = cli.main(["build", *args], prog_name="patchd", standalone_mode=False)
@@ -78,18 +101,27 @@ def run_demo(
     accounts: int = DEFAULT_ACCOUNTS,
     seed: int = DEFAULT_SEED,
     console: Console | None = None,
+    tour: bool = False,
+    php: str | None = "php",
 ) -> DemoResult:
-    """Run the pipeline below ``workdir`` (created if missing) and print what happens."""
+    """Run the pipeline below ``workdir/demo`` (created if missing) and print what happens;
+    with ``tour``, also lay out README.md's tour in ``workdir``. ``php``: the binary to look
+    for on PATH (None: act as if there was none)."""
     console = console or Console()
+    top = workdir
+    workdir = top / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
     ledger_path = workdir / "ledger.db"
-    result = DemoResult(workdir, ledger_path, workdir / "fleet" / "accounts.yaml")
+    lint = php is not None and shutil.which(php) is not None
+    result = DemoResult(top, ledger_path, workdir / "fleet" / "accounts.yaml", php_checked=lint)
     backups = workdir / "backups"
     backups.mkdir(mode=0o700, exist_ok=True)
     backups.chmod(0o700)
 
     console.rule("1/5 build: minimal security bundles from two release tarballs each")
-    bundles = [_build(family, workdir, console) for family in FAMILIES]
+    if not lint:
+        console.print(NO_PHP_NOTE, markup=False)
+    bundles = [_build(family, workdir, console, lint=lint) for family in FAMILIES]
     result.bundles = bundles
 
     console.rule(f"2/5 fleet: {accounts} customer accounts on two hosts")
@@ -156,4 +188,21 @@ def run_demo(
                     r.get("explanation") or r["detail"] or "",
                 )
             console.print(table)
+    if tour:
+        prepare_tour(top, accounts=accounts, seed=seed)
+        result.tour = True
     return result
+
+
+def prepare_tour(folder: Path, *, accounts: int, seed: int) -> None:
+    """Lay out README.md's tour in ``folder``: release tarballs, rules, matrix, a fresh
+    fleet and an empty ledger (``.patchd/``), none of them touched by the demo."""
+    for version in ("6.4.0", "6.4.1", "6.4.2", "6.4.3"):
+        write_release_archive("wordpress", version, folder)
+    shutil.copyfile(RULES / f"{RECIPES['wordpress'][0]}.yaml", folder / "rules.yaml")
+    (folder / "matrices").mkdir(exist_ok=True)
+    shutil.copyfile(MATRICES / "wordpress.yaml", folder / "matrices" / "wordpress.yaml")
+    generate_fleet(folder, accounts, seed=seed, hosts=["web01", "web02"])
+    # NOTE: the tour's commands find this ledger from the folder (and its subfolders),
+    # whatever ledger a parent folder holds.
+    open_ledger(folder / ".patchd" / "ledger.db").close()

@@ -161,3 +161,29 @@ def _split_range(part: str) -> tuple[str, str] | None:
             if right[:1].isdigit() and _VERSION_RE.match(left) and _VERSION_RE.match(right):
                 return left, right
     return None
+
+
+def branch_start(version: str) -> Version:
+    """The first release of ``version``'s branch: ``12.4.10`` -> ``12.4.0``, ``6.4.2`` ->
+    ``6.4.0`` (which equals WordPress's ``6.4``); a two-part version starts its own branch
+    (``6.4`` -> ``6.4``). A pre-release's branch starts at its own version."""
+    v = Version.parse(version)
+    if v.pre is not None or len(v.nums) < 3:
+        return v
+    first = ".".join(str(n) for n in (*v.nums[:-1], 0))
+    return Version.parse(first)
+
+
+def releases_in(r: VersionRange) -> list[Version] | None:
+    """Every release a range spans when they can be counted (same length, differing only
+    in the last number, no pre-release: ``12.4.0-12.4.3`` -> four); None otherwise."""
+    low, high = r.low, r.high
+    if low.pre is not None or high.pre is not None or len(low.nums) != len(high.nums):
+        return None
+    if low.nums[:-1] != high.nums[:-1]:
+        return None
+    head = ".".join(str(n) for n in low.nums[:-1])
+    return [
+        Version.parse(f"{head}.{n}" if head else str(n))
+        for n in range(low.nums[-1], high.nums[-1] + 1)
+    ]

@@ -49,9 +49,12 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
     ``args``: ``{"run_id", "dry_run", "resumed", "backup_dir", "min_php", "max_file_size",
     "variants": {name: [FilePatch json]} (or only "variants_key" after the first batch of
     a session, see :func:`_file_patches`), "installations": [{"account", "root", "path",
-    "variant", "uid", "php", "php_binary", "apply"}]}``. Items: ``{"account", "path",
-    "outcome", "reason", "detail", "journal", "files", "applied", "traceback"}`` where
-    ``applied`` says whether apply was attempted (policy auto and not a dry run).
+    "variant", "candidates", "uid", "php", "php_binary", "apply"}]}``. ``variant`` is None
+    for an installation whose version is unreadable: then every variant named in
+    ``candidates`` is dry-run and the one that fits is used (see :func:`_pick_variant`).
+    Items: ``{"account", "path", "outcome", "reason", "detail", "journal", "files",
+    "applied", "traceback", "variant"}`` where ``applied`` says whether apply was attempted
+    (policy auto and not a dry run) and ``variant`` names the variant used.
     """
     patches = _file_patches(args)
     items = args.get("installations") or []
@@ -73,9 +76,11 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
         "files": [],
         "applied": False,
         "traceback": None,
+        "variant": inst.get("variant"),
     }
     try:
-        files = patches[inst["variant"]]
+        name = inst.get("variant")
+        files = patches[name] if name else {c: patches[c] for c in inst.get("candidates") or ()}
         who = privdrop.identity(inst["root"], inst.get("uid"))
         do_apply = bool(inst.get("apply")) and not args.get("dry_run")
         if do_apply and args.get("resumed", True):
@@ -156,16 +161,16 @@ def _error_fields(exc: Exception) -> JSONDict:
 
 def _work(
     args: JSONDict,
-    files: List[Any],  # noqa: UP006
+    files: Any,
     inst: JSONDict,
     expected_uid: Optional[int],  # noqa: UP045
     do_apply: bool,
     channel: Any,
 ) -> JSONDict:
     """Dry-run or apply one installation; the item fields. ``channel`` is the worker's
-    pipe to the root parent (None: in this process, with the store used directly)."""
-    from patchd.patcher import installation
-    from patchd.patcher.privdrop import ProxyStore
+    pipe to the root parent (None: in this process, with the store used directly).
+    ``files`` is the variant's file patches, or {variant name: file patches} of the
+    candidates when the installation's version is unreadable."""
     from patchd.patcher.safewrite import MAX_FILE_SIZE
 
     common = {
@@ -175,6 +180,87 @@ def _work(
         "php_binary": inst.get("php_binary"),
         "max_file_size": int(args.get("max_file_size") or MAX_FILE_SIZE),
     }
+    if not isinstance(files, dict):
+        return _work_variant(args, files, inst, do_apply, channel, common)
+    try:
+        picked = _pick_variant(files, inst, common)
+    except Exception as exc:
+        return _error_fields(exc)
+    if isinstance(picked, dict):
+        return picked
+    name, chosen = picked
+    out = _work_variant(args, chosen, inst, do_apply, channel, common)
+    note = f"version unreadable; the only variant that fits is {name}"
+    out["detail"] = f"{note}: {out.get('detail') or ''}".rstrip(": ")
+    out["variant"] = name
+    return out
+
+
+#: Dry-run failure reasons that mean the variant's hunks matched the files (the
+#: installation is of that variant's version; something else stops the patch).
+_FITS_BUT = ("php-incompatible", "lint-failed")
+
+
+def _pick_variant(
+    candidates: Dict[str, List[Any]],  # noqa: UP006
+    inst: JSONDict,
+    common: JSONDict,
+) -> Any:
+    """(name, file patches) of the one candidate variant that fits an installation whose
+    version is unreadable, or the item fields of its failure.
+
+    A variant fits when its dry run applies exactly, finds the fix present (every hunk
+    reverse-applies), or applies but fails only for PHP reasons. Variants that fit with the
+    same effect (same files, same pre- and post-images, or all already patched) count as
+    one. None fitting, or several with different effects: ``dry-run-failed`` with reason
+    ``version-unknown``; when every candidate failed on an unsafe file, that failure.
+    """
+    from patchd.patcher import installation
+
+    fits: Dict[Any, List[str]] = {}  # noqa: UP006
+    first: Dict[str, str] = {}  # noqa: UP006
+    unsafe = None
+    for name in sorted(candidates):
+        dr = installation.dry_run(inst["root"], inst["path"], candidates[name], **common)
+        reason = None if dr.reason is None else str(dr.reason)
+        if dr.status == "already-patched":
+            effect: Any = "already-patched"
+        elif dr.status == "applicable" or reason in _FITS_BUT:
+            effect = tuple((f.rel, f.pre_sha256, f.post_sha256) for f in dr.files) or name
+        else:
+            if reason == "unsafe-path" and unsafe is None:
+                unsafe = dr
+            first.setdefault(name, dr.detail)
+            continue
+        fits.setdefault(effect, []).append(name)
+    if len(fits) == 1:
+        names = next(iter(fits.values()))
+        return names[0], candidates[names[0]]
+    if not fits and unsafe is not None and len(first) == len(candidates):
+        return {"outcome": "dry-run-failed", "reason": "unsafe-path", "detail": unsafe.detail}
+    if fits:
+        why = "variants with different changes fit: " + ", ".join(
+            names[0] for names in fits.values()
+        )
+    else:
+        why = f"none of the {len(candidates)} variants fits" + "".join(
+            f"; {name}: {detail}" for name, detail in list(first.items())[:3]
+        )
+    return {"outcome": "dry-run-failed", "reason": "version-unknown", "detail": why}
+
+
+def _work_variant(
+    args: JSONDict,
+    files: List[Any],  # noqa: UP006
+    inst: JSONDict,
+    do_apply: bool,
+    channel: Any,
+    common: JSONDict,
+) -> JSONDict:
+    """Dry-run or apply one variant on one installation (see :func:`_work`)."""
+    from patchd.patcher import installation
+    from patchd.patcher.privdrop import ProxyStore
+
     try:
         if do_apply:
             res = installation.apply(

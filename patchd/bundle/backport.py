@@ -51,7 +51,7 @@ def port_patch(
     *,
     version: str,
     fuzz: int,
-    php: str,
+    php: str | None,
 ) -> Ported:
     """Port ``patches`` to the release ``read`` reads (its version is ``version``)."""
     manual: list[ManualHunk] = []

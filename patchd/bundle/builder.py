@@ -75,7 +75,7 @@ from patchd.progress import Progress, SilentProgress
 from patchd.release.archive import open_release
 from patchd.release.tree import FileChange, ReleaseDiff, diff_trees
 from patchd.releases import detect_release
-from patchd.versions import Version, VersionSet
+from patchd.versions import Version, VersionSet, branch_start, releases_in
 
 #: The interactive review: undecided hunks in, replacement verdicts by hunk id out.
 Reviewer = Callable[[Sequence[ClassifiedHunk]], dict[str, Verdict]]
@@ -116,6 +116,7 @@ class BuildOptions:
     summary_en: str | None = None
     created_at: str | None = None
     php: str | None = None
+    lint: bool = True
     workdir: Path | None = None
 
 
@@ -408,7 +409,9 @@ def build_bundle(
     """Build, validate and write the bundle ``<opts.out>/<id>`` (see the module docstring)."""
     progress = progress or SilentProgress()
     _check_options(opts)
-    php = find_php(opts.php)
+    # NOTE: without --no-lint a missing PHP is an error, never a silently skipped check;
+    # with it the manifest says which check did not run (issue 17).
+    php = find_php(opts.php) if opts.lint else None
     stamp = created_at(opts.created_at)
     chain = default_chain(
         rules_file=opts.rules,
@@ -486,7 +489,7 @@ def _backport(
     old: OpenedRelease,
     minimal: MinimalPatch,
     opts: BuildOptions,
-    php: str,
+    php: str | None,
 ) -> tuple[OpenedRelease, Ported]:
     rel = open_input(source, work, what="backport release")
     if rel.installation.cms != old.installation.cms:
@@ -507,6 +510,37 @@ def _backport(
         entry = VariantEntry(rel.version, None, "manual", ported.entry.offsets, manual)
         ported = Ported(rel.version, entry, None, ported.checks, {})
     return rel, ported
+
+
+def default_affected(old: str, backports: Sequence[str]) -> str:
+    """``--affected`` when not given: OLD's branch from its first release up to OLD
+    (``12.4.0-12.4.10``), plus every backport release outside it.
+
+    NOTE (issue 13): not just the versions that got a variant; an affected version without
+    one is reported ``no-variant`` (update needed), never ``not-affected``.
+    """
+    branch = VersionSet.parse(f"{branch_start(old)}-{old}")
+    extra = sorted({Version.parse(b) for b in backports if b not in branch}, key=lambda v: v.key)
+    return ",".join([str(branch), *(str(v) for v in extra)])
+
+
+def uncovered_versions(affected: str, variant_sets: Sequence[str]) -> list[str]:
+    """The versions of ``affected`` no variant covers (for the build report); a range whose
+    releases cannot be counted is listed whole when one of its ends is uncovered."""
+    sets = [VersionSet.parse(v) for v in variant_sets]
+
+    def covered(v: Version) -> bool:
+        return any(v in s for s in sets)
+
+    out: list[str] = []
+    for r in VersionSet.parse(affected).ranges:
+        releases = releases_in(r)
+        if releases is None:
+            if not (covered(r.low) and covered(r.high)):
+                out.append(str(r))
+            continue
+        out.extend(str(v) for v in releases if not covered(v))
+    return out
 
 
 def _write(
@@ -543,12 +577,7 @@ def _write(
                 "files": touched_files(p.patches, rel.read, p.patched),
             }
         )
-    affected = opts.affected or ",".join(
-        sorted(
-            {old.version, *(p.version for _, p in stored)},
-            key=Version.parse,
-        )
-    )
+    affected = opts.affected or default_affected(old.version, [p.version for _, p in ported])
     cms = old.installation.cms
     fixed_in = opts.fixed_in or new.version
     fields = {
@@ -568,6 +597,7 @@ def _write(
         "variants": variants,
         "created_at": stamp,
         "patchd_version": __version__,
+        "skipped_checks": [] if opts.lint else ["php-lint"],
     }
     checks: list[CheckEntry] = list(main.checks)
     for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version)):
@@ -582,6 +612,7 @@ def _write(
             p.entry for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version))
         ),
         validation=tuple(checks),
+        uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -104,6 +104,9 @@ class Manifest(_Model):
     digest: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     patchd_version: str = __version__
+    skipped_checks: tuple[Literal["php-lint"], ...] = Field(
+        default=(), description="validation checks the build did not run (--no-lint)"
+    )
 
     @field_validator("id")
     @classmethod
@@ -251,8 +254,11 @@ def write_bundle(path: Path, manifest_fields: dict, diffs: dict[str, bytes]) -> 
     (path / VARIANTS_DIR).mkdir(parents=True, exist_ok=True)
     for name, data in diffs.items():
         (path / name).write_bytes(data)
-    text = yaml.safe_dump(
-        manifest.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
-    )
+    data = manifest.model_dump(mode="json")
+    if not data["skipped_checks"]:
+        # NOTE: written only when a check was skipped, so fully checked bundles keep the
+        # manifest shape they had before the key existed.
+        del data["skipped_checks"]
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     (path / MANIFEST).write_text(text, encoding="utf-8")
     return manifest

@@ -13,7 +13,11 @@ the security team's scripts read them); keys may be added, none renamed::
                 "text"}],
      "variants": [{"version", "file", "status": "ok"|"manual", "offsets",
                    "manual": [{"hunk", "path", "reason"}]}],
-     "validation": [{"variant", "check", "ok", "detail"}]}
+     "validation": [{"variant", "check", "ok", "detail"}],
+     "uncovered": [VERSION, ...]}
+
+``uncovered`` lists the versions of the affected set that no variant covers: their
+installations get ``dry-run-failed`` with reason ``no-variant`` (update needed).
 
 ``decision`` is what the bundle does with the hunk: an ``undecided`` verdict is dropped
 (and says so in ``verdict``). ``text`` is the hunk as unified diff text (``@@`` header
@@ -109,6 +113,7 @@ class BuildReport:
     hunks: tuple[HunkEntry, ...]
     variants: tuple[VariantEntry, ...] = ()
     validation: tuple[CheckEntry, ...] = ()
+    uncovered: tuple[str, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -133,6 +138,7 @@ class BuildReport:
             "hunks": [asdict(h) for h in self.hunks],
             "variants": [asdict(v) for v in self.variants],
             "validation": [asdict(c) for c in self.validation],
+            "uncovered": list(self.uncovered),
         }
 
     def dumps(self) -> str:
@@ -161,6 +167,7 @@ class BuildReport:
                 for v in data.get("variants", ())
             ),
             validation=tuple(CheckEntry(**c) for c in data.get("validation", ())),
+            uncovered=tuple(data.get("uncovered", ())),
         )
 
 

@@ -84,10 +84,13 @@ def validate_patch(
     read_old: ReadFile,
     *,
     variant: str,
-    php: str,
+    php: str | None,
     read_new: ReadFile | None = None,
 ) -> Validated:
-    """Run every check on ``patches`` against the release ``read_old`` reads (see module)."""
+    """Run every check on ``patches`` against the release ``read_old`` reads (see module).
+
+    ``php`` None skips ``php -l`` (``patchd build --no-lint``; the manifest records it).
+    """
     checks: list[CheckEntry] = []
     patched: dict[str, bytes | None] = {}
 
@@ -125,7 +128,8 @@ def validate_patch(
             back = apply_file(fp, new, reverse=True, fuzz=0)
             detail = fp.path if back.ok else f"{fp.path}: {back.reason}"
             add("reverse-applies-on-new", back.ok, detail)
-    checks.extend(lint_php(patched, php=php, variant=variant))
+    if php is not None:
+        checks.extend(lint_php(patched, php=php, variant=variant))
     return Validated(tuple(checks), patched)
 
 

@@ -37,7 +37,10 @@ _PATH = click.Path(exists=False, path_type=Path)
 @click.option("--title", help="Bundle title.")
 @click.option("--cms", help="Expected CMS (checked against the detected one).")
 @click.option("--component", default="core", show_default=True)
-@click.option("--affected", help="Affected versions, e.g. 6.4.0-6.4.2 (default: OLD + backports).")
+@click.option(
+    "--affected",
+    help="Affected versions, e.g. 12.4.0-12.4.10 (default: OLD's branch up to OLD).",
+)
 @click.option("--fixed-in", help="Version with the fix (default: NEW's version).")
 @click.option("--advisory", "advisories", multiple=True, help="Advisory or CVE id (repeatable).")
 @click.option("--severity", type=click.Choice(SEVERITIES), default="high", show_default=True)
@@ -46,6 +49,11 @@ _PATH = click.Path(exists=False, path_type=Path)
 @click.option("--summary-en", help="Customer-facing summary, English.")
 @click.option("--created-at", help="Manifest time, ISO 8601 (default: SOURCE_DATE_EPOCH or now).")
 @click.option("--php", help="PHP binary for 'php -l' (default: php on PATH).")
+@click.option(
+    "--no-lint",
+    is_flag=True,
+    help="Do not lint patched PHP files (no PHP needed); the manifest records the skip.",
+)
 @click.option("--workdir", type=_PATH, help="Where archives are extracted (default: temporary).")
 @click.option(
     "--out", type=_PATH, default=Path("patches"), show_default=True, help="Bundle parent folder."
@@ -76,10 +84,13 @@ def build_command(
     summary_en: str | None,
     created_at: str | None,
     php: str | None,
+    no_lint: bool,
     workdir: Path | None,
     out: Path,
 ) -> None:
     """Diff two releases, keep the security hunks, write a bundle under --out."""
+    if no_lint and php is not None:
+        raise UsageError("--no-lint and --php contradict each other: give one")
     if review and rules is None:
         raise UsageError("--review records decisions as rules: give --rules FILE")
     if rules is not None and not review and not rules.is_file():
@@ -115,6 +126,7 @@ def build_command(
         summary_en=summary_en,
         created_at=created_at,
         php=php,
+        lint=not no_lint,
         workdir=workdir,
         **({"security_pattern": pattern} if pattern is not None else {}),
     )
@@ -139,6 +151,19 @@ def build_command(
         f"({summary['split']} split, {summary['undecided']} undecided dropped); "
         f"variants: {', '.join(v.versions for v in result.manifest.variants)}"
     )
+    click.echo(
+        f"affected versions: {result.manifest.affected}"
+        + ("" if affected else " (OLD's branch up to OLD; give --affected to change it)")
+    )
+    if result.report.uncovered:
+        click.echo(
+            f"affected {result.manifest.affected}; no variant for "
+            f"{', '.join(result.report.uncovered)} (their installations get dry-run-failed, "
+            "no-variant: update needed)",
+            err=True,
+        )
+    if no_lint:
+        click.echo("php -l skipped (--no-lint): patched PHP files were not linted", err=True)
     for v in manual:
         click.echo(
             f"backport {v.version}: needs manual work for "

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from patchd.cli.output import stdout_console
-from patchd.demo import DEFAULT_ACCOUNTS, DEFAULT_SEED, run_demo
+from patchd.demo import DEFAULT_ACCOUNTS, DEFAULT_SEED, NO_PHP_NOTE, run_demo
 
 
 @click.command(name="demo")
@@ -29,7 +29,11 @@ from patchd.demo import DEFAULT_ACCOUNTS, DEFAULT_SEED, run_demo
     default=None,
     help="Work here instead of a new temporary folder (kept afterwards).",
 )
-@click.option("--keep", is_flag=True, help="Keep the temporary folder to look around.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the temporary folder, with the inputs of README.md's tour, and print it.",
+)
 def demo_command(accounts: int, seed: int, workdir: Path | None, keep: bool) -> None:
     """Build, scan, roll out and report on a generated fleet, in a temporary folder.
 
@@ -40,21 +44,27 @@ def demo_command(accounts: int, seed: int, workdir: Path | None, keep: bool) -> 
     console = stdout_console()
     temporary = workdir is None
     folder = workdir or Path(tempfile.mkdtemp(prefix="patchd-demo-"))
+    kept = not temporary or keep
     console.print(f"patchd demo in {folder}")
     try:
-        result = run_demo(folder, accounts=accounts, seed=seed, console=console)
+        result = run_demo(folder, accounts=accounts, seed=seed, console=console, tour=kept)
     finally:
-        if temporary and not keep:
+        if not kept:
             shutil.rmtree(folder, ignore_errors=True)
     seen = ", ".join(f"{k}={v}" for k, v in sorted(result.outcomes.items()))
     console.print(f"\noutcomes over all runs: {seen}")
-    if temporary and not keep:
+    if not result.php_checked:
+        console.print(NO_PHP_NOTE, markup=False)
+    if not kept:
         console.print("(the demo folder was removed; run with --keep to look around)")
         return
     run = result.runs[0]
+    demo = folder / "demo"
     console.print(
-        f"\nLook around in {folder}:\n"
-        f"  patchd --ledger {result.ledger} report {run} --format html -o report.html\n"
-        f"  patchd --ledger {result.ledger} notify {run} --accounts {result.inventory} "
-        f"--bundle {result.bundles[0]} --preview mails/"
+        f"\nThe demo's own ledger, bundles and fleet are in {demo}:\n"
+        f"  patchd --ledger {result.ledger} report {run}\n"
+        "\nFor the tour in README.md, go to the folder and run its commands there:\n"
+        f"  cd {folder}",
+        markup=False,
+        soft_wrap=True,
     )

@@ -43,6 +43,7 @@ def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None
             "hunks": [e for e in full["hunks"] if e["decision"] == "kept" or not only_kept],
             "variants": full["variants"],
             "validation": full["validation"],
+            "uncovered": full["uncovered"],
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -69,10 +70,18 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         f"  built from {report.old.source} ({report.old.version}) and "
         f"{report.new.source} ({report.new.version}) at {manifest.created_at}"
     )
+    if manifest.skipped_checks:
+        out(f"  not checked: {', '.join(manifest.skipped_checks)} (built with --no-lint)", "yellow")
     out(f"  summary (en): {manifest.summary.en}")
     out(f"  summary (de): {manifest.summary.de}")
     for v in manifest.variants:
         out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files")
+    if report.uncovered:
+        out(
+            f"  no variant (installations: dry-run-failed, no-variant): "
+            f"{', '.join(report.uncovered)}",
+            "yellow",
+        )
     for v in report.variants:
         if v.status != "ok":
             out(f"  backport {v.version}: needs manual work", "yellow")

@@ -79,6 +79,13 @@ _REASON: dict[Language, dict[str, str]] = {
             "The fixed files would not pass PHP's syntax check with this account's PHP version, "
             "so we did not install them"
         ),
+        "no-variant": (
+            "This version is affected, but there is no fix that fits it, so it must be updated"
+        ),
+        "version-unknown": (
+            "We could not read this installation's version, and none of our fixes fits its "
+            "files unambiguously, so it must be updated"
+        ),
     },
     "de": {
         "modified": (
@@ -98,9 +105,21 @@ _REASON: dict[Language, dict[str, str]] = {
             "Die korrigierten Dateien bestehen die PHP-Syntaxprüfung mit der PHP-Version dieses "
             "Kontos nicht; wir haben sie daher nicht eingespielt"
         ),
+        "no-variant": (
+            "Diese Version ist betroffen, aber es gibt keine Korrektur, die zu ihr passt; "
+            "sie muss aktualisiert werden"
+        ),
+        "version-unknown": (
+            "Wir konnten die Version dieser Installation nicht lesen, und keine unserer "
+            "Korrekturen passt eindeutig zu ihren Dateien; sie muss aktualisiert werden"
+        ),
     },
 }
 
+_AFFECTED_VERSION = re.compile(r"version (?P<version>\S+) is affected")
+_UPDATE_TO = re.compile(r"update to (?P<fixed>\S+) or newer")
+_FIXED_IN = {"en": "fixed in {fixed}", "de": "behoben in {fixed}"}
+_VERSION = {"en": "version {version}", "de": "Version {version}"}
 _FILE_HUNK = {"en": "file {file}, change {hunk}", "de": "Datei {file}, Änderung {hunk}"}
 _PHP_WORDS = {
     "en": "needs PHP {need} or newer, the account has PHP {have}",
@@ -128,6 +147,15 @@ def specifics(reason: str | None, detail: str | None, lang: Language) -> str:
         m = _PHP.search(rest)
         if m:
             return _PHP_WORDS[lang].format(need=m["need"], have=m["have"])
+    if reason in (Reason.NO_VARIANT.value, Reason.VERSION_UNKNOWN.value):
+        parts = []
+        version = _AFFECTED_VERSION.search(rest)
+        if version:
+            parts.append(_VERSION[lang].format(version=version["version"]))
+        fixed = _UPDATE_TO.search(rest)
+        if fixed:
+            parts.append(_FIXED_IN[lang].format(fixed=fixed["fixed"]))
+        return "; ".join(parts)
     return rest
 
 

@@ -2,8 +2,13 @@
 
 An installation is a target when its CMS is the bundle's, its version (of the core, or of
 the bundle's component when that is an extension/plugin) is in the bundle's affected
-versions, and a variant covers it; everything else is ``not-affected`` with the reason
-in words.
+versions, and a variant covers it. ``not-affected`` is only for a known version outside
+the affected set, another CMS, or an absent component.
+
+NOTE (issue 13): a vulnerable installation is never ``not-affected``. A version in the
+affected set without a variant is ``no-variant`` (dry-run-failed: update needed), and an
+installation whose version cannot be read is ``version-unknown``: the host tries every
+variant's dry run (forward and reverse) and uses the one that applies, if exactly one does.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from patchd.bundle.manifest import Bundle, Variant
 from patchd.engine.model import FilePatch
+from patchd.versions import Version
 
 
 class InstalledExtension(Protocol):
@@ -53,21 +59,35 @@ class Installed(Protocol):
     def extensions(self) -> Sequence[InstalledExtension]: ...
 
 
+#: What matching decided for one installation: a ``target`` (a variant covers its
+#: version), ``not-affected``, ``no-variant`` (affected, no variant covers the version) or
+#: ``version-unknown`` (the version is unreadable: every variant is a candidate).
+MatchKind = Literal["target", "not-affected", "no-variant", "version-unknown"]
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """The verdict of matching one installation against a bundle."""
 
     installation: Installed
-    variant: Variant | None  # None: not affected
+    variant: Variant | None  # the variant for a target; None otherwise
     version: str | None  # the version that was compared (core or component)
     why: str  # the not-affected reason, or what matched
     path: str = ""  # where the files to patch are (relative to the account root)
     unsafe: str | None = None  # affected, but its files may not be touched (why)
     layout: str = ""  # "" or a key of LAYOUTS: the bundle's paths are rewritten for it
+    kind: MatchKind = "not-affected"
 
     @property
     def affected(self) -> bool:
-        return self.variant is not None
+        """Known to be vulnerable: its version is in the affected set (with or without a
+        variant). An unreadable version is neither affected nor not-affected."""
+        return self.kind in ("target", "no-variant")
+
+    @property
+    def checked_on_host(self) -> bool:
+        """Whether the host must dry-run it (a target, or an unreadable version)."""
+        return self.kind in ("target", "version-unknown")
 
 
 _SYSEXT = re.compile(r"^typo3/sysext/([a-z0-9_]+)/")
@@ -135,15 +155,28 @@ def needs_extensions(bundle: Bundle) -> bool:
     return bundle.manifest.component not in ("core", "", bundle.manifest.cms)
 
 
-def component_version(bundle: Bundle, inst: Installed) -> tuple[str | None, str | None]:
-    """(version compared, problem) for the bundle's component in ``inst``."""
+def component_version(bundle: Bundle, inst: Installed) -> tuple[str | None, str | None, bool]:
+    """(version compared, problem, component present) for the bundle's component in
+    ``inst``; ``problem`` is set when the version is unknown or the component absent."""
     component = bundle.manifest.component
     if not needs_extensions(bundle):
-        return inst.version, None if inst.version else "version unknown"
+        return inst.version, None if inst.version else "version unknown", True
     for ext in inst.extensions:
         if ext.name == component:
-            return ext.version, None if ext.version else f"{component} version unknown"
-    return None, f"component {component} not installed"
+            return ext.version, None if ext.version else f"{component} version unknown", True
+    return None, f"component {component} not installed", False
+
+
+def no_variant_detail(version: str, fixed_in: str | None) -> str:
+    """The ``detail`` of a ``no-variant`` result (support and the emails read it back)."""
+    update = f"update to {fixed_in} or newer" if fixed_in else "update to the newest version"
+    return f"no-variant: version {version} is affected and no variant covers it; {update}"
+
+
+def version_unknown_detail(problem: str, fixed_in: str | None, tried: str = "") -> str:
+    """The ``detail`` of a ``version-unknown`` result."""
+    update = f"update to {fixed_in} or newer" if fixed_in else "update to the newest version"
+    return f"version-unknown: {problem}{tried}; {update}"
 
 
 def match_installation(bundle: Bundle, inst: Installed) -> Match:
@@ -183,14 +216,31 @@ class Matcher:
         m = self.bundle.manifest
         if inst.cms != m.cms:
             return Match(inst, None, inst.version, f"not {m.cms} ({inst.cms})", inst.path)
-        version, problem = component_version(self.bundle, inst)
-        if problem is not None or version is None:
+        version, problem, present = component_version(self.bundle, inst)
+        if not present:
+            return Match(inst, None, version, f"{problem}", inst.path)
+        if problem is not None or version is None or not _parses(version):
+            problem = problem or f"version {version!r} unreadable"
             detail = f"{problem}" + (f": {inst.version_error}" if inst.version_error else "")
-            return Match(inst, None, version, detail, inst.path)
+            path, unsafe = source_folder(inst)
+            return Match(
+                inst, None, version, detail, path, unsafe, layout_of(inst), "version-unknown"
+            )
         variant, why = self._verdict(version)
         if variant is None:
+            if self.bundle.is_affected(version):
+                detail = no_variant_detail(version, m.fixed_in)
+                return Match(inst, None, version, detail, inst.path, kind="no-variant")
             return Match(inst, None, version, why, inst.path)
         path, unsafe = source_folder(inst)
         if path != inst.path:
             why += f" (core files in {path}, used by {inst.path or 'the account root'})"
-        return Match(inst, variant, version, why, path, unsafe, layout_of(inst))
+        return Match(inst, variant, version, why, path, unsafe, layout_of(inst), "target")
+
+
+def _parses(version: str) -> bool:
+    try:
+        Version.parse(version)
+    except ValueError:
+        return False
+    return True

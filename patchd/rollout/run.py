@@ -36,7 +36,13 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
-from patchd.rollout.match import Match, Matcher, for_layout, needs_extensions
+from patchd.rollout.match import (
+    Match,
+    Matcher,
+    for_layout,
+    needs_extensions,
+    version_unknown_detail,
+)
 from patchd.scanner import run_scan
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.early import EarlyTransport
@@ -104,12 +110,21 @@ class _Target:
     layout: str
     cms: str
     php: str | None  # the installation's PHP from the scan (None: the account's)
+    unknown: str | None = None  # the version is unreadable: why (every variant is tried)
 
     @classmethod
     def of(cls, match: Match, account: Account) -> _Target:
         inst = match.installation
+        unknown = match.why if match.kind == "version-unknown" else None
         return cls(
-            account, match.path, match.version, match.variant, match.layout, inst.cms, inst.php
+            account,
+            match.path,
+            match.version,
+            match.variant,
+            match.layout,
+            inst.cms,
+            inst.php,
+            unknown,
         )
 
     @property
@@ -168,12 +183,18 @@ def _base(t: _Target) -> dict[str, Any]:
     }
 
 
-def _result_from_item(t: _Target, item: dict[str, Any], dry_run: bool) -> ResultRecord:
+def _result_from_item(
+    t: _Target, item: dict[str, Any], dry_run: bool, fixed_in: str | None = None
+) -> ResultRecord:
     """Turn an agent item into the installation's outcome (see DESIGN.md "Outcomes")."""
     base = _base(t)
     outcome = item.get("outcome")
     detail = item.get("detail") or ""
     reason = item.get("reason")
+    if t.unknown is not None:
+        base["variant"] = item.get("variant")
+        if reason == Reason.VERSION_UNKNOWN.value:
+            detail = version_unknown_detail(t.unknown, fixed_in, f" ({detail})")
     if outcome == "error":
         return ResultRecord(
             **base, outcome=Outcome.ERROR, detail=detail, error_traceback=item.get("traceback")
@@ -239,8 +260,9 @@ def _host_work(
     installations at once (at most the host's ``max_sessions``); with ``--canary`` one
     session only, so the count is exact.
     """
-    wanted = {(t.variant.file, t.layout) for t in targets if t.variant}
     by_file = {v.file: v for v in bundle.manifest.variants}
+    wanted = {(t.variant.file, t.layout) for t in targets if t.variant}
+    wanted |= {(name, t.layout) for t in targets if t.unknown is not None for name in by_file}
     payload_variants = {
         _variant_key(name, layout): [
             fp.to_json() for fp in for_layout(bundle.patches(by_file[name]), layout)
@@ -273,7 +295,7 @@ def _host_work(
             try:
                 for item in session.call("rollout", args):
                     t = by_key[(item["account"], item["path"])]
-                    record = _result_from_item(t, item, options.dry_run)
+                    record = _result_from_item(t, item, options.dry_run, bundle.manifest.fixed_in)
                     got.append((record, _touched_files(t, item)))
                     finished.append(t.key)
             finally:
@@ -303,6 +325,11 @@ def _host_work(
                     "root": t.account.root,
                     "path": t.path,
                     "variant": _variant_key(t.variant.file, t.layout) if t.variant else None,
+                    "candidates": (
+                        [_variant_key(name, t.layout) for name in by_file]
+                        if t.unknown is not None
+                        else []
+                    ),
                     "uid": t.account.uid,
                     "php": t.php or t.account.php,
                     "php_binary": t.account.php_binary,
@@ -537,10 +564,12 @@ def _match_and_roll_out(
         if t.key in done or t.key in seen:
             continue
         seen.add(t.key)
-        if not m.affected:
+        if m.kind == "not-affected":
             pending_records.append(
                 ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=m.why)
             )
+        elif m.kind == "no-variant":
+            pending_records.append(_no_variant(t, m.why))
         elif m.unsafe is not None:
             pending_records.append(
                 ResultRecord(
@@ -627,6 +656,22 @@ def _match_and_roll_out(
     if options.canary is not None and rec.canary_reached():
         return RunStatus.CANARY_STOPPED
     return RunStatus.FINISHED
+
+
+def _no_variant(t: _Target, detail: str) -> ResultRecord:
+    """The result of an installation whose version is affected but has no variant: on the
+    failure list (``dry-run-failed``, ``no-variant``), or ``skipped`` with that verdict
+    when the account's policy forbids writing (its customer is told to update either way).
+    """
+    if t.account.policy != "auto":
+        return ResultRecord(
+            **_base(t),
+            outcome=Outcome.SKIPPED,
+            detail=skipped_detail(t.account.policy, Outcome.DRY_RUN_FAILED.value, detail),
+        )
+    return ResultRecord(
+        **_base(t), outcome=Outcome.DRY_RUN_FAILED, reason=Reason.NO_VARIANT, detail=detail
+    )
 
 
 def _accounts_of_error(e: Any, accounts: dict[str, Account]) -> list[Account]:

@@ -166,7 +166,7 @@ def test_review_through_piped_stdin_records_rules_that_rebuild_the_same(tmp_path
     assert again.exit_code == 0, again.output
     assert (out / "wp-r2" / "patch.diff").read_bytes() == patch
     report = load_bundle(out / "wp-r2")
-    assert report.manifest.affected == "6.4.2"
+    assert report.manifest.affected == "6.4.0-6.4.2"  # the branch up to OLD (issue 13)
 
 
 def test_validation_failure_writes_nothing(tmp_path: Path) -> None:

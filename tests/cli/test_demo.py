@@ -17,7 +17,7 @@ def test_demo_shows_every_kind_of_outcome(tmp_path: Path) -> None:
     assert result.reasons["modified"] > 0, result.reasons
     assert result.reasons["php-incompatible"] > 0, result.reasons
     # the bundles were built in the demo folder, not taken from the repository
-    assert sorted(p.name for p in (tmp_path / "demo" / "patches").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "demo" / "demo" / "patches").iterdir()) == [
         "rc-2026-001", "typo3-2026-001", "wp-2026-001",
     ]  # fmt: skip
     # the rerun of the first bundle patched nothing new

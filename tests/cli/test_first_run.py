@@ -1,0 +1,81 @@
+"""The first hour (issue 17): the demo without PHP, builds that skip linting on purpose."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from patchd.bundle.manifest import load_bundle
+from patchd.cli.main import cli
+from patchd.demo import NO_PHP_NOTE
+from patchd_fixtures.releases import write_release_archive
+from tests.cli.nophp import path_without_php
+
+RULES = Path(__file__).resolve().parents[2] / "fixtures" / "rules" / "wp-2026-001.yaml"
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = path_without_php(tmp_path / "bin")
+    env.pop("PATCHD_LEDGER", None)
+    env["COLUMNS"] = "80"
+    return env
+
+
+def test_demo_runs_without_php_and_says_so(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert shutil.which("php", path=env["PATH"]) is None
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "patchd.cli.main", "demo", "--accounts", "20", "--keep"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    flat = " ".join(done.stdout.split())
+    assert NO_PHP_NOTE in flat
+    assert "outcomes over all runs: " in flat and "patched=" in flat
+    folder = Path(flat.split("patchd demo in ", 1)[1].split()[0])
+    # the bundles record that php -l did not run
+    manifest = load_bundle(folder / "demo" / "patches" / "wp-2026-001").manifest
+    assert manifest.skipped_checks == ("php-lint",)
+    assert f"cd {folder}" in flat
+    shutil.rmtree(folder)
+
+
+def test_build_needs_php_unless_no_lint_is_given(tmp_path: Path, monkeypatch) -> None:
+    old = write_release_archive("wordpress", "6.4.2", tmp_path)
+    new = write_release_archive("wordpress", "6.4.3", tmp_path)
+    monkeypatch.setenv("PATH", path_without_php(tmp_path / "bin"))
+    args = ["build", str(old), str(new), "--rules", str(RULES), "--out", str(tmp_path / "p")]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 2
+    assert "PHP binary 'php' not found" in refused.output
+    assert not (tmp_path / "p").exists()
+
+    built = CliRunner().invoke(cli, [*args, "--no-lint"])
+    assert built.exit_code == 0, built.output
+    assert "php -l skipped (--no-lint)" in built.output
+    assert "affected versions: 6.4.0-6.4.2 (OLD's branch up to OLD" in built.output
+    raw = yaml.safe_load((tmp_path / "p" / "wordpress-6.4.3" / "manifest.yaml").read_text())
+    assert raw["skipped_checks"] == ["php-lint"]
+    shown = CliRunner().invoke(cli, ["show", str(tmp_path / "p" / "wordpress-6.4.3")])
+    assert "not checked: php-lint (built with --no-lint)" in shown.output
+
+
+def test_a_fully_checked_manifest_has_no_skipped_checks_key(tmp_path: Path) -> None:
+    old = write_release_archive("wordpress", "6.4.2", tmp_path)
+    new = write_release_archive("wordpress", "6.4.3", tmp_path)
+    out = tmp_path / "p"
+    args = ["build", str(old), str(new), "--rules", str(RULES), "--out", str(out)]
+    built = CliRunner().invoke(cli, args)
+    assert built.exit_code == 0, built.output
+    raw = yaml.safe_load((out / "wordpress-6.4.3" / "manifest.yaml").read_text())
+    assert "skipped_checks" not in raw
+    assert load_bundle(out / "wordpress-6.4.3").manifest.skipped_checks == ()
