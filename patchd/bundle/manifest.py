@@ -1,19 +1,27 @@
 """The patch bundle on disk: ``patches/<id>/manifest.yaml`` and the diffs it names.
 
 A bundle is immutable once published: the manifest carries ``digest``, the sha256 over
-every diff file of the bundle (name and content), and :func:`load_bundle` refuses a bundle
-whose diffs do not match it. Rollouts pick the variant whose version set holds the
-installed version (``patch.diff`` for the affected versions it was built on,
-``variants/<versions>.diff`` for backports).
+every field of the manifest but the digest itself (what gates safety: affected versions,
+fixed-in, minimum PHP, the variants with their versions, files and hashes, CMS,
+component, advisories, severity, ...) and every diff file of the bundle (name and
+content). :func:`load_bundle` refuses a bundle whose manifest or diffs do not match it,
+and a bundle sealed by an older patchd (whose digest covered the diffs only) with the
+command that re-seals it after review (:func:`reseal_bundle`, ``patchd reseal``).
+Rollouts pick the variant whose version set holds the installed version (``patch.diff``
+for the affected versions it was built on, ``variants/<versions>.diff`` for backports).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -134,13 +142,48 @@ class Manifest(_Model):
 
 
 def diffs_digest(diffs: dict[str, bytes]) -> str:
-    """sha256 over every diff file's name and content, in name order."""
+    """sha256 over every diff file's name and content, in name order.
+
+    NOTE: this alone was a bundle's digest before issue 16 ("legacy" seal): it left the
+    manifest's safety gates (min_php, affected, variants, ...) open to silent edits.
+    """
     h = hashlib.sha256()
     for name in sorted(diffs):
         h.update(name.encode())
         h.update(b"\0")
         h.update(hashlib.sha256(diffs[name]).digest())
     return h.hexdigest()
+
+
+#: Domain separation of :func:`bundle_digest` (a legacy digest can never equal one).
+_DIGEST_V2 = b"patchd bundle digest v2\0"
+
+
+def covered_fields(manifest: Manifest, keys: Iterable[str]) -> dict[str, Any]:
+    """The normalised values of the manifest ``keys`` the digest covers (all given keys
+    but ``digest``), as JSON-ready data."""
+    covered = set(keys) - {"digest"}
+    return manifest.model_dump(mode="json", include=covered)
+
+
+def bundle_digest(fields: Mapping[str, Any], diffs: dict[str, bytes]) -> str:
+    """sha256 over the manifest's fields (canonical JSON, ``digest`` left out) and
+    :func:`diffs_digest` of the diffs."""
+    data = {k: v for k, v in fields.items() if k != "digest"}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    h = hashlib.sha256(_DIGEST_V2)
+    h.update(text.encode("utf-8"))
+    h.update(b"\0")
+    h.update(diffs_digest(diffs).encode("ascii"))
+    return h.hexdigest()
+
+
+#: What the digest covers, for messages and docs.
+DIGEST_COVERS = (
+    "every manifest field but digest (id, title, advisories, severity, cms, component, "
+    "affected, fixed_in, min_php, summary, variants with versions, files and hashes, "
+    "created_at, patchd_version, skipped_checks) and every diff file"
+)
 
 
 class Bundle:
@@ -188,7 +231,19 @@ class Bundle:
 
 
 def load_bundle(path: Path) -> Bundle:
-    """Load ``path`` (a bundle folder), validate the manifest, check the digest."""
+    """Load ``path`` (a bundle folder), validate the manifest, check the digest.
+
+    BundleError when the manifest or a diff differs from what the bundle was sealed with,
+    or when an older patchd sealed it (the message names ``patchd reseal``).
+    """
+    bundle, data = _read_bundle(path)
+    _check_digest(bundle, data)
+    return bundle
+
+
+def _read_bundle(path: Path) -> tuple[Bundle, dict[str, Any]]:
+    """The bundle at ``path`` with its manifest validated, digest NOT checked, and the
+    manifest's raw mapping."""
     where = str(path)
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
@@ -218,13 +273,69 @@ def load_bundle(path: Path) -> Bundle:
     ):
         name = f"{VARIANTS_DIR}/{extra.name}"
         diffs.setdefault(name, _read_diff(path, name))
-    if diffs_digest(diffs) != manifest.digest:
+    return Bundle(path, manifest, diffs), data
+
+
+def _check_digest(bundle: Bundle, data: Mapping[str, Any]) -> None:
+    where = str(bundle.path)
+    manifest = bundle.manifest
+    if bundle_digest(covered_fields(manifest, data), bundle.diffs) == manifest.digest:
+        return
+    if diffs_digest(bundle.diffs) == manifest.digest:
         raise BundleError(
-            "digest mismatch: the diffs differ from what the manifest was published with "
-            "(a bundle is immutable once published)",
+            "sealed by an older patchd: its digest covers the diffs only, not the manifest's "
+            "safety fields (affected, min_php, variants, severity, ...). Review manifest.yaml "
+            f"against the build report, then re-seal it with: patchd reseal {where}",
             where=where,
         )
-    return Bundle(path, manifest, diffs)
+    raise BundleError(
+        f"digest mismatch: {MANIFEST} or the diffs differ from what the bundle was sealed "
+        f"with (the digest covers {DIGEST_COVERS}); a bundle is immutable once published: "
+        "build a new one",
+        where=where,
+    )
+
+
+def reseal_bundle(path: Path) -> tuple[str, str]:
+    """Re-seal a bundle sealed by an older patchd: write its manifest again with a digest
+    covering the manifest's fields too. Returns (old digest, new digest).
+
+    Refused unless the old digest still matches the diffs (an edited diff is not
+    re-sealed) and the bundle is not sealed with the current digest already.
+    """
+    bundle, data = _read_bundle(path)
+    where = str(path)
+    old = bundle.manifest.digest
+    fields = covered_fields(bundle.manifest, data)
+    if bundle_digest(fields, bundle.diffs) == old:
+        raise BundleError("already sealed with the current digest; nothing to do", where=where)
+    if diffs_digest(bundle.diffs) != old:
+        raise BundleError(
+            "digest mismatch: the diffs differ from what the bundle was sealed with; "
+            "refusing to re-seal an edited bundle: build a new one",
+            where=where,
+        )
+    new = bundle_digest(fields, bundle.diffs)
+    out = dict(data)
+    out["digest"] = new
+    text = yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=100)
+    _replace_text(path / MANIFEST, text)
+    return old, new
+
+
+def _replace_text(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` atomically (temp file in the folder, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".manifest-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, target.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _read_diff(path: Path, name: str) -> bytes:
@@ -244,7 +355,7 @@ def write_bundle(path: Path, manifest_fields: dict, diffs: dict[str, bytes]) -> 
     if (path / MANIFEST).exists():
         raise BundleError("a bundle exists here already; bundles are immutable", where=str(path))
     fields = dict(manifest_fields)
-    fields["digest"] = diffs_digest(diffs)
+    fields["digest"] = ""
     try:
         manifest = Manifest.model_validate(fields)
     except ValidationError as exc:
@@ -259,6 +370,8 @@ def write_bundle(path: Path, manifest_fields: dict, diffs: dict[str, bytes]) -> 
         # NOTE: written only when a check was skipped, so fully checked bundles keep the
         # manifest shape they had before the key existed.
         del data["skipped_checks"]
+    data["digest"] = bundle_digest(data, diffs)
+    manifest = manifest.model_copy(update={"digest": data["digest"]})
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     (path / MANIFEST).write_text(text, encoding="utf-8")
     return manifest

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from patchd.apply_folder import FolderReport, apply_to_folder
+from patchd.bundle.manifest import load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.output import stdout_console
 from patchd.engine.parse import parse_diff
@@ -20,12 +21,17 @@ MAX_DIFF_SIZE = 64 * 1024 * 1024
 
 
 def read_patch_source(path: Path, variant: str | None) -> tuple[bytes, str]:
-    """The diff bytes of a ``.diff`` file or a bundle folder (``patch.diff`` or a variant)."""
+    """The diff bytes of a ``.diff`` file or a bundle folder (``patch.diff`` or a variant).
+
+    A bundle folder is loaded and its digest checked first, as ``rollout`` and ``show`` do:
+    an edited manifest or diff is refused.
+    """
     if path.is_dir():
         name = f"variants/{variant}.diff" if variant else "patch.diff"
-        target = path / name
-        if not target.is_file():
+        bundle = load_bundle(path)
+        if name not in bundle.diffs:
             raise UsageError(f"bundle {path} has no {name}")
+        return bundle.diffs[name], str(path / name)
     else:
         if variant:
             raise UsageError("--variant only applies to a bundle folder")

@@ -9,6 +9,7 @@ from __future__ import annotations
 COMMANDS: dict[str, str] = {
     "build": "patchd.cli.build_cmd:build_command",
     "show": "patchd.cli.show_cmd:show_command",
+    "reseal": "patchd.cli.reseal_cmd:reseal_command",
     "test": "patchd.cli.test_cmd:test_command",
     "scan": "patchd.cli.scan_cmd:scan_command",
     "scans": "patchd.cli.scan_cmd:scans_group",

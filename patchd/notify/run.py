@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from patchd.bundle.manifest import Bundle
+from patchd.bundle.manifest import Bundle, diffs_digest
 from patchd.errors import BundleError, UsageError
 from patchd.inventory import Inventory
 from patchd.ledger import current as ledger_current
@@ -47,7 +47,10 @@ class NotifyRow:
 
 
 def _check_bundle(run: Run, bundle: Bundle) -> None:
-    if bundle.id != run.bundle_id or bundle.manifest.digest != run.bundle_digest:
+    # NOTE: a run of a bundle sealed by an older patchd recorded the diffs-only digest; the
+    # same bundle re-sealed after review (patchd reseal) still describes that run.
+    digests = {bundle.manifest.digest, diffs_digest(bundle.diffs)}
+    if bundle.id != run.bundle_id or run.bundle_digest not in digests:
         raise BundleError(
             f"run {run.id} rolled out bundle {run.bundle_id} ({run.bundle_digest[:12]}), "
             f"not this one ({bundle.id}, {bundle.manifest.digest[:12]})",
