@@ -23,7 +23,14 @@ from patchd.inventory import Account, Inventory
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
 from patchd.ledger.db import Ledger
-from patchd.ledger.models import Extension, InstallationRecord, ScanStatus
+from patchd.ledger.models import (
+    Extension,
+    FileState,
+    InstallationRecord,
+    PatchedFile,
+    ScanStatus,
+)
+from patchd.outcomes import Outcome
 from patchd.progress import Progress, SilentProgress
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.pool import run_per_host
@@ -73,6 +80,7 @@ def scan_json(
                 "php": i.php,
                 "php_source": i.php_source,
                 "modified_files": list(i.modified_files),
+                "patched_files": [{"path": p.path, "bundle": p.bundle} for p in i.patched_files],
                 "facts": dict(i.facts),
             }
             for i in installations
@@ -103,11 +111,17 @@ def _release_key(cms: str, version: str) -> str:
 Sink = Callable[[list[InstallationRecord], list["ScanError"]], None]
 
 
+#: (account, installation path) -> file (relative to the installation) -> the post-images
+#: of bundles patchd applied there, ``[(sha256, bundle id), ...]``.
+PostImages = dict[tuple[str, str], dict[str, list[tuple[str, str]]]]
+
+
 def _scan_host(
     host: str,
     accounts: Sequence[Account],
     max_depth: int,
     checksums: dict[str, dict[str, str]],
+    post_images: PostImages,
     on_account: Callable[[], None],
     sink: Sink,
 ) -> Callable[[AgentSession], int]:
@@ -127,7 +141,7 @@ def _scan_host(
             for item in session.call("scan", {"accounts": batch}):
                 items.append(item)
                 on_account()
-            verified = _verify_batch(session, items, by_id, checksums)
+            verified = _verify_batch(session, items, by_id, checksums, post_images)
             sink(*_records(host, by_id, items, verified))
             done += len(batch)
         return done
@@ -140,10 +154,13 @@ def _verify_batch(
     items: list[dict[str, Any]],
     accounts: dict[str, Account],
     checksums: dict[str, dict[str, str]],
+    post_images: PostImages,
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Verify the core files of one batch's installations against registered releases."""
+    """Verify the core files of one batch's installations against registered releases
+    (and the post-images of the bundles patchd applied to them)."""
     verified: dict[tuple[str, str], dict[str, Any]] = {}
     wanted: list[dict[str, Any]] = []
+    known_of: dict[tuple[str, str], dict[str, list[tuple[str, str]]]] = {}
     by_folder: dict[tuple[str, str], list[str]] = defaultdict(list)
     sums: dict[str, dict[str, str]] = {}
     for it in items:
@@ -156,15 +173,26 @@ def _verify_batch(
                 sums[key] = _checksums_for(key, checksums)
             if (it["account"], folder) not in by_folder:
                 account = it["account"]
+                known_of[(account, folder)] = {}
                 wanted.append(
                     {
                         "account": account,
                         "root": str(accounts[account].root),
                         "path": folder,
                         "key": key,
+                        "known": known_of[(account, folder)],
                     }
                 )
             by_folder[(it["account"], folder)].append(inst["path"])
+            # NOTE: a rollout records a classic TYPO3 site's files under the source folder
+            # it patched (patchd.rollout.match.source_folder), others under the site.
+            for where in {inst["path"], folder}:
+                _add_known(
+                    known_of[(it["account"], folder)],
+                    post_images.get((it["account"], where), {}),
+                    where,
+                    folder,
+                )
     for start in range(0, len(wanted), BATCH):
         chunk = wanted[start : start + BATCH]
         for v in session.call("verify", {"checksums": sums, "installations": chunk}):
@@ -172,6 +200,22 @@ def _verify_batch(
             for inst_path in by_folder.get((v["account"], v["path"]), []):
                 verified[(v["account"], inst_path)] = v
     return verified
+
+
+def _add_known(
+    known: dict[str, list[tuple[str, str]]],
+    images: dict[str, list[tuple[str, str]]],
+    inst_path: str,
+    folder: str,
+) -> None:
+    """Add an installation's post-images to ``known``, keyed relative to ``folder`` (the
+    folder verified: the installation, or a TYPO3 site's shared source inside the account)."""
+    for rel, pairs in images.items():
+        full = posixpath.normpath(posixpath.join(inst_path, rel)) if inst_path else rel
+        inside = posixpath.relpath(full, folder) if folder else full
+        if inside == ".." or inside.startswith("../"):
+            continue
+        known.setdefault(inside, []).extend(p for p in pairs if p not in known[inside])
 
 
 #: Suffix of a checksum key whose paths are mapped to the TYPO3 composer layout.
@@ -244,10 +288,15 @@ def _records(
         for inst in item.get("installations", []):
             v = verified.get((account_id, inst["path"]))
             modified: list[str] = []
+            patched: list[PatchedFile] = []
             if v is not None:
                 if v.get("error"):
                     errors.append(ScanError(host, account_id, f"verify: {v['error']}", "folder"))
                 modified = sorted(v.get("modified", []) + v.get("missing", []))
+                patched = sorted(
+                    (PatchedFile(path=p["path"], bundle=p["bundle"]) for p in v.get("patched", [])),
+                    key=lambda p: p.path,
+                )
             records.append(
                 InstallationRecord(
                     account=account_id,
@@ -260,6 +309,7 @@ def _records(
                     php=item.get("php") or account.php,
                     php_source=item.get("php_source"),
                     modified_files=tuple(modified),
+                    patched_files=tuple(patched),
                     facts=inst.get("facts", {}),
                 )
             )
@@ -291,6 +341,7 @@ def run_scan(
     for account in accounts:
         by_host[account.host].append(account)
     checksums = _registered_checksums(ledger) if integrity else {}
+    post_images = applied_post_images(ledger) if checksums else {}
     digest = hashlib.sha256(inventory_path.read_bytes()).hexdigest()
     scan_id = ledger_scans.start_scan(
         ledger, inventory_path=str(inventory_path), inventory_sha256=digest, accounts=len(accounts)
@@ -312,7 +363,9 @@ def run_scan(
 
     progress.start(len(accounts), "scan")
     try:
-        outcome = _run(by_host, transports, max_depth, checksums, parallel, progress, sink)
+        outcome = _run(
+            by_host, transports, max_depth, checksums, post_images, parallel, progress, sink
+        )
     except BaseException:
         ledger_scans.finish_scan(ledger, scan_id, ScanStatus.FAILED)
         raise
@@ -343,13 +396,14 @@ def _run(
     transports: dict[str, Transport],
     max_depth: int,
     checksums: dict[str, dict[str, str]],
+    post_images: PostImages,
     parallel: int,
     progress: Progress,
     sink: Sink,
 ) -> dict[str, int | TransportError]:
     # NOTE: run_per_host passes only the session; the session names its host.
     works = {
-        h: _scan_host(h, accs, max_depth, checksums, progress.advance, sink)
+        h: _scan_host(h, accs, max_depth, checksums, post_images, progress.advance, sink)
         for h, accs in by_host.items()
     }
 
@@ -366,3 +420,22 @@ def _registered_checksums(ledger: Ledger) -> dict[str, dict[str, str]]:
         if files:
             sums[_release_key(release.cms, release.version)] = files
     return sums
+
+
+def applied_post_images(ledger: Ledger) -> PostImages:
+    """The post-image of every file patchd patched and has not rolled back, by
+    installation: from the ledger's touched files of results that are ``patched`` now
+    (a rolled-back or restored file is no longer patchd's)."""
+    out: PostImages = {}
+    for r in ledger.query(
+        "SELECT t.account, t.path, t.file, t.post_sha256, r.bundle_id FROM touched_files t "
+        "JOIN results x ON x.run_id = t.run_id AND x.account = t.account AND x.path = t.path "
+        "JOIN runs r ON r.id = t.run_id "
+        "WHERE x.outcome = ? AND t.state IN (?, ?) AND t.post_sha256 IS NOT NULL",
+        (Outcome.PATCHED.value, FileState.VERIFIED.value, FileState.REPLACED.value),
+    ):
+        pairs = out.setdefault((r["account"], r["path"]), {}).setdefault(r["file"], [])
+        pair = (r["post_sha256"], r["bundle_id"])
+        if pair not in pairs:
+            pairs.append(pair)
+    return out

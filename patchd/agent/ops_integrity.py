@@ -24,8 +24,14 @@ MAX_CORE_FILE = 32 * 1024 * 1024
 @op("verify")
 def verify(args: JSONDict) -> Iterator[JSONDict]:
     """``{"checksums": {KEY: {path: sha256}}, "installations": [{"account", "root",
-    "path", "key"}]}`` -> one item per installation with ``modified`` and ``missing``
-    core files (relative to the installation), or ``error``."""
+    "path", "key", "known"}]}`` -> one item per installation with ``modified``,
+    ``missing`` and ``patched`` core files (relative to the installation), or ``error``.
+
+    ``known`` (optional) maps a file to the post-images of bundles patchd applied there,
+    ``[[sha256, bundle], ...]``: a file differing from its release but equal to one of
+    them is ``patched`` (``{"path", "bundle"}``), not modified (issue 16: patchd's own
+    patches looked like customer modifications).
+    """
     checksums: JSONDict = args.get("checksums") or {}
     items = args.get("installations") or []
     for item in items:
@@ -41,8 +47,10 @@ def _verify_one(item: JSONDict, expected: JSONDict) -> JSONDict:
         "path": item.get("path", ""),
         "modified": [],
         "missing": [],
+        "patched": [],
         "error": None,
     }
+    known: JSONDict = item.get("known") or {}
     base = item.get("path") or ""
     try:
         with SafeRoot(item["root"]) as root:
@@ -56,8 +64,14 @@ def _verify_one(item: JSONDict, expected: JSONDict) -> JSONDict:
                 except (PatchdError, OSError):
                     out["modified"].append(rel)
                     continue
-                if hashlib.sha256(data).hexdigest() != expected[rel]:
+                digest = hashlib.sha256(data).hexdigest()
+                if digest == expected[rel]:
+                    continue
+                bundle = next((b for sha, b in known.get(rel, ()) if sha == digest), None)
+                if bundle is None:
                     out["modified"].append(rel)
+                else:
+                    out["patched"].append({"path": rel, "bundle": bundle})
     except (PatchdError, OSError) as exc:
         out["error"] = str(exc)
     return out

@@ -19,14 +19,15 @@ from patchd.cli.output import (
     stdout_console,
 )
 from patchd.inventory import load_inventory
+from patchd.ledger import current as ledger_current
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
-from patchd.ledger.db import open_ledger
+from patchd.ledger.db import Ledger, open_ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
-from patchd.ledger.models import InstallationRecord
+from patchd.ledger.models import Scan, ScanInstallation
 from patchd.releases import register
 from patchd.report.formats import json_document, render_rows
-from patchd.rollout.match import match_installation
+from patchd.rollout.match import match_installation, source_folder
 from patchd.scanner import run_scan, scan_json
 
 INSTALLATION_COLUMNS = (
@@ -39,11 +40,12 @@ INSTALLATION_COLUMNS = (
     "php",
     "php_source",
     "modified_files",
+    "patched_files",
 )
 
 
 #: Columns of the ``scans diff --bundle`` table (also the keys of its JSON rows).
-VULNERABLE_COLUMNS = ("bundle", "cms", "component", "affected", "a", "b")
+VULNERABLE_COLUMNS = ("bundle", "cms", "component", "affected", "fixed_a", "fixed_b", "a", "b")
 
 
 def _installation_rows(data: dict) -> list[dict]:
@@ -55,6 +57,9 @@ def _installation_rows(data: dict) -> list[dict]:
             f"{e['name']} {e['version'] or '?'}" for e in inst["extensions"]
         )
         row["modified_files"] = ", ".join(inst["modified_files"])
+        row["patched_files"] = ", ".join(
+            f"{p['path']} ({p['bundle']})" for p in inst.get("patched_files", [])
+        )
         rows.append(row)
     return rows
 
@@ -169,19 +174,39 @@ def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> Non
     _emit(data, resolve_format(fmt, as_json))
 
 
+def _carries_fix(bundle: Bundle, inst: ScanInstallation, fixed: set[tuple[str, str]]) -> bool:
+    """Whether ``inst`` carries ``bundle``'s fix: the scan found files patched by it, or
+    the ledger's runs of the bundle left it ``patched``/``already-patched`` before the
+    scan (a classic TYPO3 site's result is recorded under its source folder)."""
+    if any(p.bundle == bundle.id for p in inst.patched_files):
+        return True
+    paths = {inst.path, source_folder(inst)[0]}
+    return any((inst.account, p) in fixed for p in paths)
+
+
 def _still_vulnerable(
-    bundle: Bundle, a: Sequence[InstallationRecord], b: Sequence[InstallationRecord]
+    ledger: Ledger,
+    bundle: Bundle,
+    scans: tuple[Scan, Scan],
+    installations: tuple[Sequence[ScanInstallation], Sequence[ScanInstallation]],
 ) -> dict[str, Any]:
-    """One row: how many installations of scan A and of scan B ``bundle`` matches as affected."""
+    """One row: per scan, how many installations ``bundle`` matches as affected and still
+    vulnerable (``a``, ``b``), and how many affected ones carry the fix (``fixed_a``,
+    ``fixed_b``; issue 16: patched installations were counted as vulnerable)."""
     m = bundle.manifest
-    return {
+    row: dict[str, Any] = {
         "bundle": m.id,
         "cms": m.cms,
         "component": m.component,
         "affected": m.affected,
-        "a": sum(1 for inst in a if match_installation(bundle, inst).affected),
-        "b": sum(1 for inst in b if match_installation(bundle, inst).affected),
     }
+    for name, scan, insts in zip(("a", "b"), scans, installations, strict=True):
+        fixed = ledger_current.fixed_installations(ledger, m.id, as_of=scan.started_at)
+        affected = [i for i in insts if match_installation(bundle, i).affected]
+        carrying = sum(1 for i in affected if _carries_fix(bundle, i, fixed))
+        row[f"fixed_{name}"] = carrying
+        row[name] = len(affected) - carrying
+    return row
 
 
 @scans_group.command(name="diff")
@@ -201,8 +226,9 @@ def scans_diff(
 ) -> None:
     """Installations added, removed and updated (version changed) from scan A to scan B.
 
-    With ``--bundle``, also how many installations each bundle matched as affected
-    (still vulnerable) in scan A and in scan B.
+    With ``--bundle``, also how many installations each bundle matches as affected in
+    scan A and in scan B: still vulnerable (a, b) and carrying the fix (fixed_a, fixed_b:
+    patched by patchd, or already patched, before the scan).
     """
     fmt = resolve_format(fmt, as_json)
     # NOTE: load bundles before touching the ledger so a bad bundle path fails fast (exit 2).
@@ -211,9 +237,12 @@ def scans_diff(
         diff = ledger_scans.diff_scans(ledger, a, b)
         vulnerable: list[dict[str, Any]] = []
         if bundles:
-            in_a = ledger_scans.scan_installations(ledger, a)
-            in_b = ledger_scans.scan_installations(ledger, b)
-            vulnerable = [_still_vulnerable(bundle, in_a, in_b) for bundle in bundles]
+            scans = (ledger_scans.get_scan(ledger, a), ledger_scans.get_scan(ledger, b))
+            insts = (
+                ledger_scans.scan_installations(ledger, a),
+                ledger_scans.scan_installations(ledger, b),
+            )
+            vulnerable = [_still_vulnerable(ledger, bundle, scans, insts) for bundle in bundles]
     rows = [
         *(
             {
@@ -270,7 +299,8 @@ def scans_diff(
                 vulnerable,
                 VULNERABLE_COLUMNS,
                 fmt,  # type: ignore[arg-type]
-                title=f"still vulnerable in scan {a} (a) and scan {b} (b)",
+                title=f"per bundle in scan {a} / scan {b}: carrying the fix (fixed_a, "
+                "fixed_b), still vulnerable (a, b)",
             ),
             nl=False,
         )

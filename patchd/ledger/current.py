@@ -17,11 +17,12 @@ updates its result):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
 from patchd.ledger.models import Result, Run
-from patchd.outcomes import Outcome, Reason
+from patchd.outcomes import SUCCESS_OUTCOMES, Outcome, Reason
 
 #: Outcomes that never replace an earlier result of the same installation.
 UNINFORMATIVE = frozenset({Outcome.UNREACHABLE, Outcome.ERROR})
@@ -59,3 +60,17 @@ def bundle_results(ledger: Ledger, bundle_id: str) -> list[Result]:
     for run in real_runs(ledger, bundle_id):
         rows.extend(ledger_runs.results(ledger, run.id))
     return merge_results(rows)
+
+
+def fixed_installations(
+    ledger: Ledger, bundle_id: str, *, as_of: datetime | None = None
+) -> set[tuple[str, str]]:
+    """(account, path) of every installation whose current state for ``bundle_id`` (as
+    of ``as_of``: results recorded later are left out) is ``patched`` or
+    ``already-patched``: it carries the fix."""
+    rows: list[Result] = []
+    for run in real_runs(ledger, bundle_id):
+        rows.extend(
+            r for r in ledger_runs.results(ledger, run.id) if as_of is None or r.updated_at <= as_of
+        )
+    return {(r.account, r.path) for r in merge_results(rows) if r.outcome in SUCCESS_OUTCOMES}

@@ -201,6 +201,13 @@ CREATE INDEX emails_bundle_customer ON emails(bundle_id, customer_id);
 CREATE INDEX results_account_path ON results(account, path);
 """
 
+# NOTE: issue 16. Files of an installation that differ from the registered release but
+# equal the post-image of a bundle patchd applied there: patchd's own change, not the
+# customer's ([{"path", "bundle"}]; ``modified_files`` keeps customer changes only).
+_SCAN_PATCHED_FILES = """
+ALTER TABLE scan_installations ADD COLUMN patched_files TEXT NOT NULL DEFAULT '[]';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_initial", _SCHEMA_V1),
     # The backup journal of a patched installation (what rollback restores from) and the
@@ -211,6 +218,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # read the same accounts.yaml (YAML parsing was a third of a 10,000-account rollout).
     ("0003_inventory_cache", _INVENTORY_CACHE),
     ("0006_rolled_back", _ROLLED_BACK),
+    ("0006b_scan_patched_files", _SCAN_PATCHED_FILES),
 )
 """Every migration of the ledger, oldest first. Append only."""
 

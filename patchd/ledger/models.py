@@ -25,6 +25,7 @@ __all__ = [
     "InstallationKey",
     "InstallationRecord",
     "Outcome",
+    "PatchedFile",
     "Reason",
     "Release",
     "Result",
@@ -118,6 +119,14 @@ class InstallationKey(NamedTuple):
     cms: str
 
 
+class PatchedFile(_Row):
+    """A file that differs from its release because patchd patched it: it equals the
+    post-image of ``bundle`` applied to this installation."""
+
+    path: str
+    bundle: str
+
+
 class InstallationRecord(_Row):
     """One detected installation as a scan reports it.
 
@@ -134,6 +143,10 @@ class InstallationRecord(_Row):
     php: str | None = None
     php_source: str | None = None
     modified_files: tuple[str, ...] = ()
+    """Files that differ from the registered release and from every post-image of a bundle
+    applied here: changed by the customer (or someone else), not by patchd."""
+    patched_files: tuple[PatchedFile, ...] = ()
+    """Files that differ from the registered release because patchd patched them."""
     facts: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -30,14 +30,15 @@ _SCAN_COLUMNS = (
 )
 _INSERT = (
     "INSERT INTO scan_installations (scan_id, account, host, path, cms, version, "
-    "version_error, extensions, php, php_source, modified_files, facts) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "version_error, extensions, php, php_source, modified_files, facts, patched_files) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     # NOTE: the same installation reported twice in one scan is one installation; the
     # last report wins rather than failing a scan of thousands of accounts.
     "ON CONFLICT (scan_id, account, host, path, cms) DO UPDATE SET "
     "version = excluded.version, version_error = excluded.version_error, "
     "extensions = excluded.extensions, php = excluded.php, php_source = excluded.php_source, "
-    "modified_files = excluded.modified_files, facts = excluded.facts"
+    "modified_files = excluded.modified_files, facts = excluded.facts, "
+    "patched_files = excluded.patched_files"
 )
 
 
@@ -84,6 +85,7 @@ def _params(scan_id: int, rec: InstallationRecord) -> tuple[Any, ...]:
         rec.php_source,
         _json(list(rec.modified_files)),
         _json(rec.facts),
+        _json([{"path": p.path, "bundle": p.bundle} for p in rec.patched_files]),
     )
 
 
@@ -163,8 +165,9 @@ def latest_scan(ledger: Ledger, *, finished_only: bool = True) -> Scan | None:
 
 def _prepare(row: dict[str, Any], with_extensions: bool = True) -> dict[str, Any]:
     del row["id"]
-    for key in ("modified_files", "facts"):
-        row[key] = _unjson(row[key])
+    for key in ("modified_files", "facts", "patched_files"):
+        if key in row:
+            row[key] = _unjson(row[key])
     row["extensions"] = _unjson(row["extensions"]) if with_extensions else []
     return row
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from tests.e2e import kit
-from tests.e2e.conftest import WORLD_EXPECTED, World
+from tests.e2e.conftest import COMMENT_TEMPLATE, WORLD_EXPECTED, World
 from tests.support.smtp import Received, SMTPServer, smtp_server  # noqa: F401
 from tests.support.sshd import SSHDFactory
 
@@ -249,3 +249,70 @@ def test_one_email_per_customer_when_only_the_bundle_is_notified(
         again = _notify(w, smtp_server, run, "--bundle", str(w.bundle))
         assert [e["status"] for e in again.json["emails"]] == ["already-sent"]
     assert len(smtp_server.messages()) == 1
+
+
+def _scan(w: World, inventory: Path) -> dict:
+    res = kit.patchd(w.ledger, "scan", "--accounts", str(inventory), "--json")
+    assert res.code == 0, res.err
+    return res.json
+
+
+def _files(scan: dict) -> dict[str, tuple[list[str], list[tuple[str, str]]]]:
+    """account -> (modified_files, [(patched file, bundle)]) of a scan."""
+    return {
+        i["account"]: (i["modified_files"], [(p["path"], p["bundle"]) for p in i["patched_files"]])
+        for i in scan["installations"]
+    }
+
+
+def test_patchd_own_changes_are_patched_files_not_modified_files(fresh_world: World) -> None:
+    w = fresh_world
+    for version in ("6.4.0", "6.4.1", "6.4.2", "6.4.3"):
+        kit.install_wordpress(w.base / "releases", version, inst=version)
+        res = kit.patchd(w.ledger, "releases", "add", str(w.base / "releases" / version))
+        assert res.code == 0, res.err
+    first = _scan(w, w.inventory)
+    before = _files(first)
+    assert before["a-patch"] == ([], []) and before["a-patch0"] == ([], [])
+    assert before["a-mod"] == ([COMMENT_TEMPLATE], [])
+
+    data = kit.patchd(
+        w.ledger, "rollout", str(w.bundle), "--accounts", str(w.inventory),
+        "--backup-dir", str(w.backups), "--yes", "--json",
+    ).json  # fmt: skip
+    run = data["run"]
+    second = _scan(w, w.inventory)
+    after = _files(second)
+    bundle = "wp-2024-comment-xss"
+    for acct in PATCHED:
+        assert after[acct] == ([], [(f, bundle) for f in kit.WP_FILES]), acct
+    assert after["a-mod"] == ([COMMENT_TEMPLATE], [])
+    # the fix the customer put there themselves is theirs, not patchd's
+    assert after["a-already"] == (sorted(kit.WP_FILES), [])
+    csv = kit.patchd(w.ledger, "scans", "show", str(second["scan"]), "--format", "csv").out
+    assert csv.splitlines()[0].endswith(",modified_files,patched_files")
+    assert f"{COMMENT_TEMPLATE} ({bundle})" in csv
+
+    # scans diff --bundle: the patched (and the already-patched) carry the fix
+    diff = kit.patchd(
+        w.ledger, "scans", "diff", str(first["scan"]), str(second["scan"]),
+        "--bundle", str(w.bundle), "--json",
+    )  # fmt: skip
+    assert diff.code == 0, diff.err
+    (row,) = diff.json["vulnerable"]
+    affected = sum(1 for a in WORLD_EXPECTED if a != "a-newer")
+    assert (row["fixed_a"], row["a"]) == (0, affected)
+    assert (row["fixed_b"], row["b"]) == (3, affected - 3)  # a-patch, a-patch0, a-already
+
+    # patched, then edited by the customer: a customer modification again
+    edited = w.inst("a-patch") / COMMENT_TEMPLATE
+    edited.write_bytes(edited.read_bytes() + b"// mine\n")
+    back = kit.patchd(
+        w.ledger, "rollback", str(run), "--accounts", str(w.inventory),
+        "--account", "a-patch0", "--yes",
+    )  # fmt: skip
+    assert back.code == 0, back.err
+    third = _files(_scan(w, w.inventory))
+    other = next(f for f in kit.WP_FILES if f != COMMENT_TEMPLATE)
+    assert third["a-patch"] == ([COMMENT_TEMPLATE], [(other, bundle)])
+    assert third["a-patch0"] == ([], [])  # rolled back: the release's files again

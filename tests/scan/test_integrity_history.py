@@ -112,6 +112,8 @@ def test_diff_after_changing_the_fleet_and_still_vulnerable_per_bundle(world: Pa
             "cms": "wordpress",
             "component": "core",
             "affected": "6.4.0-6.4.2",
+            "fixed_a": 0,
+            "fixed_b": 0,
             "a": vulnerable_before,
             "b": vulnerable_before - 1,  # -1 upgraded, -1 removed, +1 added
         }
