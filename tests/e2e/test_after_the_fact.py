@@ -143,23 +143,30 @@ def test_rollback_then_report_and_notify_over_ssh(
     assert {r["backups"][0] for r in runs if r["backups"]} == {f"ssh1:{w.backups}"}
 
 
+def _small_world(w: World, tmp_path: Path, customers: dict[str, str | None]) -> World:
+    """``w`` with a new inventory: one WordPress 6.4.2 account per key of ``customers``
+    (its customer id, or its own when None)."""
+    accounts = []
+    for acct, cust in customers.items():
+        kit.install_wordpress(w.base / "srv" / acct, "6.4.2")
+        accounts.append(
+            kit.account(acct, "web01", w.base / "srv" / acct, docroots=["html"], customer=cust)
+        )
+    local = {"web01": {"transport": "local"}}
+    inv = kit.write_inventory(tmp_path / "small.yaml", local, accounts)
+    return World(w.base, inv, w.bundle, w.ledger, w.backups)
+
+
 def test_canary_then_rest_one_view_one_email(
     fresh_world: World,
     tmp_path: Path,
     smtp_server: SMTPServer,  # noqa: F811
 ) -> None:
-    w = fresh_world
-    srv = w.base / "srv"
-    accounts = []
-    for n in range(4):
-        kit.install_wordpress(srv / f"k-{n}", "6.4.2")
-        # k-1 (canary) and k-2 (rest) belong to one customer
-        cust = "c-shared" if n in (1, 2) else None
-        accounts.append(
-            kit.account(f"k-{n}", "web01", srv / f"k-{n}", docroots=["html"], customer=cust)
-        )
-    inv = kit.write_inventory(tmp_path / "canary.yaml", {"web01": {"transport": "local"}}, accounts)
-    w = World(w.base, inv, w.bundle, w.ledger, w.backups)
+    # k-1 (canary) and k-2 (rest) belong to one customer
+    w = _small_world(
+        fresh_world, tmp_path, {"k-0": None, "k-1": "c-shared", "k-2": "c-shared", "k-3": None}
+    )
+    inv = w.inventory
     args = ("rollout", str(w.bundle), "--accounts", str(inv), "--backup-dir", str(w.backups))
     dry = kit.patchd(w.ledger, *args, "--dry-run", "--yes", "--json").json["run"]
     canary = kit.patchd(w.ledger, *args, "--yes", "--json", "--canary", "2").json
@@ -192,6 +199,8 @@ def test_canary_then_rest_one_view_one_email(
     assert sorted(r["account"] for r in only["results"]) == ["k-1", "k-2"]
     csv = kit.patchd(w.ledger, "report", "--bundle", "wp-2024-comment-xss", "--format", "csv")
     assert csv.out.splitlines()[0].startswith("run,account,")
+    html = kit.patchd(w.ledger, "report", "--bundle", "wp-2024-comment-xss", "--format", "html")
+    assert html.code == 0 and "k-3" in html.out and "<html" in html.out
 
     # notify the canary run first, then the bundle: nobody gets a second email about the
     # same installation; the shared customer hears about k-2 (new) once.
@@ -226,16 +235,8 @@ def test_one_email_per_customer_when_only_the_bundle_is_notified(
     tmp_path: Path,
     smtp_server: SMTPServer,  # noqa: F811
 ) -> None:
-    w = fresh_world
-    srv = w.base / "srv"
-    accounts = []
-    for n in range(3):
-        kit.install_wordpress(srv / f"m-{n}", "6.4.2")
-        accounts.append(
-            kit.account(f"m-{n}", "web01", srv / f"m-{n}", docroots=["html"], customer="c-one")
-        )
-    inv = kit.write_inventory(tmp_path / "one.yaml", {"web01": {"transport": "local"}}, accounts)
-    w = World(w.base, inv, w.bundle, w.ledger, w.backups)
+    w = _small_world(fresh_world, tmp_path, {f"m-{n}": "c-one" for n in range(3)})
+    inv = w.inventory
     args = ("rollout", str(w.bundle), "--accounts", str(inv), "--backup-dir", str(w.backups))
     kit.patchd(w.ledger, *args, "--yes", "--json", "--canary", "1")
     kit.patchd(w.ledger, *args, "--yes", "--json")
