@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e import kit
@@ -46,6 +47,19 @@ def _report(w: World, *args: str) -> dict:
     res = kit.patchd(w.ledger, "report", *args, "--json")
     assert res.code == 0, res.err
     return res.json
+
+
+def _over_ssh(w: World, sshd_factory: SSHDFactory) -> World:
+    """``w`` with every account on one live loopback sshd host (agent and rollback run
+    there, over SSH)."""
+    (live,) = sshd_factory(1)
+    inv = yaml.safe_load(w.inventory.read_text())
+    ssh_inv = kit.write_inventory(
+        w.base / "ssh.yaml",
+        {"ssh1": kit.ssh_host_entry(live)},
+        [{**a, "host": "ssh1"} for a in inv["accounts"]],
+    )
+    return World(w.base, ssh_inv, w.bundle, w.ledger, w.backups)
 
 
 def _rollback_then_tell(w: World, server: SMTPServer, inventory: Path) -> None:
@@ -131,14 +145,8 @@ def test_rollback_then_report_and_notify_over_ssh(
     sshd_factory: SSHDFactory,
     smtp_server: SMTPServer,  # noqa: F811
 ) -> None:
-    w = fresh_world
-    (live,) = sshd_factory(1)
-    inv = yaml.safe_load(w.inventory.read_text())
-    ssh_inv = kit.write_inventory(
-        w.base / "ssh.yaml", {"ssh1": kit.ssh_host_entry(live)},
-        [{**a, "host": "ssh1"} for a in inv["accounts"]],
-    )  # fmt: skip
-    _rollback_then_tell(w, smtp_server, ssh_inv)
+    w = _over_ssh(fresh_world, sshd_factory)
+    _rollback_then_tell(w, smtp_server, w.inventory)
     runs = kit.patchd(w.ledger, "runs", "--json").json["runs"]
     assert {r["backups"][0] for r in runs if r["backups"]} == {f"ssh1:{w.backups}"}
 
@@ -266,8 +274,13 @@ def _files(scan: dict) -> dict[str, tuple[list[str], list[tuple[str, str]]]]:
     }
 
 
-def test_patchd_own_changes_are_patched_files_not_modified_files(fresh_world: World) -> None:
+@pytest.mark.parametrize("transport", ["local", "ssh"])
+def test_patchd_own_changes_are_patched_files_not_modified_files(
+    fresh_world: World, transport: str, request: pytest.FixtureRequest
+) -> None:
     w = fresh_world
+    if transport == "ssh":
+        w = _over_ssh(w, request.getfixturevalue("sshd_factory"))
     for version in ("6.4.0", "6.4.1", "6.4.2", "6.4.3"):
         kit.install_wordpress(w.base / "releases", version, inst=version)
         res = kit.patchd(w.ledger, "releases", "add", str(w.base / "releases" / version))
