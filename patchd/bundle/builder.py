@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from patchd import __version__
-from patchd.bundle.backport import HunkIds, Ported, port_patch
+from patchd.bundle.backport import HunkIds, Newer, Ported, port_patch
 from patchd.bundle.classifiers import (
     DEFAULT_SECURITY_PATTERN,
     DEFAULT_THRESHOLD,
@@ -453,10 +453,7 @@ def build_bundle(
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
-        ported = []
-        for source in opts.backports:
-            ported.append(_backport(source, work, old, minimal, opts, php))
-            progress.advance(label="backported")
+        ported = _backports(work, old, minimal, opts, php, progress)
         result = _write(opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported)
         progress.advance(label="written")
         progress.finish()
@@ -483,31 +480,65 @@ def _empty_message(entries: Sequence[HunkEntry]) -> str:
     )
 
 
-def _backport(
-    source: Path,
+def _backports(
     work: Path,
     old: OpenedRelease,
     minimal: MinimalPatch,
     opts: BuildOptions,
     php: str | None,
+    progress: Progress,
+) -> list[tuple[OpenedRelease, Ported]]:
+    """Port to every ``--backport`` release, newest first (an older one may merge from a
+    newer one's result); returned in the order given."""
+    releases = []
+    for source in opts.backports:
+        rel = open_input(source, work, what="backport release")
+        if rel.installation.cms != old.installation.cms:
+            raise BuildError(
+                f"backport release is {rel.installation.cms}, not {old.installation.cms}",
+                where=str(source),
+            )
+        if Version.parse(rel.version) == Version.parse(old.version):
+            raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
+        releases.append(rel)
+    done: dict[int, tuple[OpenedRelease, Ported]] = {}
+    newer: list[Newer] = []
+    order = sorted(range(len(releases)), key=lambda i: Version.parse(releases[i].version).key)
+    for i in reversed(order):
+        rel, ported = _backport(releases[i], old, minimal, opts, php, newer)
+        done[i] = (rel, ported)
+        if ported.patches is not None:
+            newer.insert(0, Newer(rel.version, rel.read, ported.patched))
+        progress.advance(label="backported")
+    return [done[i] for i in range(len(releases))]
+
+
+def _backport(
+    rel: OpenedRelease,
+    old: OpenedRelease,
+    minimal: MinimalPatch,
+    opts: BuildOptions,
+    php: str | None,
+    newer: Sequence[Newer],
 ) -> tuple[OpenedRelease, Ported]:
-    rel = open_input(source, work, what="backport release")
-    if rel.installation.cms != old.installation.cms:
-        raise BuildError(
-            f"backport release is {rel.installation.cms}, not {old.installation.cms}",
-            where=str(source),
-        )
-    if Version.parse(rel.version) == Version.parse(old.version):
-        raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
     ported = port_patch(
-        minimal.patches, minimal.ids, rel.read, version=rel.version, fuzz=opts.fuzz, php=php
+        minimal.patches,
+        minimal.ids,
+        rel.read,
+        version=rel.version,
+        fuzz=opts.fuzz,
+        php=php,
+        read_base=old.read,
+        newer=newer,
     )
     failed = [c for c in ported.checks if not c.ok]
     if failed:
         # NOTE: a variant that does not validate is not shipped; its problems go to the
         # report as manual work, like hunks that do not port.
         manual = tuple(ManualHunk(f"{c.check}", c.detail.split(":")[0], c.detail) for c in failed)
-        entry = VariantEntry(rel.version, None, "manual", ported.entry.offsets, manual)
+        entry = VariantEntry(
+            rel.version, None, "manual", ported.entry.offsets, manual, ported.entry.merged
+        )
         ported = Ported(rel.version, entry, None, ported.checks, {})
     return rel, ported
 

@@ -12,7 +12,8 @@ the security team's scripts read them); keys may be added, none renamed::
                 "rule", "split", "suggestions": [{"classifier", "reason", "score"}],
                 "text"}],
      "variants": [{"version", "file", "status": "ok"|"manual", "offsets",
-                   "manual": [{"hunk", "path", "reason"}]}],
+                   "manual": [{"hunk", "path", "reason", "ours", "theirs"}],
+                   "merged": {PATH: "3-way merge" | "3-way merge via VERSION"}}],
      "validation": [{"variant", "check", "ok", "detail"}],
      "uncovered": [VERSION, ...]}
 
@@ -79,6 +80,8 @@ class ManualHunk:
     hunk: str
     path: str
     reason: str
+    ours: str = ""  # a merge conflict: the backport release's lines
+    theirs: str = ""  # ... and the lines of OLD with the fix
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class VariantEntry:
     status: Literal["ok", "manual"]
     offsets: dict[str, int] = field(default_factory=dict)
     manual: tuple[ManualHunk, ...] = ()
+    merged: dict[str, str] = field(default_factory=dict)  # path -> "3-way merge [via V]"
 
 
 @dataclass(frozen=True)

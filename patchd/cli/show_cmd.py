@@ -83,10 +83,15 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             "yellow",
         )
     for v in report.variants:
+        for path, how in sorted(v.merged.items()):
+            out(f"  backport {v.version}: {path} ported by {how}")
         if v.status != "ok":
             out(f"  backport {v.version}: needs manual work", "yellow")
             for m in v.manual:
                 out(f"    {m.hunk}: {m.reason}", "yellow")
+                if m.ours or m.theirs:
+                    out(_indent(f"release {v.version} has:", m.ours), "yellow")
+                    out(_indent("the fix (patched OLD) has:", m.theirs), "yellow")
     s = report.summary
     failed = [c for c in report.validation if not c.ok]
     out(
@@ -112,3 +117,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             console.print(Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         else:
             click.echo(h.text, nl=False)
+
+
+def _indent(title: str, text: str) -> str:
+    lines = text.splitlines() or ["(nothing)"]
+    return "\n".join([f"      {title}", *(f"        | {ln}" for ln in lines)])
