@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from patchd import __version__
 from patchd.bundle.backport import HunkIds, Newer, Ported, port_patch
@@ -87,6 +88,65 @@ class BuildError(PatchdError):
     """The build cannot produce a bundle (empty patch, binary change kept, bad inputs)."""
 
 
+class UndecidedError(BuildError):
+    """Hunks nobody decided: the build stops rather than drop (or ship) them silently."""
+
+    exit_code = 1
+
+    def __init__(self, hunks: Sequence[ClassifiedHunk]) -> None:
+        listing = "".join(_undecided_listing(ch) for ch in hunks)
+        super().__init__(
+            f"{len(hunks)} hunk(s) undecided: a build never drops or ships a hunk nobody "
+            "decided. Decide each with a rule (--rules FILE: include/exclude by hunk id), "
+            "interactively (--review), or all at once with --undecided keep|drop (recorded "
+            f"in the manifest):{listing}"
+        )
+        self.hunks = tuple(hunks)
+
+
+def _undecided_listing(ch: ClassifiedHunk) -> str:
+    out = f"\n  {ch.id} ({ch.path}): {ch.verdict.reason}"
+    if ch.hunk is not None:
+        changed = [ln for ln in ch.hunk.hunk.lines if ln.kind != " "][:3]
+        for ln in changed:
+            text = ln.data.decode("utf-8", "replace").rstrip("\r\n")
+            out += f"\n      {ln.kind} {text[:100]}"
+    for sug in ch.suggestions[:3]:
+        score = f" (score {sug.score:.2f})" if sug.score is not None else ""
+        out += f"\n      suggestion: {sug.classifier}: {sug.reason}{score}"
+    return out
+
+
+def decide_undecided(
+    classified: Sequence[ClassifiedHunk], policy: Literal["refuse", "keep", "drop"]
+) -> tuple[list[ClassifiedHunk], tuple[str, ...]]:
+    """Apply ``--undecided``: the hunks with their final verdicts and the ids it decided.
+
+    :class:`UndecidedError` (exit 1) lists every undecided hunk when ``policy`` is refuse.
+    """
+    undecided = [c for c in classified if c.verdict.decision == "undecided"]
+    if not undecided:
+        return list(classified), ()
+    if policy == "refuse":
+        raise UndecidedError(undecided)
+    word = "kept" if policy == "keep" else "dropped"
+    decided = [
+        dataclasses.replace(
+            c,
+            verdict=Verdict(
+                policy,
+                f"undecided ({c.verdict.reason}); {word} by --undecided {policy}",
+                "undecided-option",
+                c.verdict.score,
+            ),
+        )
+        if c.verdict.decision == "undecided"
+        else c
+        for c in classified
+    ]
+    return decided, tuple(c.id for c in undecided)
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """Everything ``patchd build`` takes (the CLI maps its options one to one)."""
@@ -118,6 +178,9 @@ class BuildOptions:
     php: str | None = None
     lint: bool = True
     workdir: Path | None = None
+    # What happens to hunks no classifier (and no review) decided: "refuse" stops the
+    # build listing them; "keep"/"drop" decide them all and the manifest records it.
+    undecided: Literal["refuse", "keep", "drop"] = "refuse"
 
 
 @dataclass(frozen=True)
@@ -434,7 +497,7 @@ def build_bundle(
         progress.advance(label="opened")
         diff = diff_trees(old.root, new.root)
         progress.advance(label="diffed")
-        classified = classify(diff, chain, review)
+        classified, forced = decide_undecided(classify(diff, chain, review), opts.undecided)
         progress.advance(label="classified")
         minimal = assemble(diff, classified)
         entries = report_entries(classified)
@@ -454,7 +517,9 @@ def build_bundle(
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
         ported = _backports(work, old, minimal, opts, php, progress)
-        result = _write(opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported)
+        result = _write(
+            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced
+        )
         progress.advance(label="written")
         progress.finish()
         return result
@@ -471,12 +536,11 @@ def _check_pair(old: OpenedRelease, new: OpenedRelease, opts: BuildOptions) -> N
 
 
 def _empty_message(entries: Sequence[HunkEntry]) -> str:
-    undecided = [e for e in entries if e.verdict == "undecided"]
-    hints = "".join(f"\n  undecided: {e.id}: {e.reason}" for e in undecided[:10])
+    forced = sum(1 for e in entries if e.classifier == "undecided-option")
     return (
         f"the patch would be empty: no hunk of the {len(entries)} in the release diff was "
-        f"kept ({len(undecided)} undecided). Keep hunks with --rules, --git, --auto or "
-        f"--review{hints}"
+        f"kept ({forced} dropped by --undecided drop). Keep hunks with --rules, --git, --auto "
+        "or --review"
     )
 
 
@@ -585,6 +649,7 @@ def _write(
     minimal: MinimalPatch,
     main: Validated,
     ported: list[tuple[OpenedRelease, Ported]],
+    forced: tuple[str, ...] = (),
 ) -> BuildResult:
     diffs = {MAIN_DIFF: render_patch(minimal.patches)}
     variants = [
@@ -629,6 +694,8 @@ def _write(
         "created_at": stamp,
         "patchd_version": __version__,
         "skipped_checks": [] if opts.lint else ["php-lint"],
+        "undecided": opts.undecided if forced else None,
+        "undecided_hunks": list(forced),
     }
     checks: list[CheckEntry] = list(main.checks)
     for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version)):

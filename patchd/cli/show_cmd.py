@@ -70,6 +70,12 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         f"  built from {report.old.source} ({report.old.version}) and "
         f"{report.new.source} ({report.new.version}) at {manifest.created_at}"
     )
+    if manifest.undecided is not None:
+        out(
+            f"  undecided hunks {manifest.undecided} by --undecided {manifest.undecided}: "
+            f"{', '.join(manifest.undecided_hunks)}",
+            "yellow",
+        )
     if manifest.skipped_checks:
         out(f"  not checked: {', '.join(manifest.skipped_checks)} (built with --no-lint)", "yellow")
     out(f"  summary (en): {manifest.summary.en}")

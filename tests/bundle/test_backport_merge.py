@@ -116,6 +116,7 @@ def drift_build(tmp_path_factory):
     )
     args = [str(old), str(new), "--rules", str(ROOT / "fixtures/rules/wp-2026-001.yaml"),
             "--backport", str(ctx), "--backport", str(res), "--id", "wp-drift", "--no-lint",
+            "--undecided", "drop",
             "--out", str(tmp / "out")]  # fmt: skip
     result = CliRunner().invoke(cli, ["build", *args], catch_exceptions=False)
     return tmp, ctx, res, result

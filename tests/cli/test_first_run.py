@@ -53,7 +53,8 @@ def test_build_needs_php_unless_no_lint_is_given(tmp_path: Path, monkeypatch) ->
     old = write_release_archive("wordpress", "6.4.2", tmp_path)
     new = write_release_archive("wordpress", "6.4.3", tmp_path)
     monkeypatch.setenv("PATH", path_without_php(tmp_path / "bin"))
-    args = ["build", str(old), str(new), "--rules", str(RULES), "--out", str(tmp_path / "p")]
+    args = ["build", str(old), str(new), "--rules", str(RULES), "--undecided", "drop",
+            "--out", str(tmp_path / "p")]  # fmt: skip
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 2
     assert "PHP binary 'php' not found" in refused.output
@@ -73,7 +74,8 @@ def test_a_fully_checked_manifest_has_no_skipped_checks_key(tmp_path: Path) -> N
     old = write_release_archive("wordpress", "6.4.2", tmp_path)
     new = write_release_archive("wordpress", "6.4.3", tmp_path)
     out = tmp_path / "p"
-    args = ["build", str(old), str(new), "--rules", str(RULES), "--out", str(out)]
+    args = ["build", str(old), str(new), "--rules", str(RULES), "--undecided", "drop",
+            "--out", str(out)]  # fmt: skip
     built = CliRunner().invoke(cli, args)
     assert built.exit_code == 0, built.output
     raw = yaml.safe_load((out / "wordpress-6.4.3" / "manifest.yaml").read_text())
