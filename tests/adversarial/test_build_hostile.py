@@ -155,6 +155,7 @@ def test_the_release_part_alone_builds(new_release: Path, tmp_path: Path) -> Non
     """Control: the same archive without the hostile member is a valid OLD release."""
     plain = _tar_release(tmp_path / "plain.tar.gz", [])
     args = ["build", str(plain), str(new_release), "--workdir", str(tmp_path / "w")]
+    args += ["--undecided", "drop"]
     args += ["--auto", "--threshold", "0.5", "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

@@ -1,0 +1,98 @@
+"""Nested and mixed layouts: every installation is found exactly once (issue 19).
+
+Accounts are written by the fleet generator's own account builder from explicit plans,
+so the trees are the same shape as the benchmark fleet's (links, markers, data folders).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from patchd.cms.interface import Installation
+from patchd.cms.search import find_installations
+from patchd.safefs import SafeRoot
+from patchd_fixtures.families import FAMILIES
+from patchd_fixtures.fleet import _build_account, generate_fleet
+from patchd_fixtures.fleet_plan import AccountPlan, Customer, InstallPlan
+from tests.scan import kit
+
+
+def _plan(family: str, version: str, path: str, layout: str = "classic") -> InstallPlan:
+    return InstallPlan(family, version, path, layout, (), None, None, False)
+
+
+def _account(tmp: Path, *installs: InstallPlan) -> tuple[Path, list[dict]]:
+    acc = AccountPlan(
+        "p1", "local", "8.2", "auto", Customer("c1", "Kunde", "it@kunde.example", "de"),
+        False, installs,
+    )  # fmt: skip
+    records, _ = _build_account(acc, tmp)
+    return tmp / "p1", records
+
+
+def _found(root: Path) -> dict[str, Installation]:
+    with SafeRoot(root) as safe:
+        found = [i for i in find_installations(safe) if isinstance(i, Installation)]
+    paths = [i.path for i in found]
+    assert len(paths) == len(set(paths)), paths  # exactly once
+    return {i.path: i for i in found}
+
+
+@pytest.mark.parametrize("nested", ["typo3", "wordpress"])
+def test_installation_below_a_composer_typo3_project(tmp_path: Path, nested: str) -> None:
+    """The bench's missed case: a classic TYPO3 (or a WordPress) in ``html/blog`` below a
+    composer TYPO3 project in ``html``. Only ``html/public`` is the project's docroot."""
+    version = "12.4.9" if nested == "typo3" else "6.4.1"
+    root, records = _account(
+        tmp_path,
+        _plan("typo3", "12.4.10", "html", "composer"),
+        _plan(nested, version, "html/blog"),
+    )
+    found = _found(root)
+    assert {r["path"] for r in records} == {"html", "html/blog"}
+    assert set(found) == {"html", "html/blog"}
+    assert found["html"].cms == "typo3" and found["html"].facts["layout"] == "composer"
+    assert found["html/blog"].cms == nested and found["html/blog"].version == version
+
+
+def test_composer_docroot_is_not_a_second_installation(tmp_path: Path) -> None:
+    root, _ = _account(tmp_path, _plan("typo3", "12.4.10", "html", "composer"))
+    assert set(_found(root)) == {"html"}  # html/public holds index.php, typo3temp, fileadmin
+
+
+def test_two_classic_typo3_of_one_version_share_or_suffix_their_source(tmp_path: Path) -> None:
+    """The fleet's ``typo3_src-12.4.9-2`` case: two classic TYPO3 12.4.9 in one account
+    whose cores differ get source folders ``typo3_src-12.4.9`` and ``typo3_src-12.4.9-2``.
+    Those are shared sources reached through the sites' ``typo3_src`` links, not sites:
+    the detector was wrong to report the suffixed one (the ground truth was right)."""
+    first = _plan("typo3", "12.4.9", "html")
+    modified = InstallPlan(
+        "typo3", "12.4.9", "cms", "classic", (), _typo3_modification(), None, False
+    )
+    root, records = _account(tmp_path, first, modified)
+    assert (root / "typo3_src-12.4.9-2").is_dir()  # the generator did make a second source
+    found = _found(root)
+    assert set(found) == {r["path"] for r in records} == {"html", "cms"}
+    assert found["cms"].facts.get("typo3_src_target", "").endswith("typo3_src-12.4.9-2")
+
+
+def _typo3_modification():
+    return FAMILIES["typo3"].customer_modifications[0]
+
+
+def test_a_2000_account_fleet_matches_its_ground_truth_exactly(tmp_path: Path) -> None:
+    """Seed 1 at 2,000 accounts holds both cases the SSH benchmark found: a classic TYPO3
+    in ``html/blog`` below a composer project (p10783, missed before) and a suffixed
+    source folder (p11168 ``typo3_src-12.4.9-2``, reported as a site before)."""
+    fleet = generate_fleet(tmp_path / "fleet", 2000, seed=1, thin=True)
+    res = kit.scan(tmp_path / "ledger.db", fleet / "accounts.yaml")
+    assert res.code == 0, res.err
+    assert res.json["errors"] == []
+    doc = kit.truth(fleet / "expected.json")
+    want = sorted((acc, i["path"], i["cms"]) for acc, i in kit.truth_installations(doc))
+    got = kit.scan_view(res.json, keep_host=True)
+    assert sorted(got) == want  # every expected installation, none extra
+    assert ("p10783", "html/blog", "typo3") in got
+    assert not any(path.startswith("typo3_src") for _acc, path, _cms in got)
