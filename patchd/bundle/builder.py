@@ -55,6 +55,7 @@ from patchd.bundle.report import (
     BuildReport,
     CheckEntry,
     HunkEntry,
+    LinkEntry,
     ManualHunk,
     ReleaseInfo,
     Suggestion,
@@ -73,7 +74,7 @@ from patchd.engine.model import FilePatch, Hunk
 from patchd.engine.render import render_patch
 from patchd.errors import PatchdError, UsageError
 from patchd.progress import Progress, SilentProgress
-from patchd.release.archive import open_release
+from patchd.release.archive import open_release_links
 from patchd.release.tree import FileChange, ReleaseDiff, diff_trees
 from patchd.releases import detect_release
 from patchd.versions import Version, VersionSet, branch_start, releases_in
@@ -190,6 +191,8 @@ class OpenedRelease:
     source: Path
     root: Path
     installation: Installation
+    #: An archive's symlink members (path -> target), recorded but never created.
+    links: dict[str, str] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -252,16 +255,46 @@ def _workdir(given: Path | None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def split_links(diff: ReleaseDiff) -> tuple[ReleaseDiff, tuple[LinkEntry, ...]]:
+    """Take symlinks the release added, changed or removed out of the diff.
+
+    NOTE (issue 12): a unified diff cannot carry a link, and patchd never creates one on a
+    customer's installation; the report names each for manual handling instead.
+    Unchanged links never reach the diff.
+    """
+    entries = tuple(
+        LinkEntry(c.path, c.old_link, c.new_link, _link_note(c)) for c in diff.files if c.is_link
+    )
+    if not entries:
+        return diff, ()
+    kept = [c for c in diff.files if not c.is_link]
+    return ReleaseDiff(kept, diff.dirs_added, diff.dirs_removed), entries
+
+
+def _link_note(c: FileChange) -> str:
+    if c.old_link is None and c.old_sha256 is None:
+        return f"link added (-> {c.new_link}): not in patch.diff, create it by hand if needed"
+    if c.new_link is None and c.new_sha256 is None:
+        return f"link removed (was -> {c.old_link}): not in patch.diff, handle by hand"
+    if c.old_link is not None and c.new_link is not None:
+        return (
+            f"link changed (-> {c.old_link} became -> {c.new_link}): not in patch.diff, "
+            "handle by hand"
+        )
+    return "a file became a link or a link a file: not in patch.diff, handle by hand"
+
+
 def open_input(source: Path, workdir: Path, *, what: str) -> OpenedRelease:
     """Open one release (archive or folder) and detect its CMS and version."""
-    root = open_release(source, workdir).resolve()
+    root, links = open_release_links(source, workdir)
+    root = root.resolve()
     try:
         installation = detect_release(root)
     except PatchdError as exc:
         raise BuildError(
             f"{what} is no CMS release patchd knows: {exc.message}", where=str(source)
         ) from None
-    return OpenedRelease(Path(source), root, installation)
+    return OpenedRelease(Path(source), root, installation, links)
 
 
 def classify(
@@ -495,7 +528,9 @@ def build_bundle(
             old, new = old_job.result(), new_job.result()
         _check_pair(old, new, opts)
         progress.advance(label="opened")
-        diff = diff_trees(old.root, new.root)
+        diff, links = split_links(
+            diff_trees(old.root, new.root, old_links=old.links, new_links=new.links)
+        )
         progress.advance(label="diffed")
         classified, forced = decide_undecided(classify(diff, chain, review), opts.undecided)
         progress.advance(label="classified")
@@ -518,7 +553,7 @@ def build_bundle(
         progress.advance(label="validated")
         ported = _backports(work, old, minimal, opts, php, progress)
         result = _write(
-            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced
+            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links
         )
         progress.advance(label="written")
         progress.finish()
@@ -650,6 +685,7 @@ def _write(
     main: Validated,
     ported: list[tuple[OpenedRelease, Ported]],
     forced: tuple[str, ...] = (),
+    links: tuple[LinkEntry, ...] = (),
 ) -> BuildResult:
     diffs = {MAIN_DIFF: render_patch(minimal.patches)}
     variants = [
@@ -711,6 +747,7 @@ def _write(
         ),
         validation=tuple(checks),
         uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
+        links=links,
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

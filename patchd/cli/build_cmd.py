@@ -170,6 +170,8 @@ def build_command(
             "no-variant: update needed)",
             err=True,
         )
+    for link in result.report.links:
+        click.echo(f"manual: {link.path}: {link.note}", err=True)
     m = result.manifest
     if m.undecided is not None:
         click.echo(

@@ -88,6 +88,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             f"{', '.join(report.uncovered)}",
             "yellow",
         )
+    for link in report.links:
+        out(f"  manual: {link.path}: {link.note}", "yellow")
     for v in report.variants:
         for path, how in sorted(v.merged.items()):
             out(f"  backport {v.version}: {path} ported by {how}")
