@@ -26,6 +26,10 @@ from patchd.safefs import SafeRoot, join_rel, listdir_fd, split_relpath
 _FD_BUDGET = 256
 
 #: Folder names (or ``a/b`` tails) never searched: data, caches, VCS, dependencies.
+#: NOTE (issue 19): ``backup``/``backups`` are searched. A copy or backup of an
+#: installation inside the account (``html/old``, ``html_backup_2023``, ``backups/2023``)
+#: is usually just as vulnerable and forgotten by its customer: it is an installation
+#: like any other (scanned, patched, listed and mailed with its own path).
 DEFAULT_SKIP: frozenset[str] = frozenset(
     {
         ".cache",
@@ -36,8 +40,6 @@ DEFAULT_SKIP: frozenset[str] = frozenset(
         ".Trash",
         ".well-known",
         "__pycache__",
-        "backup",
-        "backups",
         "bower_components",
         "cache",
         "caches",

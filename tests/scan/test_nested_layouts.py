@@ -96,3 +96,26 @@ def test_a_2000_account_fleet_matches_its_ground_truth_exactly(tmp_path: Path) -
     assert sorted(got) == want  # every expected installation, none extra
     assert ("p10783", "html/blog", "typo3") in got
     assert not any(path.startswith("typo3_src") for _acc, path, _cms in got)
+
+
+def test_copies_and_backups_inside_the_account_are_installations(tmp_path: Path) -> None:
+    """Copies are usually as vulnerable as the site and forgotten: each is reported."""
+    root, records = _account(
+        tmp_path,
+        _plan("wordpress", "6.4.2", "html"),
+        _plan("wordpress", "6.4.1", "html/old"),
+        _plan("wordpress", "6.4.0", "html_backup_2023"),
+        _plan("typo3", "12.4.9", "backups/2023/site"),
+    )
+    found = _found(root)
+    assert set(found) == {r["path"] for r in records}
+    assert found["html_backup_2023"].version == "6.4.0"
+    assert found["backups/2023/site"].cms == "typo3"
+
+
+def test_an_installation_reached_through_an_in_account_link_is_counted_once(
+    tmp_path: Path,
+) -> None:
+    root, _ = _account(tmp_path, _plan("wordpress", "6.4.2", "html"))
+    (root / "www").symlink_to("html")  # a second name for the same docroot
+    assert set(_found(root)) == {"html"}  # links are never entered: found once, as html
