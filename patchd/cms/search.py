@@ -117,6 +117,7 @@ def find_installations(
                     continue
                 names = {entry.name for entry in listing}
                 owner: Detector | None = None
+                gaps: list[tuple[str, str]] = []
                 for detector, first in firsts:
                     if names.isdisjoint(first):
                         continue
@@ -126,12 +127,23 @@ def find_installations(
                         yield ScanProblem(path, f"{detector.name}: {exc}")
                         continue
                     if inst is None:
+                        marker = _unrecognised(root, detector, path)
+                        if marker is not None:
+                            gaps.append((detector.name, marker))
                         continue
                     owner = detector
                     if path not in reported:
                         reported.add(path)
                         yield inst
                     break
+                if owner is None:
+                    for name, marker in gaps:
+                        yield ScanProblem(
+                            path,
+                            f"unrecognised: {name} marker {marker} is here, but no "
+                            "installation was recognised (a scan gap until shown otherwise: "
+                            "check this folder by hand)",
+                        )
                 if depth >= max_depth:
                     continue
                 for entry in listing:
@@ -157,6 +169,13 @@ def find_installations(
         for _path, _depth, fd in queue:
             if fd is not None:
                 os.close(fd)
+
+
+def _unrecognised(root: SafeRoot, detector: Detector, path: str) -> str | None:
+    try:
+        return detector.unrecognised(root, path)
+    except (OSError, UnsafePathError):
+        return None  # NOTE: detect() just read this folder; a race is reported there
 
 
 def _probe_project_root(

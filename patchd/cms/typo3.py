@@ -70,6 +70,14 @@ class Typo3Detector(Detector):
             return None
         return self._classic(root, path)
 
+    def not_an_installation(self, root: SafeRoot, path: str) -> str | None:
+        """A shared ``typo3_src*`` folder, or the web-dir of a composer project."""
+        if _is_source_folder(root, path):
+            return "a shared TYPO3 source folder (the sites linking to it are reported)"
+        if path and self._is_composer_docroot(root, path):
+            return "the docroot of the composer project in the folder above"
+        return None
+
     @staticmethod
     def _is_composer_docroot(root: SafeRoot, path: str) -> bool:
         """Whether ``path`` is the web-dir of a composer project in its parent folder.

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from patchd.cms.interface import Installation
+from patchd.cms import DETECTORS
+from patchd.cms.interface import Installation, ScanProblem
 from patchd.cms.search import find_installations
+from patchd.cms.typo3 import COMPOSER_CORE, Typo3Detector
 from patchd.safefs import SafeRoot
 from patchd_fixtures.families import FAMILIES
 from patchd_fixtures.fleet import _build_account, generate_fleet
@@ -119,3 +121,44 @@ def test_an_installation_reached_through_an_in_account_link_is_counted_once(
     root, _ = _account(tmp_path, _plan("wordpress", "6.4.2", "html"))
     (root / "www").symlink_to("html")  # a second name for the same docroot
     assert set(_found(root)) == {"html"}  # links are never entered: found once, as html
+
+
+class _GappyTypo3(Typo3Detector):
+    """The TYPO3 detector as it was before issue 19: every subfolder of a composer project
+    taken for its docroot. The guard must make that gap visible."""
+
+    def detect(self, root: SafeRoot, path: str) -> Installation | None:
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if path and root.is_dir(f"{parent}/{COMPOSER_CORE}" if parent else COMPOSER_CORE):
+            return None
+        return super().detect(root, path)
+
+
+def test_completeness_guard_reports_a_marker_no_detector_recognised(tmp_path: Path) -> None:
+    root, _ = _account(
+        tmp_path,
+        _plan("typo3", "12.4.10", "html", "composer"),
+        _plan("typo3", "12.4.9", "html/blog"),
+    )
+    detectors = [d if d.name != "typo3" else _GappyTypo3() for d in DETECTORS]
+    with SafeRoot(root) as safe:
+        found = list(find_installations(safe, detectors=detectors))
+    problems = [f for f in found if isinstance(f, ScanProblem)]
+    assert [p.path for p in problems] == ["html/blog"]
+    assert problems[0].message.startswith("unrecognised: typo3 marker typo3_src is here")
+    assert {f.path for f in found if isinstance(f, Installation)} == {"html"}
+
+
+def test_known_non_installations_are_not_unrecognised(tmp_path: Path) -> None:
+    """Shared source folders, a composer docroot and a lone wp-config.php are no gaps."""
+    root, _ = _account(
+        tmp_path,
+        _plan("typo3", "12.4.10", "html", "composer"),
+        _plan("typo3", "12.4.9", "cms"),
+    )
+    (root / "subdomains").mkdir()
+    (root / "subdomains" / "wp-config.php").write_text("<?php // config one level up\n")
+    with SafeRoot(root) as safe:
+        found = list(find_installations(safe))
+    assert [f for f in found if isinstance(f, ScanProblem)] == []
+    assert {f.path for f in found} == {"html", "cms"}
