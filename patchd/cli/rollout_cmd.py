@@ -18,6 +18,7 @@ from patchd.cli.output import (
     resolve_format,
     stdout_console,
 )
+from patchd.cli.selectors import check_known
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
@@ -169,6 +170,15 @@ def rollout_command(
     )
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+        source = str(accounts_file)
+        check_known("--limit-account", options.accounts, (a.id for a in inventory.accounts), source)
+        check_known("--limit-host", options.hosts, inventory.hosts, source)
+        check_known(
+            "--limit-customer",
+            options.customers,
+            (a.customer.id for a in inventory.accounts),
+            source,
+        )
         if not dry_run:
             confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
         # NOTE: the inventory (and all else loaded) lives as long as the rollout; frozen,

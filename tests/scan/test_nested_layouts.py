@@ -19,6 +19,8 @@ from patchd_fixtures.families import FAMILIES
 from patchd_fixtures.fleet import _build_account, generate_fleet
 from patchd_fixtures.fleet_plan import AccountPlan, Customer, InstallPlan
 from tests.scan import kit
+from tests.scan.conftest import FLEET_HOSTS
+from tests.support.sshd import SSHHost
 
 
 def _plan(family: str, version: str, path: str, layout: str = "classic") -> InstallPlan:
@@ -84,20 +86,38 @@ def _typo3_modification():
     return FAMILIES["typo3"].customer_modifications[0]
 
 
-def test_a_2000_account_fleet_matches_its_ground_truth_exactly(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def big_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Seed 1 at 2,000 accounts holds both cases the SSH benchmark found: a classic TYPO3
     in ``html/blog`` below a composer project (p10783, missed before) and a suffixed
     source folder (p11168 ``typo3_src-12.4.9-2``, reported as a site before)."""
-    fleet = generate_fleet(tmp_path / "fleet", 2000, seed=1, thin=True)
-    res = kit.scan(tmp_path / "ledger.db", fleet / "accounts.yaml")
+    dest = tmp_path_factory.mktemp("big-fleet") / "fleet"
+    return generate_fleet(dest, 2000, seed=1, thin=True, hosts=FLEET_HOSTS)
+
+
+def _assert_ground_truth(fleet: Path, res: kit.CliResult) -> None:
     assert res.code == 0, res.err
-    assert res.json["errors"] == []
+    assert res.json["errors"] == []  # also: no folder with a marker left unrecognised
     doc = kit.truth(fleet / "expected.json")
     want = sorted((acc, i["path"], i["cms"]) for acc, i in kit.truth_installations(doc))
-    got = kit.scan_view(res.json, keep_host=True)
-    assert sorted(got) == want  # every expected installation, none extra
+    got = kit.scan_view(res.json)
+    assert sorted(got) == want  # every expected installation exactly once, none extra
     assert ("p10783", "html/blog", "typo3") in got
     assert not any(path.startswith("typo3_src") for _acc, path, _cms in got)
+
+
+def test_a_2000_account_fleet_matches_its_ground_truth_exactly(
+    big_fleet: Path, tmp_path: Path
+) -> None:
+    _assert_ground_truth(big_fleet, kit.scan(tmp_path / "ledger.db", big_fleet / "accounts.yaml"))
+
+
+def test_the_same_fleet_over_ssh_matches_it_too(
+    big_fleet: Path, sshd_hosts: list[SSHHost], tmp_path: Path
+) -> None:
+    entries = {n: kit.ssh_host_entry(h) for n, h in zip(FLEET_HOSTS, sshd_hosts, strict=False)}
+    inventory = kit.rewrite_hosts(big_fleet / "accounts.yaml", tmp_path / "accounts.yaml", entries)
+    _assert_ground_truth(big_fleet, kit.scan(tmp_path / "ledger.db", inventory))
 
 
 def test_copies_and_backups_inside_the_account_are_installations(tmp_path: Path) -> None:
@@ -162,3 +182,19 @@ def test_known_non_installations_are_not_unrecognised(tmp_path: Path) -> None:
         found = list(find_installations(safe))
     assert [f for f in found if isinstance(f, ScanProblem)] == []
     assert {f.path for f in found} == {"html", "cms"}
+
+
+def test_two_cmss_side_by_side_in_one_docroot(tmp_path: Path) -> None:
+    """A docroot holding a shop WordPress and a Roundcube webmail next to each other, and
+    a TYPO3 in the docroot itself: three installations, each once."""
+    root, records = _account(
+        tmp_path,
+        _plan("typo3", "12.4.9", "html"),
+        _plan("wordpress", "6.4.1", "html/shop"),
+        _plan("roundcube", "1.6.4", "html/webmail"),
+    )
+    found = _found(root)
+    assert {p: i.cms for p, i in found.items()} == {
+        "html": "typo3", "html/shop": "wordpress", "html/webmail": "roundcube"
+    }  # fmt: skip
+    assert set(found) == {r["path"] for r in records}
