@@ -272,6 +272,9 @@ def test_limits_by_host_account_customer(fresh_world: World) -> None:
     res = w.rollout("--dry-run", "--limit-host", "web01", "--limit-account", "a-link")
     assert [r["account"] for r in res.json["results"]] == ["a-link"]
     res = w.rollout("--dry-run", "--limit-host", "nowhere")
+    assert res.code == 2 and "--limit-host: not in" in res.err and "nowhere" in res.err
+    # known ids whose combination leaves nothing are a usage error too
+    res = w.rollout("--dry-run", "--limit-customer", "cust-shared", "--limit-account", "a-link")
     assert res.code == 2 and "no account" in res.err
 
 
