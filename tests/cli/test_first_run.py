@@ -103,3 +103,23 @@ def test_unknown_account_host_and_customer_ids_are_input_errors(tmp_path: Path) 
         assert f"{option}: not in {accounts}: {missing}" in res.err, res.err
     ok = kit.scan(ledger, accounts, "--account", known)
     assert ok.code == 0, ok.err
+
+
+def test_ctrl_c_in_a_rollout_prints_the_command_that_resumes_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Ctrl-C used to say only "interrupted" (issue 17)."""
+    import patchd.cli.rollout_cmd as rollout_cmd
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    fleet = generate_fleet(tmp_path / "fleet", 2, seed=1)
+    monkeypatch.setattr(rollout_cmd, "run_rollout", interrupted)
+    bundle = str(Path(__file__).resolve().parents[2] / "patches" / "wp-2026-001")
+    argv = ["--ledger", str(tmp_path / "l.db"), "rollout", bundle, "--accounts",
+            str(fleet / "accounts.yaml"), "--yes"]  # fmt: skip
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 130
+    assert "patchd: interrupted" in result.output
+    assert f"run the same command again: patchd {' '.join(argv)}" in result.output
