@@ -156,7 +156,19 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
             shutil.rmtree(b)
             out = work / f"out{n}"
             patchd_times.append(
-                _time(["patchd", "build", str(old), str(new), "--auto", "--out", str(out)])
+                _time(
+                    [
+                        "patchd",
+                        "build",
+                        str(old),
+                        str(new),
+                        "--auto",
+                        "--undecided",
+                        "drop",
+                        "--out",
+                        str(out),
+                    ]
+                )
             )
         bundle = next(out.iterdir())
         kept = len(parse_diff((bundle / "patch.diff").read_bytes()))
@@ -195,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['runs']} runs each, run alternately (`python bench/bench_build.py`).\n\n"
         f"| step | median (s) |\n|---|---|\n"
         f"| `tar xzf` OLD + `tar xzf` NEW + `diff -ruN` | {r['baseline_s']} |\n"
-        f"| `patchd build OLD NEW --auto` | {r['patchd_s']} |\n"
+        f"| `patchd build OLD NEW --auto --undecided drop` | {r['patchd_s']} |\n"
         f"| ratio patchd / baseline (target <= 2) | {r['ratio']} |\n\n"
         f"Machine: `{_machine()}`\n"
     )

@@ -1,11 +1,24 @@
 """Backports: port the minimal patch to an older release and store an exact-context variant.
 
-The minimal patch (made against OLD) is applied to each older release with offsets allowed
-and fuzz only when asked (``--fuzz N``). When every hunk ports, the result is diffed
-again against that release's files, giving a variant whose hunks apply there at their
-exact positions with exact context (what a rollout's dry run needs), and that variant is
-validated like ``patch.diff`` plus one more check, ``same-changes``: the variant adds and
-removes exactly the lines the minimal patch does.
+Each file of the minimal patch (made against OLD) is ported to an older release in this
+order, the first that succeeds wins:
+
+1. the patch applies there as it is (offsets allowed, no fuzz);
+2. a 3-way merge (:mod:`patchd.bundle.merge3`, ``git merge-file``): base = OLD's file,
+   theirs = OLD's file with the patch, ours = the older release's file. This ports the
+   fix where the older release changed the lines around it;
+3. the same merge chained from the nearest newer backport that ported the file: base =
+   that release's file, theirs = its patched file (code that changed in steps along the
+   branch);
+4. fuzz, only when asked (``--fuzz N``).
+
+A file that none of these ports is listed in the build report with each conflict's two
+sides (the release's lines and the patched lines), for a person.
+
+When every file ports, the result is diffed again against that release's files, giving
+a variant whose hunks apply there at their exact positions with exact context (what a
+rollout's dry run needs), and that variant is validated like ``patch.diff`` plus one more
+check, ``same-changes``: the variant adds and removes exactly the lines the minimal patch does.
 
 NOTE: a variant is stored only when *every* hunk ports. A partial variant would report
 installations as patched while part of the fix is missing; the hunks that do not port are
@@ -18,9 +31,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from patchd.bundle.merge3 import merge_file
 from patchd.bundle.report import CheckEntry, ManualHunk, VariantEntry
 from patchd.bundle.validate import ReadFile, validate_patch
-from patchd.engine.apply import apply_file
+from patchd.engine.apply import FileOutcome, apply_file
 from patchd.engine.model import FilePatch, Hunk
 from patchd.release.linediff import diff_lines, split_lines
 
@@ -39,6 +53,15 @@ class Ported:
     patched: dict[str, bytes | None]
 
 
+@dataclass(frozen=True)
+class Newer:
+    """A newer backport that ported: its version, its files and its patched files."""
+
+    version: str
+    read: ReadFile
+    patched: dict[str, bytes | None]
+
+
 def variant_file(version: str) -> str:
     """The bundle-relative name of a version's variant diff."""
     return f"variants/{version}.diff"
@@ -52,29 +75,48 @@ def port_patch(
     version: str,
     fuzz: int,
     php: str | None,
+    read_base: ReadFile | None = None,
+    newer: Sequence[Newer] = (),
 ) -> Ported:
-    """Port ``patches`` to the release ``read`` reads (its version is ``version``)."""
+    """Port ``patches`` to the release ``read`` reads (its version is ``version``).
+
+    ``read_base`` reads OLD (the release ``patches`` was made against) for the 3-way
+    merge; ``newer`` are the newer backports that ported, nearest first, for chaining.
+    """
     manual: list[ManualHunk] = []
     offsets: dict[str, int] = {}
+    merged: dict[str, str] = {}
     results: dict[str, tuple[bytes | None, bytes | None]] = {}
     for fp in patches:
         old = read(fp.path)
-        outcome = apply_file(fp, old, fuzz=fuzz)
-        for h in outcome.hunks:
-            # NOTE: HunkOutcome.index is 1-based, like GNU patch's "Hunk #N".
-            known = ids.get(fp.path, [])
-            hunk_id = known[h.index - 1] if 0 < h.index <= len(known) else f"{fp.path}#{h.index}"
-            if not h.status.applied:
-                manual.append(ManualHunk(hunk_id, fp.path, h.reason or h.status.value))
-            elif h.offset or h.fuzz:
-                offsets[hunk_id] = h.offset
-        if outcome.error and outcome.hunks and all(h.status.applied for h in outcome.hunks):
-            manual.append(ManualHunk(f"{fp.path}@file", fp.path, outcome.error))
+        known = ids.get(fp.path, [])
+        outcome = apply_file(fp, old, fuzz=0)
         if outcome.ok:
             results[fp.path] = (old, None if outcome.deleted else outcome.content)
+            offsets.update(_offsets(fp.path, outcome, known))
+            continue
+        port = _merge(fp, old, read_base, newer)
+        if port.content is not None:
+            results[fp.path] = (old, port.content)
+            merged[fp.path] = port.how
+            continue
+        if fuzz:
+            fuzzed = apply_file(fp, old, fuzz=fuzz)
+            if fuzzed.ok:
+                results[fp.path] = (old, None if fuzzed.deleted else fuzzed.content)
+                offsets.update(_offsets(fp.path, fuzzed, known))
+                continue
+        manual.extend(port.conflicts)
+        for h in outcome.hunks:
+            # NOTE: HunkOutcome.index is 1-based, like GNU patch's "Hunk #N".
+            hunk_id = known[h.index - 1] if 0 < h.index <= len(known) else f"{fp.path}#{h.index}"
+            if not h.status.applied and not port.conflicts:
+                manual.append(ManualHunk(hunk_id, fp.path, h.reason or h.status.value))
+        if outcome.error and not any(m.path == fp.path for m in manual):
+            manual.append(ManualHunk(f"{fp.path}@file", fp.path, outcome.error))
     name = variant_file(version)
     if manual:
-        entry = VariantEntry(version, None, "manual", offsets, tuple(manual))
+        entry = VariantEntry(version, None, "manual", offsets, tuple(manual), merged)
         return Ported(version, entry, None, (), {})
     variant = tuple(_exact(fp.path, *results[fp.path]) for fp in patches)
     checks = list(validate_patch(variant, read, variant=name, php=php).checks)
@@ -88,8 +130,60 @@ def port_patch(
         )
     )
     patched = {path: new for path, (_old, new) in results.items()}
-    entry = VariantEntry(version, name, "ok", offsets, ())
+    entry = VariantEntry(version, name, "ok", offsets, (), merged)
     return Ported(version, entry, variant, tuple(checks), patched)
+
+
+@dataclass(frozen=True)
+class _Port:
+    content: bytes | None  # the merged file; None when no merge was clean
+    how: str
+    conflicts: tuple[ManualHunk, ...]
+
+
+def _merge(
+    fp: FilePatch, ours: bytes | None, read_base: ReadFile | None, newer: Sequence[Newer]
+) -> _Port:
+    """3-way merge of ``fp``'s change into ``ours``: from OLD, then chained from newer."""
+    if ours is None or fp.old_path is None or fp.new_path is None or read_base is None:
+        return _Port(None, "", ())  # creations and deletions port only as they are
+    first: tuple[ManualHunk, ...] = ()
+    sources: list[tuple[str, bytes | None, bytes | None]] = []
+    base = read_base(fp.path)
+    if base is not None:
+        patched = apply_file(fp, base, fuzz=0)
+        sources.append(("3-way merge", base, patched.content if patched.ok else None))
+    for n in newer:
+        if fp.path in n.patched:
+            sources.append((f"3-way merge via {n.version}", n.read(fp.path), n.patched[fp.path]))
+            break  # NOTE: the nearest newer release that ported this file
+    for how, b, theirs in sources:
+        if b is None or theirs is None:
+            continue
+        m = merge_file(b, ours, theirs)
+        if m.clean:
+            return _Port(m.content, how, ())
+        if not first:
+            first = tuple(
+                ManualHunk(
+                    f"{fp.path}@conflict{i}",
+                    fp.path,
+                    f"conflict ({how}): the release changed the lines the fix changes",
+                    c.ours,
+                    c.theirs,
+                )
+                for i, c in enumerate(m.conflicts, 1)
+            )
+    return _Port(None, "", first)
+
+
+def _offsets(path: str, outcome: FileOutcome, known: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for h in outcome.hunks:
+        hunk_id = known[h.index - 1] if 0 < h.index <= len(known) else f"{path}#{h.index}"
+        if h.status.applied and (h.offset or h.fuzz):
+            out[hunk_id] = h.offset
+    return out
 
 
 def _exact(path: str, old: bytes | None, new: bytes | None) -> FilePatch:

@@ -33,9 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from patchd import __version__
-from patchd.bundle.backport import HunkIds, Ported, port_patch
+from patchd.bundle.backport import HunkIds, Newer, Ported, port_patch
 from patchd.bundle.classifiers import (
     DEFAULT_SECURITY_PATTERN,
     DEFAULT_THRESHOLD,
@@ -54,6 +55,7 @@ from patchd.bundle.report import (
     BuildReport,
     CheckEntry,
     HunkEntry,
+    LinkEntry,
     ManualHunk,
     ReleaseInfo,
     Suggestion,
@@ -72,7 +74,7 @@ from patchd.engine.model import FilePatch, Hunk
 from patchd.engine.render import render_patch
 from patchd.errors import PatchdError, UsageError
 from patchd.progress import Progress, SilentProgress
-from patchd.release.archive import open_release
+from patchd.release.archive import open_release_links
 from patchd.release.tree import FileChange, ReleaseDiff, diff_trees
 from patchd.releases import detect_release
 from patchd.versions import Version, VersionSet, branch_start, releases_in
@@ -85,6 +87,65 @@ SEVERITIES = ("low", "medium", "high", "critical")
 
 class BuildError(PatchdError):
     """The build cannot produce a bundle (empty patch, binary change kept, bad inputs)."""
+
+
+class UndecidedError(BuildError):
+    """Hunks nobody decided: the build stops rather than drop (or ship) them silently."""
+
+    exit_code = 1
+
+    def __init__(self, hunks: Sequence[ClassifiedHunk]) -> None:
+        listing = "".join(_undecided_listing(ch) for ch in hunks)
+        super().__init__(
+            f"{len(hunks)} hunk(s) undecided: a build never drops or ships a hunk nobody "
+            "decided. Decide each with a rule (--rules FILE: include/exclude by hunk id), "
+            "interactively (--review), or all at once with --undecided keep|drop (recorded "
+            f"in the manifest):{listing}"
+        )
+        self.hunks = tuple(hunks)
+
+
+def _undecided_listing(ch: ClassifiedHunk) -> str:
+    out = f"\n  {ch.id} ({ch.path}): {ch.verdict.reason}"
+    if ch.hunk is not None:
+        changed = [ln for ln in ch.hunk.hunk.lines if ln.kind != " "][:3]
+        for ln in changed:
+            text = ln.data.decode("utf-8", "replace").rstrip("\r\n")
+            out += f"\n      {ln.kind} {text[:100]}"
+    for sug in ch.suggestions[:3]:
+        score = f" (score {sug.score:.2f})" if sug.score is not None else ""
+        out += f"\n      suggestion: {sug.classifier}: {sug.reason}{score}"
+    return out
+
+
+def decide_undecided(
+    classified: Sequence[ClassifiedHunk], policy: Literal["refuse", "keep", "drop"]
+) -> tuple[list[ClassifiedHunk], tuple[str, ...]]:
+    """Apply ``--undecided``: the hunks with their final verdicts and the ids it decided.
+
+    :class:`UndecidedError` (exit 1) lists every undecided hunk when ``policy`` is refuse.
+    """
+    undecided = [c for c in classified if c.verdict.decision == "undecided"]
+    if not undecided:
+        return list(classified), ()
+    if policy == "refuse":
+        raise UndecidedError(undecided)
+    word = "kept" if policy == "keep" else "dropped"
+    decided = [
+        dataclasses.replace(
+            c,
+            verdict=Verdict(
+                policy,
+                f"undecided ({c.verdict.reason}); {word} by --undecided {policy}",
+                "undecided-option",
+                c.verdict.score,
+            ),
+        )
+        if c.verdict.decision == "undecided"
+        else c
+        for c in classified
+    ]
+    return decided, tuple(c.id for c in undecided)
 
 
 @dataclass(frozen=True)
@@ -118,6 +179,9 @@ class BuildOptions:
     php: str | None = None
     lint: bool = True
     workdir: Path | None = None
+    # What happens to hunks no classifier (and no review) decided: "refuse" stops the
+    # build listing them; "keep"/"drop" decide them all and the manifest records it.
+    undecided: Literal["refuse", "keep", "drop"] = "refuse"
 
 
 @dataclass(frozen=True)
@@ -127,6 +191,8 @@ class OpenedRelease:
     source: Path
     root: Path
     installation: Installation
+    #: An archive's symlink members (path -> target), recorded but never created.
+    links: dict[str, str] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -189,16 +255,46 @@ def _workdir(given: Path | None) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def split_links(diff: ReleaseDiff) -> tuple[ReleaseDiff, tuple[LinkEntry, ...]]:
+    """Take symlinks the release added, changed or removed out of the diff.
+
+    NOTE (issue 12): a unified diff cannot carry a link, and patchd never creates one on a
+    customer's installation; the report names each for manual handling instead.
+    Unchanged links never reach the diff.
+    """
+    entries = tuple(
+        LinkEntry(c.path, c.old_link, c.new_link, _link_note(c)) for c in diff.files if c.is_link
+    )
+    if not entries:
+        return diff, ()
+    kept = [c for c in diff.files if not c.is_link]
+    return ReleaseDiff(kept, diff.dirs_added, diff.dirs_removed), entries
+
+
+def _link_note(c: FileChange) -> str:
+    if c.old_link is None and c.old_sha256 is None:
+        return f"link added (-> {c.new_link}): not in patch.diff, create it by hand if needed"
+    if c.new_link is None and c.new_sha256 is None:
+        return f"link removed (was -> {c.old_link}): not in patch.diff, handle by hand"
+    if c.old_link is not None and c.new_link is not None:
+        return (
+            f"link changed (-> {c.old_link} became -> {c.new_link}): not in patch.diff, "
+            "handle by hand"
+        )
+    return "a file became a link or a link a file: not in patch.diff, handle by hand"
+
+
 def open_input(source: Path, workdir: Path, *, what: str) -> OpenedRelease:
     """Open one release (archive or folder) and detect its CMS and version."""
-    root = open_release(source, workdir).resolve()
+    root, links = open_release_links(source, workdir)
+    root = root.resolve()
     try:
         installation = detect_release(root)
     except PatchdError as exc:
         raise BuildError(
             f"{what} is no CMS release patchd knows: {exc.message}", where=str(source)
         ) from None
-    return OpenedRelease(Path(source), root, installation)
+    return OpenedRelease(Path(source), root, installation, links)
 
 
 def classify(
@@ -432,9 +528,11 @@ def build_bundle(
             old, new = old_job.result(), new_job.result()
         _check_pair(old, new, opts)
         progress.advance(label="opened")
-        diff = diff_trees(old.root, new.root)
+        diff, links = split_links(
+            diff_trees(old.root, new.root, old_links=old.links, new_links=new.links)
+        )
         progress.advance(label="diffed")
-        classified = classify(diff, chain, review)
+        classified, forced = decide_undecided(classify(diff, chain, review), opts.undecided)
         progress.advance(label="classified")
         minimal = assemble(diff, classified)
         entries = report_entries(classified)
@@ -453,11 +551,10 @@ def build_bundle(
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
-        ported = []
-        for source in opts.backports:
-            ported.append(_backport(source, work, old, minimal, opts, php))
-            progress.advance(label="backported")
-        result = _write(opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported)
+        ported = _backports(work, old, minimal, opts, php, progress)
+        result = _write(
+            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links
+        )
         progress.advance(label="written")
         progress.finish()
         return result
@@ -474,40 +571,73 @@ def _check_pair(old: OpenedRelease, new: OpenedRelease, opts: BuildOptions) -> N
 
 
 def _empty_message(entries: Sequence[HunkEntry]) -> str:
-    undecided = [e for e in entries if e.verdict == "undecided"]
-    hints = "".join(f"\n  undecided: {e.id}: {e.reason}" for e in undecided[:10])
+    forced = sum(1 for e in entries if e.classifier == "undecided-option")
     return (
         f"the patch would be empty: no hunk of the {len(entries)} in the release diff was "
-        f"kept ({len(undecided)} undecided). Keep hunks with --rules, --git, --auto or "
-        f"--review{hints}"
+        f"kept ({forced} dropped by --undecided drop). Keep hunks with --rules, --git, --auto "
+        "or --review"
     )
 
 
-def _backport(
-    source: Path,
+def _backports(
     work: Path,
     old: OpenedRelease,
     minimal: MinimalPatch,
     opts: BuildOptions,
     php: str | None,
+    progress: Progress,
+) -> list[tuple[OpenedRelease, Ported]]:
+    """Port to every ``--backport`` release, newest first (an older one may merge from a
+    newer one's result); returned in the order given."""
+    releases = []
+    for source in opts.backports:
+        rel = open_input(source, work, what="backport release")
+        if rel.installation.cms != old.installation.cms:
+            raise BuildError(
+                f"backport release is {rel.installation.cms}, not {old.installation.cms}",
+                where=str(source),
+            )
+        if Version.parse(rel.version) == Version.parse(old.version):
+            raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
+        releases.append(rel)
+    done: dict[int, tuple[OpenedRelease, Ported]] = {}
+    newer: list[Newer] = []
+    order = sorted(range(len(releases)), key=lambda i: Version.parse(releases[i].version).key)
+    for i in reversed(order):
+        rel, ported = _backport(releases[i], old, minimal, opts, php, newer)
+        done[i] = (rel, ported)
+        if ported.patches is not None:
+            newer.insert(0, Newer(rel.version, rel.read, ported.patched))
+        progress.advance(label="backported")
+    return [done[i] for i in range(len(releases))]
+
+
+def _backport(
+    rel: OpenedRelease,
+    old: OpenedRelease,
+    minimal: MinimalPatch,
+    opts: BuildOptions,
+    php: str | None,
+    newer: Sequence[Newer],
 ) -> tuple[OpenedRelease, Ported]:
-    rel = open_input(source, work, what="backport release")
-    if rel.installation.cms != old.installation.cms:
-        raise BuildError(
-            f"backport release is {rel.installation.cms}, not {old.installation.cms}",
-            where=str(source),
-        )
-    if Version.parse(rel.version) == Version.parse(old.version):
-        raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
     ported = port_patch(
-        minimal.patches, minimal.ids, rel.read, version=rel.version, fuzz=opts.fuzz, php=php
+        minimal.patches,
+        minimal.ids,
+        rel.read,
+        version=rel.version,
+        fuzz=opts.fuzz,
+        php=php,
+        read_base=old.read,
+        newer=newer,
     )
     failed = [c for c in ported.checks if not c.ok]
     if failed:
         # NOTE: a variant that does not validate is not shipped; its problems go to the
         # report as manual work, like hunks that do not port.
         manual = tuple(ManualHunk(f"{c.check}", c.detail.split(":")[0], c.detail) for c in failed)
-        entry = VariantEntry(rel.version, None, "manual", ported.entry.offsets, manual)
+        entry = VariantEntry(
+            rel.version, None, "manual", ported.entry.offsets, manual, ported.entry.merged
+        )
         ported = Ported(rel.version, entry, None, ported.checks, {})
     return rel, ported
 
@@ -554,6 +684,8 @@ def _write(
     minimal: MinimalPatch,
     main: Validated,
     ported: list[tuple[OpenedRelease, Ported]],
+    forced: tuple[str, ...] = (),
+    links: tuple[LinkEntry, ...] = (),
 ) -> BuildResult:
     diffs = {MAIN_DIFF: render_patch(minimal.patches)}
     variants = [
@@ -598,6 +730,8 @@ def _write(
         "created_at": stamp,
         "patchd_version": __version__,
         "skipped_checks": [] if opts.lint else ["php-lint"],
+        "undecided": opts.undecided if forced else None,
+        "undecided_hunks": list(forced),
     }
     checks: list[CheckEntry] = list(main.checks)
     for _, p in sorted(ported, key=lambda rp: Version.parse(rp[1].version)):
@@ -613,6 +747,7 @@ def _write(
         ),
         validation=tuple(checks),
         uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
+        links=links,
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,13 @@ class Manifest(_Model):
     skipped_checks: tuple[Literal["php-lint"], ...] = Field(
         default=(), description="validation checks the build did not run (--no-lint)"
     )
+    undecided: Literal["keep", "drop"] | None = Field(
+        default=None,
+        description="--undecided: how the hunks no classifier or review decided were decided",
+    )
+    undecided_hunks: tuple[str, ...] = Field(
+        default=(), description="the hunk ids --undecided decided (see build-report.json)"
+    )
 
     @field_validator("id")
     @classmethod
@@ -182,7 +189,8 @@ def bundle_digest(fields: Mapping[str, Any], diffs: dict[str, bytes]) -> str:
 DIGEST_COVERS = (
     "every manifest field but digest (id, title, advisories, severity, cms, component, "
     "affected, fixed_in, min_php, summary, variants with versions, files and hashes, "
-    "created_at, patchd_version, skipped_checks) and every diff file"
+    "created_at, patchd_version, skipped_checks, undecided, undecided_hunks) and every "
+    "diff file"
 )
 
 
@@ -366,10 +374,11 @@ def write_bundle(path: Path, manifest_fields: dict, diffs: dict[str, bytes]) -> 
     for name, data in diffs.items():
         (path / name).write_bytes(data)
     data = manifest.model_dump(mode="json")
-    if not data["skipped_checks"]:
-        # NOTE: written only when a check was skipped, so fully checked bundles keep the
-        # manifest shape they had before the key existed.
-        del data["skipped_checks"]
+    # NOTE: written only when a check was skipped or --undecided decided hunks, so other
+    # bundles keep the manifest shape they had before these keys existed.
+    for key in ("skipped_checks", "undecided", "undecided_hunks"):
+        if not data[key]:
+            del data[key]
     data["digest"] = bundle_digest(data, diffs)
     manifest = manifest.model_copy(update={"digest": data["digest"]})
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

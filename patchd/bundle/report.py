@@ -12,9 +12,14 @@ the security team's scripts read them); keys may be added, none renamed::
                 "rule", "split", "suggestions": [{"classifier", "reason", "score"}],
                 "text"}],
      "variants": [{"version", "file", "status": "ok"|"manual", "offsets",
-                   "manual": [{"hunk", "path", "reason"}]}],
+                   "manual": [{"hunk", "path", "reason", "ours", "theirs"}],
+                   "merged": {PATH: "3-way merge" | "3-way merge via VERSION"}}],
      "validation": [{"variant", "check", "ok", "detail"}],
-     "uncovered": [VERSION, ...]}
+     "uncovered": [VERSION, ...],
+     "links": [{"path", "old", "new", "note"}]}
+
+``links`` names every symlink the release added, changed or removed (old/new: the link
+target, null where there is no link): a patch cannot carry links, so each needs a person.
 
 ``uncovered`` lists the versions of the affected set that no variant covers: their
 installations get ``dry-run-failed`` with reason ``no-variant`` (update needed).
@@ -79,6 +84,8 @@ class ManualHunk:
     hunk: str
     path: str
     reason: str
+    ours: str = ""  # a merge conflict: the backport release's lines
+    theirs: str = ""  # ... and the lines of OLD with the fix
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,17 @@ class VariantEntry:
     status: Literal["ok", "manual"]
     offsets: dict[str, int] = field(default_factory=dict)
     manual: tuple[ManualHunk, ...] = ()
+    merged: dict[str, str] = field(default_factory=dict)  # path -> "3-way merge [via V]"
+
+
+@dataclass(frozen=True)
+class LinkEntry:
+    """A symlink the release added, changed or removed: never in a patch, for a person."""
+
+    path: str
+    old: str | None  # the link's target in OLD (None: no link there)
+    new: str | None  # ... in NEW
+    note: str
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,7 @@ class BuildReport:
     variants: tuple[VariantEntry, ...] = ()
     validation: tuple[CheckEntry, ...] = ()
     uncovered: tuple[str, ...] = ()
+    links: tuple[LinkEntry, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -139,6 +158,7 @@ class BuildReport:
             "variants": [asdict(v) for v in self.variants],
             "validation": [asdict(c) for c in self.validation],
             "uncovered": list(self.uncovered),
+            "links": [asdict(link) for link in self.links],
         }
 
     def dumps(self) -> str:
@@ -168,6 +188,7 @@ class BuildReport:
             ),
             validation=tuple(CheckEntry(**c) for c in data.get("validation", ())),
             uncovered=tuple(data.get("uncovered", ())),
+            links=tuple(LinkEntry(**link) for link in data.get("links", ())),
         )
 
 

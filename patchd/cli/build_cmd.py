@@ -33,6 +33,12 @@ _PATH = click.Path(exists=False, path_type=Path)
     "--backport", "backports", multiple=True, type=_PATH, help="Older release to port to."
 )
 @click.option("--fuzz", type=int, default=0, show_default=True, help="Fuzz for backports only.")
+@click.option(
+    "--undecided",
+    type=click.Choice(["keep", "drop"]),
+    help="Decide every hunk no classifier decided (recorded in the manifest). Without it, "
+    "undecided hunks stop the build (exit 1) and are listed.",
+)
 @click.option("--id", "bundle_id", help="Bundle id (default: <cms>-<fixed version>).")
 @click.option("--title", help="Bundle title.")
 @click.option("--cms", help="Expected CMS (checked against the detected one).")
@@ -71,6 +77,7 @@ def build_command(
     review: bool,
     backports: tuple[Path, ...],
     fuzz: int,
+    undecided: str | None,
     bundle_id: str | None,
     title: str | None,
     cms: str | None,
@@ -128,6 +135,7 @@ def build_command(
         php=php,
         lint=not no_lint,
         workdir=workdir,
+        undecided=undecided or "refuse",  # type: ignore[arg-type]
         **({"security_pattern": pattern} if pattern is not None else {}),
     )
     reviewer = None
@@ -160,6 +168,16 @@ def build_command(
             f"affected {result.manifest.affected}; no variant for "
             f"{', '.join(result.report.uncovered)} (their installations get dry-run-failed, "
             "no-variant: update needed)",
+            err=True,
+        )
+    for link in result.report.links:
+        click.echo(f"manual: {link.path}: {link.note}", err=True)
+    m = result.manifest
+    if m.undecided is not None:
+        click.echo(
+            f"{len(m.undecided_hunks)} undecided hunk(s) "
+            f"{ {'keep': 'kept', 'drop': 'dropped'}[m.undecided] } by --undecided {m.undecided} "
+            f"(recorded in the manifest): {', '.join(m.undecided_hunks)}",
             err=True,
         )
     if no_lint:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -39,6 +40,10 @@ class PatchdGroup(click.Group):
         assert isinstance(command, click.Command)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["patchd.argv"] = list(args)  # for the resume hint after Ctrl-C
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -54,6 +59,14 @@ class PatchdGroup(click.Group):
             raise
         except KeyboardInterrupt:
             click.echo("patchd: interrupted", err=True)
+            if ctx.invoked_subcommand == "rollout":
+                # NOTE (issue 17): a rollout is resumable; say how, with the exact command.
+                args = " ".join(shlex.quote(a) for a in ctx.meta.get("patchd.argv", []))
+                click.echo(
+                    "the run is kept in the ledger and resumes where it stopped: run the "
+                    f"same command again: patchd {args}",
+                    err=True,
+                )
             ctx.exit(130)
         except Exception:
             # NOTE: an unexpected exception is a bug; show where, keep the exit code of

@@ -18,11 +18,12 @@ from patchd.cli.output import (
     resolve_format,
     stdout_console,
 )
+from patchd.cli.selectors import check_known
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger.db import open_ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
-from patchd.outcomes import Outcome
+from patchd.outcomes import WOULD_PATCH, Outcome
 from patchd.report.formats import json_document, json_document_chunks, render_rows
 from patchd.report.results import RESULT_COLUMNS, iter_result_rows, run_json, run_json_head
 from patchd.rollout.rollback import rollback_run
@@ -54,8 +55,7 @@ def emit_run(data: dict, fmt: str, *, title: str) -> None:
     )
     if fmt == "table":
         rows = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
-        rate = data.get("success_rate")
-        footer = f"success rate {rate:.1%}" if rate is not None else "nothing affected"
+        footer = _footer(data)
         click.echo(
             render_rows(
                 rows,
@@ -66,6 +66,17 @@ def emit_run(data: dict, fmt: str, *, title: str) -> None:
             ),
             nl=False,
         )
+
+
+def _footer(data: dict) -> str:
+    """The summary's headline. A dry run wrote nothing, so it says what *would* happen
+    (issue 17): a success rate of 0.0% there read as a failed rollout."""
+    if data.get("dry_run"):
+        would = sum(1 for r in data["results"] if (r.get("detail") or "").endswith(WOULD_PATCH))
+        failing = sum(1 for r in data["results"] if r.get("outcome") in FAILED)
+        return f"dry run, nothing written: {would} would be patched, {failing} would fail"
+    rate = data.get("success_rate")
+    return f"success rate {rate:.1%}" if rate is not None else "nothing affected"
 
 
 def exit_code(data: dict) -> int:
@@ -169,6 +180,15 @@ def rollout_command(
     )
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+        source = str(accounts_file)
+        check_known("--limit-account", options.accounts, (a.id for a in inventory.accounts), source)
+        check_known("--limit-host", options.hosts, inventory.hosts, source)
+        check_known(
+            "--limit-customer",
+            options.customers,
+            (a.customer.id for a in inventory.accounts),
+            source,
+        )
         if not dry_run:
             confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
         # NOTE: the inventory (and all else loaded) lives as long as the rollout; frozen,
@@ -193,7 +213,13 @@ def rollout_command(
         if report.resumed and fmt != "json":
             click.echo(f"resumed run {report.run_id}", err=True)
         if report.untested:
-            action = "skipped" if require_tested else "rolled out anyway"
+            action = (
+                "skipped"
+                if require_tested
+                else "would be rolled out anyway"
+                if dry_run
+                else "rolled out anyway"
+            )
             click.echo(
                 f"warning: {len(report.untested)} installation(s) run a configuration no "
                 f"'patchd test' cell passed ({action}), e.g. {report.untested[0]}",

@@ -18,6 +18,7 @@ from patchd.cli.output import (
     resolve_format,
     stdout_console,
 )
+from patchd.cli.selectors import check_known
 from patchd.inventory import load_inventory
 from patchd.ledger import current as ledger_current
 from patchd.ledger import releases as ledger_releases
@@ -122,6 +123,7 @@ def scan_command(
     fmt = resolve_format(fmt, as_json)
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+        check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
         result = run_scan(
             inventory,
             ledger,

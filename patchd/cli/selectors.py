@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from patchd.errors import UsageError
@@ -11,6 +12,17 @@ from patchd.ledger.db import Ledger
 LATEST = "latest"
 #: Where a bundle named by id is looked for (relative to the working folder).
 PATCHES = Path("patches")
+
+
+def check_known(option: str, given: Iterable[str], known: Iterable[str], source: str) -> None:
+    """:class:`UsageError` (exit 2) naming every value of ``option`` not in ``known``.
+
+    NOTE (issue 17): a mistyped account id used to select nothing, silently.
+    """
+    known_set = set(known)
+    unknown = sorted({v for v in given if v not in known_set})
+    if unknown:
+        raise UsageError(f"{option}: not in {source}: {', '.join(unknown)}")
 
 
 def run_id_of(ledger: Ledger, value: str) -> int:

@@ -70,6 +70,12 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         f"  built from {report.old.source} ({report.old.version}) and "
         f"{report.new.source} ({report.new.version}) at {manifest.created_at}"
     )
+    if manifest.undecided is not None:
+        out(
+            f"  undecided hunks {manifest.undecided} by --undecided {manifest.undecided}: "
+            f"{', '.join(manifest.undecided_hunks)}",
+            "yellow",
+        )
     if manifest.skipped_checks:
         out(f"  not checked: {', '.join(manifest.skipped_checks)} (built with --no-lint)", "yellow")
     out(f"  summary (en): {manifest.summary.en}")
@@ -82,11 +88,18 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             f"{', '.join(report.uncovered)}",
             "yellow",
         )
+    for link in report.links:
+        out(f"  manual: {link.path}: {link.note}", "yellow")
     for v in report.variants:
+        for path, how in sorted(v.merged.items()):
+            out(f"  backport {v.version}: {path} ported by {how}")
         if v.status != "ok":
             out(f"  backport {v.version}: needs manual work", "yellow")
             for m in v.manual:
                 out(f"    {m.hunk}: {m.reason}", "yellow")
+                if m.ours or m.theirs:
+                    out(_indent(f"release {v.version} has:", m.ours), "yellow")
+                    out(_indent("the fix (patched OLD) has:", m.theirs), "yellow")
     s = report.summary
     failed = [c for c in report.validation if not c.ok]
     out(
@@ -112,3 +125,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             console.print(Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         else:
             click.echo(h.text, nl=False)
+
+
+def _indent(title: str, text: str) -> str:
+    lines = text.splitlines() or ["(nothing)"]
+    return "\n".join([f"      {title}", *(f"        | {ln}" for ln in lines)])

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchd.safefs import SafeRoot
+from patchd.safefs import SafeRoot, join_rel
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,30 @@ class Detector(ABC):
     name: str
     markers: tuple[str, ...]
     owned_dirs: frozenset[str] = frozenset()
+    #: Markers that, present in a folder :meth:`detect` finds nothing in, make the folder
+    #: ``unrecognised`` (the completeness guard); default: every marker.
+    guard_markers: tuple[str, ...] | None = None
 
     @abstractmethod
     def detect(self, root: SafeRoot, path: str) -> Installation | None:
         """The installation in folder ``path`` (relative to ``root``), or None."""
+
+    def not_an_installation(self, root: SafeRoot, path: str) -> str | None:
+        """Why folder ``path`` holds a marker but is, knowingly, no installation (a
+        shared source folder, a composer project's docroot); None when not known."""
+        return None
+
+    def unrecognised(self, root: SafeRoot, path: str) -> str | None:
+        """The completeness guard for a folder :meth:`detect` returned None for: the
+        marker found there when the folder is not knowingly something else, else None.
+
+        NOTE (issue 19): a marker file without an installation is a detector gap until
+        shown otherwise; the scan reports it instead of passing over it silently.
+        """
+        for marker in self.markers if self.guard_markers is None else self.guard_markers:
+            if root.exists(join_rel(path, marker)):
+                return None if self.not_an_installation(root, path) else marker
+        return None
 
     def installation(
         self,

@@ -26,6 +26,10 @@ from patchd.safefs import SafeRoot, join_rel, listdir_fd, split_relpath
 _FD_BUDGET = 256
 
 #: Folder names (or ``a/b`` tails) never searched: data, caches, VCS, dependencies.
+#: NOTE (issue 19): ``backup``/``backups`` are searched. A copy or backup of an
+#: installation inside the account (``html/old``, ``html_backup_2023``, ``backups/2023``)
+#: is usually just as vulnerable and forgotten by its customer: it is an installation
+#: like any other (scanned, patched, listed and mailed with its own path).
 DEFAULT_SKIP: frozenset[str] = frozenset(
     {
         ".cache",
@@ -36,8 +40,6 @@ DEFAULT_SKIP: frozenset[str] = frozenset(
         ".Trash",
         ".well-known",
         "__pycache__",
-        "backup",
-        "backups",
         "bower_components",
         "cache",
         "caches",
@@ -115,6 +117,7 @@ def find_installations(
                     continue
                 names = {entry.name for entry in listing}
                 owner: Detector | None = None
+                gaps: list[tuple[str, str]] = []
                 for detector, first in firsts:
                     if names.isdisjoint(first):
                         continue
@@ -124,12 +127,23 @@ def find_installations(
                         yield ScanProblem(path, f"{detector.name}: {exc}")
                         continue
                     if inst is None:
+                        marker = _unrecognised(root, detector, path)
+                        if marker is not None:
+                            gaps.append((detector.name, marker))
                         continue
                     owner = detector
                     if path not in reported:
                         reported.add(path)
                         yield inst
                     break
+                if owner is None:
+                    for name, marker in gaps:
+                        yield ScanProblem(
+                            path,
+                            f"unrecognised: {name} marker {marker} is here, but no "
+                            "installation was recognised (a scan gap until shown otherwise: "
+                            "check this folder by hand)",
+                        )
                 if depth >= max_depth:
                     continue
                 for entry in listing:
@@ -155,6 +169,13 @@ def find_installations(
         for _path, _depth, fd in queue:
             if fd is not None:
                 os.close(fd)
+
+
+def _unrecognised(root: SafeRoot, detector: Detector, path: str) -> str | None:
+    try:
+        return detector.unrecognised(root, path)
+    except (OSError, UnsafePathError):
+        return None  # NOTE: detect() just read this folder; a race is reported there
 
 
 def _probe_project_root(

@@ -40,6 +40,8 @@ COMPOSER_CORE = "vendor/typo3/cms-core"
 COMPOSER_VERSION_FILE = f"{COMPOSER_CORE}/Classes/Information/Typo3Version.php"
 
 _SRC_NAME = re.compile(r"^typo3_src-(\d+\.\d+\.\d+(?:[-.]?(?:alpha|beta|rc|dev)\d*)?)$", re.I)
+#: A shared source folder's name: ``typo3_src``, optionally with a version and any suffix.
+_SRC_FOLDER = re.compile(r"^typo3_src(?:[-_.].*)?$", re.I)
 _EMCONF_VERSION = re.compile(r"""['"]version['"]\s*=>\s*(['"])([^'"\r\n]{1,64})\1""")
 
 
@@ -62,11 +64,33 @@ class Typo3Detector(Detector):
         """The TYPO3 installation in ``path``, or None."""
         if root.is_dir(join_rel(path, COMPOSER_CORE)):
             return self._composer(root, path)
-        if path and root.is_dir(join_rel(posixpath.dirname(path), COMPOSER_CORE)):
+        if path and self._is_composer_docroot(root, path):
             return None  # the docroot of a composer project, reported at the project root
         if _is_source_folder(root, path):
             return None
         return self._classic(root, path)
+
+    def not_an_installation(self, root: SafeRoot, path: str) -> str | None:
+        """A shared ``typo3_src*`` folder, or the web-dir of a composer project."""
+        if _is_source_folder(root, path):
+            return "a shared TYPO3 source folder (the sites linking to it are reported)"
+        if path and self._is_composer_docroot(root, path):
+            return "the docroot of the composer project in the folder above"
+        return None
+
+    @staticmethod
+    def _is_composer_docroot(root: SafeRoot, path: str) -> bool:
+        """Whether ``path`` is the web-dir of a composer project in its parent folder.
+
+        NOTE (issue 19): only the project's configured web-dir (``public`` by default) is
+        its docroot. Any other subfolder of a composer project may hold an installation
+        of its own (a classic TYPO3 in ``html/blog`` below a composer project in ``html``),
+        which must be reported like any other.
+        """
+        parent = posixpath.dirname(path)
+        if not root.is_dir(join_rel(parent, COMPOSER_CORE)):
+            return False
+        return path == join_rel(parent, _web_dir(root, parent))
 
     def project_root_for_docroot(self, root: SafeRoot, docroot: str) -> str | None:
         """The composer project root one level above ``docroot`` (``public/``), if any."""
@@ -145,8 +169,10 @@ def _is_source_folder(root: SafeRoot, path: str) -> bool:
     NOTE: classic sites reach their core through a ``typo3_src`` link to such a folder;
     the site is reported (with the link target), the folder itself is not a second
     installation. A folder of that name with its own ``typo3conf`` is a site after all.
+    Hosters name these folders with suffixes too (``typo3_src-12.4.9-2``,
+    ``typo3_src-12.4.9-patched``): the ``typo3_src`` prefix is what counts.
     """
-    if not path or not _SRC_NAME.match(posixpath.basename(path)):
+    if not path or not _SRC_FOLDER.match(posixpath.basename(path)):
         return False
     return _kind(root, join_rel(path, "typo3conf")) is None
 

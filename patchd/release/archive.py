@@ -8,11 +8,15 @@ stripped (for a folder input too). On any refusal the partial extraction is remo
 
 Decisions (see THREATS.md):
 
-- Symlink members are refused, always: patchd never creates a link from an archive, so no
-  later member can be written through one (also not across two archives). A link that
-  leaves the tree gets its own message. Put a release that needs links into a folder
-  yourself; :mod:`patchd.release.tree` reports links in folders without following them.
-- Hardlinks, devices, FIFOs, sparse files and unknown member types are refused.
+- Symlink members are recorded as link entries (path and target text) and never created
+  or followed: vendors ship relative links (``public_html/plugins -> ../plugins``), and
+  the release diff compares them as links (:func:`open_release_links` returns them,
+  :func:`patchd.release.tree.diff_trees` takes them). Nothing is created on disk, so no
+  later member can be written through one; a member at or beneath a link's path is
+  refused. A link whose target leaves the tree (absolute, or too many ``..``) is refused.
+- A hardlink member reads as its target's content: the target must be a regular file
+  member extracted earlier; the member becomes a copy (never a link on disk).
+- Devices, FIFOs, sparse files and unknown member types are refused.
 - Modes are normalised, never copied: setuid/setgid/sticky bits are stripped, files are
   0644 or 0755 (any execute bit), folders 0755. Owners and times are not restored.
 - Duplicate members (after normalising ``./a//b`` to ``a/b``) are refused, as is a member
@@ -50,6 +54,7 @@ __all__ = [
     "ArchiveLimits",
     "detect_format",
     "open_release",
+    "open_release_links",
     "strip_single_folder",
 ]
 
@@ -102,22 +107,37 @@ def open_release(source: Path, workdir: Path, *, limits: ArchiveLimits = DEFAULT
     """Return the root folder of the release at ``source`` (an archive or a folder).
 
     Archives are extracted into a fresh folder under ``workdir`` (created if missing); a
-    folder is used in place. One common top-level folder is stripped in both cases.
+    folder is used in place. One common top-level folder is stripped in both cases. An
+    archive's symlink members are not on disk (see :func:`open_release_links`).
     """
+    return open_release_links(source, workdir, limits=limits)[0]
+
+
+def open_release_links(
+    source: Path, workdir: Path, *, limits: ArchiveLimits = DEFAULT_LIMITS
+) -> tuple[Path, dict[str, str]]:
+    """Like :func:`open_release`, plus an archive's symlink members (path below the
+    returned root -> target text); empty for a folder, whose links are on disk."""
     source = Path(source)
     if source.is_dir():
-        return strip_single_folder(source)
+        return strip_single_folder(source), {}
     if not source.is_file():
         raise ArchiveError("no such archive or folder", archive=str(source))
     fmt = detect_format(source)
     Path(workdir).mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="release-", dir=workdir))
     try:
-        _Extraction(source, target, fmt, limits).run()
+        links = _Extraction(source, target, fmt, limits).run()
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    return strip_single_folder(target)
+    root = strip_single_folder(target)
+    if root == target:
+        return root, links
+    prefix = root.name + "/"
+    if any(not path.startswith(prefix) for path in links):
+        return target, links  # a link beside the lone folder: nothing is stripped
+    return root, {path[len(prefix) :]: t for path, t in links.items()}
 
 
 #: Zip compression methods zipfile can read (stored, deflate, bzip2, lzma).
@@ -208,7 +228,8 @@ class _Extraction:
 
     # -- driver --------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> dict[str, str]:
+        """Extract; return the symlink members (path -> target), which are not created."""
         sink = ExtractionSink(str(self.target), archive=self.archive)
         try:
             if self.fmt == "zip":
@@ -232,6 +253,7 @@ class _Extraction:
             sink.close()
         if self.members == 0:
             raise ArchiveError("archive holds no members", archive=self.archive)
+        return sink.links
 
     # -- tar -----------------------------------------------------------------------------
 
@@ -283,9 +305,24 @@ class _Extraction:
         self._start_member(info.name, declared)
         parts = split_member_name(info.name, archive=self.archive, limits=self.limits)
         if info.issym():
-            self._refuse_link(parts, info.linkname)
+            self._check_link(parts, info.linkname)
+            sink.add_link(parts, info.linkname)
+            return
         if info.islnk():
-            raise self._error(f"hardlink member (to {info.linkname!r}) refused")
+            try:
+                target = split_member_name(info.linkname, archive=self.archive, limits=self.limits)
+            except ArchiveError as exc:
+                raise self._error(
+                    f"hardlink target {info.linkname!r} refused: {exc.message}"
+                ) from None
+            with sink.open_extracted(target, parts) as src:
+                sink.add_file(
+                    parts,
+                    src,
+                    executable=bool(info.mode & 0o111),
+                    on_chunk=self._chunk_counter(None),
+                )
+            return
         if info.ischr() or info.isblk():
             raise self._error("device member refused")
         if info.isfifo():
@@ -309,17 +346,15 @@ class _Extraction:
         if written != info.size:
             raise self._error(f"member truncated: {written} of {info.size} bytes")
 
-    def _refuse_link(self, parts: tuple[str, ...], target: str) -> None:
+    def _check_link(self, parts: tuple[str, ...], target: str) -> None:
         if len(os.fsencode(target)) > self.limits.max_path_length:
             raise self._error(
                 f"symlink target longer than {self.limits.max_path_length} bytes refused"
             )
+        if not target or "\x00" in target:
+            raise self._error("symlink member with an empty or NUL target refused")
         if link_leaves_tree(parts, target):
             raise self._error(f"symlink leaves the release tree (-> {target!r})")
-        raise self._error(
-            f"symlink member refused (-> {target!r}): patchd never creates links from an "
-            "archive; extract it yourself and pass the folder if the link matters"
-        )
 
     # -- zip -----------------------------------------------------------------------------
 
@@ -349,7 +384,9 @@ class _Extraction:
                     f"symlink target longer than {self.limits.max_path_length} bytes refused"
                 )
             target = zf.read(info).decode("utf-8", "surrogateescape")
-            self._refuse_link(parts, target)
+            self._check_link(parts, target)
+            sink.add_link(parts, target)
+            return
         if info.is_dir() or kind == stat.S_IFDIR:
             if info.file_size:
                 raise self._error("folder member with data refused")

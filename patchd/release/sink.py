@@ -22,7 +22,7 @@ _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 _CHUNK = 1024 * 1024
 _MAX_OPEN_DIRS = 64
 
-Kind = Literal["dir", "file", "implicit-dir"]
+Kind = Literal["dir", "file", "implicit-dir", "link"]
 
 
 class ExtractionSink:
@@ -33,6 +33,8 @@ class ExtractionSink:
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._dir_fds: dict[Parts, int] = {}
         self._kinds: dict[Parts, Kind] = {}
+        #: Symlink members: recorded (path -> target text), never created.
+        self.links: dict[str, str] = {}
 
     def close(self) -> None:
         """Close every descriptor held."""
@@ -58,6 +60,8 @@ class ExtractionSink:
         kind = self._kinds.get(parts)
         if kind == "file":
             raise self._refuse(member, f"member lies beneath file {'/'.join(parts)!r}")
+        if kind == "link":
+            raise self._refuse(member, f"member lies beneath symlink member {'/'.join(parts)!r}")
         if kind is None:
             os.mkdir(parts[-1], 0o755, dir_fd=parent_fd)
             self._kinds[parts] = "implicit-dir"
@@ -74,7 +78,7 @@ class ExtractionSink:
         if not parts:
             return  # "./": the root itself
         kind = self._kinds.get(parts)
-        if kind in ("dir", "file"):
+        if kind in ("dir", "file", "link"):
             raise self._refuse(parts, "duplicate member")
         if kind == "implicit-dir":
             self._kinds[parts] = "dir"
@@ -98,7 +102,7 @@ class ExtractionSink:
         if not parts:
             raise self._refuse(parts, "file member without a name")
         kind = self._kinds.get(parts)
-        if kind == "file":
+        if kind in ("file", "link"):
             raise self._refuse(parts, "duplicate member")
         if kind is not None:
             raise self._refuse(parts, "file member clashes with a folder of the same name")
@@ -123,3 +127,28 @@ class ExtractionSink:
         finally:
             os.close(fd)
         return written
+
+    def add_link(self, parts: Parts, target: str) -> None:
+        """Record symlink member ``parts`` -> ``target``; nothing is created on disk.
+
+        NOTE: the path is reserved, so a later member at it or beneath it is refused (an
+        archive cannot use a link name to place a file), and no link ever exists to write
+        or read through.
+        """
+        if not parts:
+            raise self._refuse(parts, "symlink member without a name")
+        if self._kinds.get(parts) is not None:
+            raise self._refuse(parts, "duplicate member")
+        self._dir_fd(parts[:-1], parts)  # the parent must be a folder (not a file, not a link)
+        self._kinds[parts] = "link"
+        self.links["/".join(parts)] = target
+
+    def open_extracted(self, parts: Parts, member: Parts) -> BinaryIO:
+        """A regular file extracted earlier (the target of a hardlink member), for reading."""
+        if self._kinds.get(parts) != "file":
+            raise self._refuse(
+                member, f"hardlink to {'/'.join(parts)!r}, which is no earlier file member"
+            )
+        parent_fd = self._dir_fd(parts[:-1], member)
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        return os.fdopen(fd, "rb")

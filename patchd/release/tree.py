@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -64,6 +64,14 @@ class FileChange:
     old_sha256: str | None
     new_sha256: str | None
     hunks: tuple[ReleaseHunk, ...]
+    #: For a change that involves a symlink: each side's link target (None: not a link).
+    old_link: str | None = None
+    new_link: str | None = None
+
+    @property
+    def is_link(self) -> bool:
+        """Whether a symlink is on either side (a patch cannot carry it)."""
+        return self.old_link is not None or self.new_link is not None
 
     def to_file_patch(self, hunks: Iterable[ReleaseHunk] | None = None) -> FilePatch:
         """A :class:`FilePatch` with all hunks, or only ``hunks`` (a subset, e.g. the kept).
@@ -129,9 +137,12 @@ class _Entry:
     size: int
 
 
-def _walk(root: Path) -> tuple[dict[str, _Entry], set[str]]:
-    """Files/links and folders below ``root`` by relative path; never follows links."""
-    files: dict[str, _Entry] = {}
+def _walk(root: Path, links: Mapping[str, str] | None = None) -> tuple[dict[str, _Entry], set[str]]:
+    """Files/links and folders below ``root`` by relative path; never follows links.
+
+    ``links`` are symlinks recorded, not created, by archive extraction (path -> target).
+    """
+    files: dict[str, _Entry] = {path: _Entry("link", 0) for path in links or {}}
     dirs: set[str] = set()
     stack = [""]
     while stack:
@@ -183,8 +194,10 @@ def _same_large(a: Path, b: Path) -> bool:
                 return True
 
 
-def _content(root: Path, rel: str, entry: _Entry) -> bytes:
+def _content(root: Path, rel: str, entry: _Entry, links: Mapping[str, str] | None = None) -> bytes:
     if entry.kind == "link":
+        if links and rel in links:
+            return os.fsencode(links[rel])
         return os.fsencode(os.readlink(os.path.join(root, rel)))
     return _read(root, rel)
 
@@ -219,9 +232,11 @@ def _change(
 ) -> FileChange:
     old_sha = _sha(old[1], old[0]) if old else None
     new_sha = _sha(new[1], new[0]) if new else None
+    old_link = os.fsdecode(old[1]) if old and old[0].kind == "link" else None
+    new_link = os.fsdecode(new[1]) if new and new[0].kind == "link" else None
     binary = any(side and (side[0].kind == "link" or not is_text(side[1])) for side in (old, new))
     if binary:
-        return FileChange(path, "binary", old_sha, new_sha, ())
+        return FileChange(path, "binary", old_sha, new_sha, (), old_link, new_link)
     kind: ChangeKind = "modified" if old and new else ("added" if new else "removed")
     hunks = diff_lines(
         split_lines(old[1]) if old else [], split_lines(new[1]) if new else [], context=context
@@ -230,11 +245,22 @@ def _change(
     return FileChange(path, kind, old_sha, new_sha, rhs)
 
 
-def diff_trees(old_root: Path, new_root: Path, *, context: int = 3) -> ReleaseDiff:
-    """Diff two release roots; unchanged files (same size and bytes) cost one read each."""
+def diff_trees(
+    old_root: Path,
+    new_root: Path,
+    *,
+    context: int = 3,
+    old_links: Mapping[str, str] | None = None,
+    new_links: Mapping[str, str] | None = None,
+) -> ReleaseDiff:
+    """Diff two release roots; unchanged files (same size and bytes) cost one read each.
+
+    ``old_links``/``new_links``: an archive's symlink members (never created on disk),
+    compared like links found on disk: by target text.
+    """
     old_root, new_root = Path(old_root), Path(new_root)
-    old_files, old_dirs = _walk(old_root)
-    new_files, new_dirs = _walk(new_root)
+    old_files, old_dirs = _walk(old_root, old_links)
+    new_files, new_dirs = _walk(new_root, new_links)
     changes: list[FileChange] = []
     for path in sorted(old_files.keys() | new_files.keys()):
         o, n = old_files.get(path), new_files.get(path)
@@ -244,11 +270,16 @@ def diff_trees(old_root: Path, new_root: Path, *, context: int = 3) -> ReleaseDi
             # and the bytes are reused for the diff when they differ.
             if o.size > _WHOLE_READ_MAX and _same_large(old_root / path, new_root / path):
                 continue
-            old_data, new_data = _content(old_root, path, o), _content(new_root, path, n)
+            old_data = _content(old_root, path, o, old_links)
+            new_data = _content(new_root, path, n, new_links)
             if old_data == new_data:
                 continue
-        old = (o, old_data if old_data is not None else _content(old_root, path, o)) if o else None
-        new = (n, new_data if new_data is not None else _content(new_root, path, n)) if n else None
+        if o and old_data is None:
+            old_data = _content(old_root, path, o, old_links)
+        if n and new_data is None:
+            new_data = _content(new_root, path, n, new_links)
+        old = (o, old_data) if o and old_data is not None else None
+        new = (n, new_data) if n and new_data is not None else None
         changes.append(_change(path, old, new, context))
     return ReleaseDiff(
         files=changes,

@@ -70,11 +70,13 @@ CASES: dict[str, tuple[Callable[[Path, Members], Path], Members, str, str]] = {
         "wordpress/wp-config.php",
         "hardlink",
     ),
-    "tar-hardlink-in": (
+    # NOTE: a hardlink to an earlier file member is read as a copy (issue 12); one to a
+    # member that is not there (or comes later) is refused.
+    "tar-hardlink-missing": (
         _tar_release,
-        [tar_entry("wordpress/x.php", tarfile.LNKTYPE, linkname="wordpress/index.php")],
+        [tar_entry("wordpress/x.php", tarfile.LNKTYPE, linkname="wordpress/missing.php")],
         "wordpress/x.php",
-        "hardlink",
+        "no earlier file member",
     ),
     "tar-device": (_tar_release, _device(), "wordpress/wp-includes/null", "device"),
     "zip-device": (
@@ -155,6 +157,7 @@ def test_the_release_part_alone_builds(new_release: Path, tmp_path: Path) -> Non
     """Control: the same archive without the hostile member is a valid OLD release."""
     plain = _tar_release(tmp_path / "plain.tar.gz", [])
     args = ["build", str(plain), str(new_release), "--workdir", str(tmp_path / "w")]
+    args += ["--undecided", "drop"]
     args += ["--auto", "--threshold", "0.5", "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

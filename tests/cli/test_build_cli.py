@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -18,6 +19,12 @@ from patchd_fixtures.families import FAMILIES
 from patchd_fixtures.releases import write_release_archive, write_release_tree
 
 WP = FAMILIES["wordpress"]
+
+
+def _run_show(bundle: Path) -> str:
+    result = CliRunner().invoke(cli, ["show", str(bundle)])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def _run(args: list[str], stdin: str | None = None):
@@ -96,11 +103,53 @@ def test_missing_input_is_refused(tmp_path: Path, wp) -> None:
     assert "nope.tar.gz" in result.output and "no such archive or folder" in result.output
 
 
-def test_empty_patch_fails_clearly(tmp_path: Path, wp) -> None:
+def test_undecided_hunks_stop_the_build_and_are_listed(tmp_path: Path, wp) -> None:
+    """Nothing undecided ships or vanishes silently (issue 12): exit 1, every hunk listed
+    with its first changed lines and the classifiers' suggestions; nothing written."""
     result = _run([wp["6.4.2"], wp["6.4.3"], "--out", tmp_path / "out"])
+    assert result.exit_code == 1, result.output
+    assert "6 hunk(s) undecided: a build never drops or ships a hunk nobody decided" in (
+        result.output
+    )
+    assert "--undecided keep|drop" in result.output
+    for hunk in (
+        "wp-admin/css/common.css@19",
+        "wp-includes/comment-template.php@61",
+        "wp-includes/comment-template.php@102",
+        "wp-includes/js/comment-reply.js@14",
+    ):
+        assert f"  {hunk}" in result.output, hunk  # fmt: skip
+    assert "+ \t\techo esc_html( $author );" not in result.output  # raw, not escaped
+    assert "echo esc_html( $author );" in result.output
+    assert "suggestion: heuristics: heuristic score" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_undecided_keep_ships_them_and_the_manifest_says_so(tmp_path: Path, wp) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text('rules:\n  - include: {line: "esc_html\\\\("}\n    comment: fix\n')
+    out = tmp_path / "out"
+    result = _run([wp["6.4.2"], wp["6.4.3"], "--rules", rules, "--undecided", "keep",
+                   "--id", "wp-k", "--out", out])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "3 undecided hunk(s) kept by --undecided keep (recorded in the manifest)" in (
+        result.output
+    )
+    manifest = load_bundle(out / "wp-k").manifest
+    assert manifest.undecided == "keep" and len(manifest.undecided_hunks) == 3
+    report = json.loads((out / "wp-k" / "build-report.json").read_text())
+    forced = [h for h in report["hunks"] if h["classifier"] == "undecided-option"]
+    assert {h["id"] for h in forced} == set(manifest.undecided_hunks)
+    assert all(h["decision"] == "kept" for h in forced)
+    shown = _run_show(out / "wp-k")
+    assert "undecided hunks keep by --undecided keep" in shown
+
+
+def test_empty_patch_fails_clearly(tmp_path: Path, wp) -> None:
+    result = _run([wp["6.4.2"], wp["6.4.3"], "--undecided", "drop", "--out", tmp_path / "out"])
     assert result.exit_code == 2
     assert "the patch would be empty" in result.output
-    assert "undecided: wp-includes/comment-template.php@61" in result.output
+    assert "(6 dropped by --undecided drop)" in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -111,7 +160,8 @@ def test_review_needs_rules_and_existing_bundle_is_not_overwritten(tmp_path: Pat
     (out / "wp-x").mkdir(parents=True)
     rules = tmp_path / "rules.yaml"
     rules.write_text('rules:\n  - include: {line: "esc_html\\\\("}\n    comment: fix\n')
-    result = _run([wp["6.4.2"], wp["6.4.3"], "--rules", rules, "--id", "wp-x", "--out", out])
+    result = _run([wp["6.4.2"], wp["6.4.3"], "--rules", rules, "--undecided", "drop",
+                   "--id", "wp-x", "--out", out])  # fmt: skip
     assert result.exit_code == 2 and "exists already" in result.output
     assert not any((out / "wp-x").iterdir())
 
@@ -137,12 +187,27 @@ def test_review_through_piped_stdin_records_rules_that_rebuild_the_same(tmp_path
     # (mixed: title + pending count), comment-template@61 (author), @102 (pagination), js.
     answers = "n\ny\ns\ny\nn\ny\nn\nq\n"
     result = _run(
-        [wp["6.4.2"], wp["6.4.3"], "--rules", rules, "--review", "--id", "wp-r", "--out", out],
+        [
+            wp["6.4.2"],
+            wp["6.4.3"],
+            "--rules",
+            rules,
+            "--review",
+            "--undecided",
+            "drop",
+            "--id",
+            "wp-r",
+            "--out",
+            out,
+        ],
         stdin=answers,
     )
     assert result.exit_code == 0, result.output
     assert "Keep this hunk [y,n,s,q,?]?" in result.output
     assert "review stopped" in result.output
+    # NOTE: the review stops early ("q"); what it left undecided is dropped by the explicit
+    # --undecided drop (without it the build stops and lists them).
+    assert load_bundle(out / "wp-r").manifest.undecided == "drop"
     patch = (out / "wp-r" / "patch.diff").read_bytes()
     added = [
         [ln.data.decode().strip() for ln in h.lines if ln.kind == "+"]
@@ -162,7 +227,10 @@ def test_review_through_piped_stdin_records_rules_that_rebuild_the_same(tmp_path
     ]
     assert recorded[2].rule.matcher.line is not None  # the split is a hunk + line rule
     # the recorded rules alone reproduce the reviewed patch
-    again = _run([wp["6.4.2"], wp["6.4.3"], "--rules", rules, "--id", "wp-r2", "--out", out])
+    again = _run(
+        [wp["6.4.2"], wp["6.4.3"], "--rules", rules, "--undecided", "drop", "--id", "wp-r2",
+         "--out", out]
+    )  # fmt: skip
     assert again.exit_code == 0, again.output
     assert (out / "wp-r2" / "patch.diff").read_bytes() == patch
     report = load_bundle(out / "wp-r2")
@@ -178,7 +246,7 @@ def test_validation_failure_writes_nothing(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text('rules:\n  - include: {line: "esc_html\\\\("}\n    comment: fix\n')
     out = tmp_path / "out"
-    result = _run([old, new, "--rules", rules, "--out", out])
+    result = _run([old, new, "--rules", rules, "--undecided", "drop", "--out", out])
     assert result.exit_code == 2
     assert "failed validation" in result.output
     assert "php-lint" in result.output and "wp-includes/comment-template.php" in result.output

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.main import cli
 from patchd.demo import NO_PHP_NOTE
+from patchd_fixtures.fleet import generate_fleet
 from patchd_fixtures.releases import write_release_archive
 from tests.cli.nophp import path_without_php
+from tests.scan import kit
 
 RULES = Path(__file__).resolve().parents[2] / "fixtures" / "rules" / "wp-2026-001.yaml"
 
@@ -53,7 +55,8 @@ def test_build_needs_php_unless_no_lint_is_given(tmp_path: Path, monkeypatch) ->
     old = write_release_archive("wordpress", "6.4.2", tmp_path)
     new = write_release_archive("wordpress", "6.4.3", tmp_path)
     monkeypatch.setenv("PATH", path_without_php(tmp_path / "bin"))
-    args = ["build", str(old), str(new), "--rules", str(RULES), "--out", str(tmp_path / "p")]
+    args = ["build", str(old), str(new), "--rules", str(RULES), "--undecided", "drop",
+            "--out", str(tmp_path / "p")]  # fmt: skip
     refused = CliRunner().invoke(cli, args)
     assert refused.exit_code == 2
     assert "PHP binary 'php' not found" in refused.output
@@ -73,9 +76,50 @@ def test_a_fully_checked_manifest_has_no_skipped_checks_key(tmp_path: Path) -> N
     old = write_release_archive("wordpress", "6.4.2", tmp_path)
     new = write_release_archive("wordpress", "6.4.3", tmp_path)
     out = tmp_path / "p"
-    args = ["build", str(old), str(new), "--rules", str(RULES), "--out", str(out)]
+    args = ["build", str(old), str(new), "--rules", str(RULES), "--undecided", "drop",
+            "--out", str(out)]  # fmt: skip
     built = CliRunner().invoke(cli, args)
     assert built.exit_code == 0, built.output
     raw = yaml.safe_load((out / "wordpress-6.4.3" / "manifest.yaml").read_text())
     assert "skipped_checks" not in raw
     assert load_bundle(out / "wordpress-6.4.3").manifest.skipped_checks == ()
+
+
+def test_unknown_account_host_and_customer_ids_are_input_errors(tmp_path: Path) -> None:
+    """A mistyped id used to select nothing, silently (issue 17): exit 2 naming it."""
+    fleet = generate_fleet(tmp_path / "fleet", 3, seed=1)
+    accounts = fleet / "accounts.yaml"
+    ledger = tmp_path / "ledger.db"
+    known = yaml.safe_load(accounts.read_text())["accounts"][0]["id"]
+    res = kit.scan(ledger, accounts, "--account", known, "--account", "p99999")
+    assert res.code == 2 and f"--account: not in {accounts}: p99999" in res.err, res.err
+    bundle = str(Path(__file__).resolve().parents[2] / "patches" / "wp-2026-001")
+    for option, value in (("--limit-account", f"{known},nobody,p0"),
+                          ("--limit-host", "nohost"), ("--limit-customer", "c0")):  # fmt: skip
+        res = kit.patchd(ledger, "rollout", bundle, "--accounts", str(accounts), "--dry-run",
+                         "--yes", option, value)  # fmt: skip
+        assert res.code == 2, res.err
+        missing = ", ".join(sorted(v for v in value.split(",") if v != known))
+        assert f"{option}: not in {accounts}: {missing}" in res.err, res.err
+    ok = kit.scan(ledger, accounts, "--account", known)
+    assert ok.code == 0, ok.err
+
+
+def test_ctrl_c_in_a_rollout_prints_the_command_that_resumes_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Ctrl-C used to say only "interrupted" (issue 17)."""
+    import patchd.cli.rollout_cmd as rollout_cmd
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    fleet = generate_fleet(tmp_path / "fleet", 2, seed=1)
+    monkeypatch.setattr(rollout_cmd, "run_rollout", interrupted)
+    bundle = str(Path(__file__).resolve().parents[2] / "patches" / "wp-2026-001")
+    argv = ["--ledger", str(tmp_path / "l.db"), "rollout", bundle, "--accounts",
+            str(fleet / "accounts.yaml"), "--yes"]  # fmt: skip
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 130
+    assert "patchd: interrupted" in result.output
+    assert f"run the same command again: patchd {' '.join(argv)}" in result.output

@@ -56,12 +56,13 @@ def test_depth_bound(tmp_path: Path) -> None:
 
 
 def test_skip_rules(tmp_path: Path) -> None:
-    for folder in ("cache", "node_modules", ".git", "backup", "vendor/x", "fileadmin/x"):
+    for folder in ("cache", "node_modules", ".git", "vendor/x", "fileadmin/x"):
         make_tree(tmp_path / folder, _rc())
     make_tree(tmp_path / "site/wp-content/uploads/x", _rc())  # a tail rule (wp-content owned?)
     make_tree(tmp_path / "keep", _rc())
+    make_tree(tmp_path / "backup", _rc())  # copies and backups are installations (issue 19)
     found, _ = _scan(tmp_path)
-    assert set(found) == {"keep"}
+    assert set(found) == {"keep", "backup"}
     found, _ = _scan(tmp_path, skip_dirs=frozenset({"site/wp-content/uploads"}))
     assert "cache" in found and "site/wp-content/uploads/x" not in found
     found, _ = _scan(tmp_path, skip_dirs=frozenset())

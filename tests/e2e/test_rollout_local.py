@@ -272,6 +272,9 @@ def test_limits_by_host_account_customer(fresh_world: World) -> None:
     res = w.rollout("--dry-run", "--limit-host", "web01", "--limit-account", "a-link")
     assert [r["account"] for r in res.json["results"]] == ["a-link"]
     res = w.rollout("--dry-run", "--limit-host", "nowhere")
+    assert res.code == 2 and "--limit-host: not in" in res.err and "nowhere" in res.err
+    # known ids whose combination leaves nothing are a usage error too
+    res = w.rollout("--dry-run", "--limit-customer", "cust-shared", "--limit-account", "a-link")
     assert res.code == 2 and "no account" in res.err
 
 
@@ -334,3 +337,19 @@ def _python_with_bug(folder: Path, *, trigger: str) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+def test_a_dry_run_says_what_would_happen_not_a_success_rate(fresh_world: World) -> None:
+    """A dry run writes nothing; its summary must not read "success rate 0.0%" (issue 17)."""
+    w = fresh_world
+    args = ["rollout", str(w.bundle), "--accounts", str(w.inventory), "--backup-dir",
+            str(w.backups), "--yes", "--dry-run"]  # fmt: skip
+    res = kit.patchd(w.ledger, *args, env={"COLUMNS": "240"})
+    data = w.rollout("--dry-run").json
+    would = sum(1 for r in data["results"] if (r["detail"] or "").endswith("would be patched"))
+    failing = sum(1 for r in data["results"] if r["outcome"] == "dry-run-failed")
+    assert would > 0
+    flat = " ".join(res.out.split())
+    assert f"dry run, nothing written: {would} would be patched, {failing} would fail" in flat
+    assert "success rate" not in res.out, res.out
+    assert "(would be rolled out anyway)" in res.err, res.err

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from patchd.errors import ArchiveError
-from patchd.release.archive import ArchiveLimits, open_release
+from patchd.release.archive import ArchiveLimits, open_release, open_release_links
 from tests.release.helpers import (
     snapshot,
     tar_entry,
@@ -180,15 +180,39 @@ def test_tar_relative_symlink_out_refused(area: Area) -> None:
     area.refused(arc, "pkg/up", "leaves the release tree")
 
 
-def test_tar_symlink_inside_tree_refused_too(area: Area) -> None:
+def test_tar_symlink_inside_tree_is_recorded_never_created(area: Area) -> None:
+    """Vendors ship relative links (issue 12): recorded with their target, not created."""
     arc = write_tar(
         area.inputs / "t.tar",
         [
             tar_file("pkg/real.php"),
             tar_entry("pkg/alias.php", tarfile.SYMTYPE, linkname="real.php"),
+            tar_entry("pkg/public_html/plugins", tarfile.SYMTYPE, linkname="../plugins"),
         ],
     )
-    area.refused(arc, "pkg/alias.php", "never creates links")
+    root, links = open_release_links(arc, area.work)
+    assert links == {"alias.php": "real.php", "public_html/plugins": "../plugins"}
+    assert not any(p.is_symlink() for p in area.work.rglob("*"))
+    assert not (root / "alias.php").exists() and (root / "public_html").is_dir()
+
+
+def test_member_beneath_a_recorded_symlink_refused(area: Area) -> None:
+    arc = write_tar(
+        area.inputs / "t.tar",
+        [
+            tar_entry("pkg/plugins", tarfile.SYMTYPE, linkname="real"),
+            tar_file("pkg/plugins/pwned.php", b"<?php\n"),
+        ],
+    )
+    area.refused(arc, "pkg/plugins/pwned.php", "beneath symlink member 'pkg/plugins'")
+
+
+def test_member_at_a_recorded_symlink_path_refused(area: Area) -> None:
+    arc = write_tar(
+        area.inputs / "t.tar",
+        [tar_entry("pkg/a", tarfile.SYMTYPE, linkname="b"), tar_file("pkg/a", b"x\n")],
+    )
+    area.refused(arc, "pkg/a", "duplicate member")
 
 
 def test_symlink_split_over_two_archives(area: Area) -> None:
@@ -231,10 +255,11 @@ def test_symlink_chain_longer_than_path_max_refused(area: Area) -> None:
     members.append(tar_entry("escape", tarfile.SYMTYPE, linkname=link_path + "/../" * 2))
     members.append(tar_file("escape/pwned.txt", b"pwned\n"))
     arc = write_tar(area.inputs / "t.tar", members)
-    area.refused(arc, "a", "symlink member refused")
-    # with length limits far above PATH_MAX the first link is still refused
+    # NOTE: links are recorded, never created: the chain's first member beneath a
+    # recorded link is refused, whatever the limits.
+    area.refused(arc, "/".join([comp] * 5), "member name longer than 1024 bytes")
     wide = ArchiveLimits(max_path_length=16384, max_depth=200)
-    area.refused(arc, "a", "symlink member refused", limits=wide)
+    area.refused(arc, link_path, "beneath symlink member 'a'", limits=wide)
 
 
 def test_long_symlink_target_refused(area: Area) -> None:
@@ -251,12 +276,36 @@ def test_hardlink_to_outside_refused(area: Area) -> None:
     area.refused(arc, "pkg/keep.txt", "hardlink")
 
 
-def test_hardlink_inside_refused(area: Area) -> None:
+def test_hardlink_inside_reads_as_its_target(area: Area) -> None:
     arc = write_tar(
         area.inputs / "t.tar",
-        [tar_file("pkg/a.txt"), tar_entry("pkg/b.txt", tarfile.LNKTYPE, linkname="pkg/a.txt")],
+        [
+            tar_file("pkg/a.txt", b"shared\n"),
+            tar_entry("pkg/b.txt", tarfile.LNKTYPE, linkname="pkg/a.txt"),
+        ],
     )
-    area.refused(arc, "pkg/b.txt", "hardlink")
+    root = open_release(arc, area.work)
+    assert (root / "b.txt").read_bytes() == b"shared\n"
+    assert os.stat(root / "a.txt").st_ino != os.stat(root / "b.txt").st_ino  # a copy
+
+
+def test_hardlink_to_a_later_or_missing_member_refused(area: Area) -> None:
+    arc = write_tar(
+        area.inputs / "t.tar",
+        [tar_entry("pkg/b.txt", tarfile.LNKTYPE, linkname="pkg/a.txt"), tar_file("pkg/a.txt")],
+    )
+    area.refused(arc, "pkg/b.txt", "no earlier file member")
+
+
+def test_hardlink_to_a_symlink_member_refused(area: Area) -> None:
+    arc = write_tar(
+        area.inputs / "t.tar",
+        [
+            tar_entry("pkg/l", tarfile.SYMTYPE, linkname="x"),
+            tar_entry("pkg/h", tarfile.LNKTYPE, linkname="pkg/l"),
+        ],
+    )
+    area.refused(arc, "pkg/h", "no earlier file member")
 
 
 def test_fifo_member_refused(area: Area) -> None:
