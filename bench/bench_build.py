@@ -17,7 +17,12 @@ Prints medians and the ratio (target: patchd within 2x of the baseline) and, wit
 ``nproc``).
 
 Usage: ``python bench/bench_build.py [--files 5000] [--size-mb 40] [--changed 150]
-[--runs 5] [--no-git] [--append docs/benchmarks.md]``
+[--runs 5] [--no-git] [--backports 10] [--append docs/benchmarks.md]``
+
+With ``--backports N`` (default 10, 0 to skip) it also times the same build with N older
+releases (``6.3.0`` ...) given as ``--backport``: each differs from OLD in 20 other files,
+every other one also in a line inside each security hunk's context (ported by 3-way
+merge), and reports the ratio to the build without backports (target: at most 3x).
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ def generate_pair(dest: Path, files: int, size_mb: float, changed: int, seed: in
         old[path] = "".join(lines).encode()
         if i in security_idx:
             new[path] = "".join(_security_change(lines, rng)).encode()
+            _SECURITY_PATHS.add(path)
         elif i in changed_idx:
             new[path] = "".join(_plain_change(lines, rng)).encode()
         else:
@@ -114,7 +120,41 @@ def generate_pair(dest: Path, files: int, size_mb: float, changed: int, seed: in
             f"<?php\n$wp_version = '{version}';\n$required_php_version = '7.0.0';\n".encode()
         )
     _history(dest / "repo", old, new, security_idx)
+    _TREES["old"] = old
     return _archive(old, dest / "old.tar.gz"), _archive(new, dest / "new.tar.gz")
+
+
+#: the last generated OLD tree (for the backport releases)
+_TREES: dict[str, dict[str, bytes]] = {}
+
+
+def generate_backports(dest: Path, count: int, seed: int = 2) -> list[Path]:
+    """``count`` older releases (6.3.0, 6.3.1, ...) of OLD's branch history: each differs
+    from OLD in some other files, and every other one also in a line right next to each
+    security fix (inside the patch's context: the 3-way merge ports it)."""
+    rng = random.Random(seed)
+    old = _TREES["old"]
+    out: list[Path] = []
+    for k in range(count):
+        tree = dict(old)
+        for path in rng.sample(sorted(p for p in old if p.endswith(".php")), 20):
+            lines = tree[path].decode().splitlines(keepends=True)
+            tree[path] = "".join(_plain_change(lines, rng)).encode()
+        if k % 2:
+            for path in sorted(_SECURITY_PATHS):
+                lines = old[path].decode().splitlines(keepends=True)
+                at = next(i for i, ln in enumerate(lines) if ln.startswith("function ")) + 1
+                lines[at] = lines[at].rstrip("\n") + " // drifted\n"
+                tree[path] = "".join(lines).encode()
+        version = f"6.3.{k}"
+        tree["wp-includes/version.php"] = (
+            f"<?php\n$wp_version = '{version}';\n$required_php_version = '7.0.0';\n".encode()
+        )
+        out.append(_archive(tree, dest / f"wordpress-{version}.tar.gz"))
+    return out
+
+
+_SECURITY_PATHS: set[str] = set()
 
 
 def _history(repo: Path, old: dict[str, bytes], new: dict[str, bytes], security: set[int]) -> None:
@@ -178,6 +218,8 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
             unpacked = sum(m.size for m in tf)
         base_times: list[float] = []
         patchd_times: list[float] = []
+        backport_times: list[float] = []
+        backports = generate_backports(work, args.backports) if args.backports else []
         for n in range(args.runs):
             a, b = work / f"a{n}", work / f"b{n}"
             a.mkdir()
@@ -200,6 +242,12 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
             patchd_times.append(
                 _time(["patchd", "build", str(old), str(new), *how, "--out", str(out)])
             )
+            if backports:
+                ported = [a for b in backports for a in ("--backport", str(b))]
+                target = ["--out", str(work / f"bp{n}")]
+                backport_times.append(
+                    _time(["patchd", "build", str(old), str(new), *how, *ported, *target])
+                )
         bundle = next(out.iterdir())
         kept = len(parse_diff((bundle / "patch.diff").read_bytes()))
     base, ours = statistics.median(base_times), statistics.median(patchd_times)
@@ -213,6 +261,11 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
         "patchd_s": round(ours, 3),
         "ratio": round(ours / base, 2),
         "how": "--auto --undecided drop" if args.no_git else "--git REPO --range 6.4.2..6.4.3",
+        "backports": args.backports,
+        "backports_s": round(statistics.median(backport_times), 3) if backport_times else 0.0,
+        "backports_ratio": (
+            round(statistics.median(backport_times) / ours, 2) if backport_times else 0.0
+        ),
     }
 
 
@@ -229,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changed", type=int, default=150)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-git", action="store_true", help="time --auto instead of --git")
+    parser.add_argument(
+        "--backports", type=int, default=10, help="also time a build with N --backport releases"
+    )
     parser.add_argument("--append", type=Path, help="append the result to this markdown file")
     args = parser.parse_args(argv)
     r = run(args)
@@ -240,7 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         f"| step | median (s) |\n|---|---|\n"
         f"| `tar xzf` OLD + `tar xzf` NEW + `diff -ruN` | {r['baseline_s']} |\n"
         f"| `patchd build OLD NEW {r['how']}` | {r['patchd_s']} |\n"
-        f"| ratio patchd / baseline (target <= 1.5) | {r['ratio']} |\n\n"
+        f"| ratio patchd / baseline (target <= 1.5) | {r['ratio']} |\n"
+        + (
+            f"| the same with {r['backports']} `--backport` releases (half of them merged) | "
+            f"{r['backports_s']} |\n"
+            f"| ratio with / without backports (target <= 3) | {r['backports_ratio']} |\n"
+            if r["backports"]
+            else ""
+        )
+        + "\n"
         f"Machine: `{_machine()}`\n"
     )
     print(text)
