@@ -87,7 +87,8 @@ class Verdict:
     scoring classifiers (heuristics), ``rule`` names the rules-file entry that decided.
     ``split``, when set on a ``keep`` verdict, replaces the hunk by these smaller hunks
     (computed against the old file, see :func:`patchd.bundle.split.split_hunk`): only the
-    security part of a mixed hunk is shipped.
+    security part of a mixed hunk is shipped. ``siblings``, set by the sibling classifier,
+    names the sibling releases where a change of the hunk was found (issue 12).
     """
 
     decision: Decision
@@ -96,6 +97,7 @@ class Verdict:
     score: float | None = None
     rule: str | None = None
     split: tuple[Hunk, ...] | None = None
+    siblings: tuple[str, ...] | None = None
 
     @property
     def definite(self) -> bool:
