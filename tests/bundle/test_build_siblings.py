@@ -21,6 +21,8 @@ from patchd.engine.parse import parse_diff
 from patchd.release.tree import diff_trees
 from patchd_fixtures.releases import write_release_tree
 from patchd_fixtures.siblings import (
+    ESCAPE_NEW,
+    HELPER_NEW,
     MAIN,
     MAIN_HUNKS,
     SIBLINGS,
@@ -65,6 +67,43 @@ def ids(tmp_path_factory) -> dict[str, str]:
         out[mh.name] = hid
     assert len(diff.hunks) == len(MAIN_HUNKS) == len(set(out.values()))
     return out
+
+
+def test_fixture_branches_differ_around_the_fix(tmp_path) -> None:
+    """The fixture's promise: every security change sits at other offsets or in other
+    context in the older branches, 6.1 restructured the code around the escaping, and its
+    diff aligns the helper's repeated "}" the other way."""
+    diffs = {}
+    for old, new in (MAIN, *SIBLINGS):
+        a, b = (write_release(v, tmp_path, archive=False) for v in (old, new))
+        diffs[new] = diff_trees(a, b)
+
+    def hunk(version: str, line: str):
+        [rh] = [
+            rh
+            for rh in diffs[version].hunks
+            if any(ln.kind == "+" and ln.data.decode().strip() == line for ln in rh.hunk.lines)
+        ]
+        return rh.hunk
+
+    for mh in (m for m in MAIN_HUNKS if m.security):
+        main = hunk(MAIN[1], mh.line)
+        for _, version in SIBLINGS:
+            other = hunk(version, mh.line)
+            assert other.old_start != main.old_start, (mh.name, version)
+        contexts = {
+            tuple(ln.data for ln in hunk(v, mh.line).lines if ln.kind == " ")
+            for v in (MAIN[1], *(n for _, n in SIBLINGS))
+        }
+        assert len(contexts) > 1, mh.name
+    escape_61 = [ln.data for ln in hunk("6.1.5", ESCAPE_NEW).lines if ln.kind == "+"]
+    assert escape_61 == [b"\t\techo esc_html( $author );\n"]
+
+    def added(version: str) -> list[bytes]:
+        return [ln.data for ln in hunk(version, HELPER_NEW).lines if ln.kind == "+"]
+
+    assert added("6.1.5") != added(MAIN[1])
+    assert sorted(added("6.1.5")) == sorted(added(MAIN[1]))
 
 
 def _sibling_args(family: dict[str, Path]) -> list[str]:
