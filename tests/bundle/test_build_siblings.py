@@ -38,7 +38,7 @@ DROP_REASONS = {
     "akismet-version": BUNDLED_EXTENSION,
     "akismet-escape": BUNDLED_EXTENSION,
     "refactor": f"found in none of the sibling releases {LABELS}",
-    "one-sibling": "found in only 1 of 3 sibling releases (6.3.3); --min-siblings 2 needs 2",
+    "one-sibling": "found in only 1 of 3 sibling releases (6.3.3), fewer than --min-siblings 2",
     "version": "version constant bump ($wp_version 6.4.2 → 6.4.3)",
 }
 KEEP_REASON = f"same change in 3 of 3 sibling releases ({LABELS})"
@@ -319,3 +319,13 @@ def test_min_siblings_without_siblings_is_refused(tmp_path, family) -> None:
     assert (
         "patchd: error: --min-siblings needs sibling releases: give --sibling OLD2 NEW2"
     ) in result.output
+
+
+def test_sibling_that_is_no_release_is_refused(tmp_path, family) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "index.html").write_text("<p>hello</p>\n")
+    result, bundle = _build(tmp_path, family, "--sibling", str(plain), str(family["6.3.3"]))
+    assert result.exit_code == 2
+    assert "--sibling OLD2 is no CMS release patchd knows" in result.output
+    assert "plain" in result.output and not bundle.exists()

@@ -84,7 +84,9 @@ def test_majority_rule_and_min_siblings() -> None:
     siblings = [sibling("6.3.3", ESCAPE_OLDER), sibling("6.2.4"), sibling("6.1.5")]
     v = classify(ESCAPE, siblings)
     assert v.decision == "drop" and v.siblings == ("6.3.3",)
-    assert v.reason == ("found in only 1 of 3 sibling releases (6.3.3); --min-siblings 2 needs 2")
+    assert v.reason == (
+        "found in only 1 of 3 sibling releases (6.3.3), fewer than --min-siblings 2"
+    )
     kept = classify(ESCAPE, siblings, min_siblings=1)
     assert kept.decision == "keep"
     assert kept.reason == "same change in 1 of 3 sibling releases (6.3.3)"
@@ -166,3 +168,55 @@ def test_chain_order_noise_git_siblings_heuristics() -> None:
     clf = SiblingsClassifier([sibling("6.3.3")])
     chain = default_chain(siblings=clf)
     assert [type(c) for c in chain] == [NoiseClassifier, SiblingsClassifier, HeuristicsClassifier]
+
+
+TWO_RUNS = [
+    " function edit() {",
+    "-\t$id = $_GET['id'];",
+    "+\t$id = get_id();",
+    " \t// keep",
+    " \t// these",
+    " \t// apart",
+    "-\techo $title;",
+    "+\techo esc_html( $title );",
+    " }",
+]
+
+
+def test_runs_found_in_different_siblings_name_them_all() -> None:
+    refactor = ["-\t$id = $_GET['id'];", "+\t$id = get_id();"]
+    siblings = [
+        sibling("6.3.3", ESCAPE_OLDER, refactor),
+        sibling("6.2.4", ESCAPE_OLDER),
+        sibling("6.1.5", refactor),
+    ]
+    v = classify(TWO_RUNS, siblings)
+    assert v.decision == "keep" and v.split is None
+    assert v.reason == "each change in at least 2 of 3 sibling releases (6.3.3, 6.2.4, 6.1.5)"
+
+
+def test_shared_run_beside_a_run_siblings_cannot_judge_stays_undecided() -> None:
+    # the escaping is in every sibling; "$id = $_GET['id'];" was in none of their files
+    no_id = {PATH: "<?php\nfunction edit() {\n\techo $title;\n}\n"}
+    siblings = [sibling(v, ESCAPE_OLDER, old=no_id) for v in ("6.3.3", "6.2.4", "6.1.5")]
+    v = classify(TWO_RUNS, siblings)
+    assert v.decision == "undecided" and v.siblings == ("6.3.3", "6.2.4", "6.1.5")
+    assert v.reason == (
+        "1 of 2 changes shared with siblings, but siblings cannot tell: only 0 of 3 sibling "
+        f"releases had the code this change touches in {PATH} (--min-siblings 2)"
+    )
+
+
+def test_split_names_every_sibling_where_a_change_was_found() -> None:
+    refactor = ["-\t$id = $_GET['id'];", "+\t$id = get_id();"]
+    siblings = [
+        sibling("6.3.3", ESCAPE_OLDER),
+        sibling("6.2.4", ESCAPE_OLDER),
+        sibling("6.1.5", refactor),
+    ]
+    v = classify(TWO_RUNS, siblings)
+    assert v.decision == "keep" and v.split is not None
+    assert v.siblings == ("6.3.3", "6.2.4", "6.1.5")
+    assert v.reason.endswith(
+        "; the other 1 found in only 1 of 3 sibling releases (6.1.5), fewer than --min-siblings 2"
+    )

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from patchd.bundle.interface import (
     Classifier,
@@ -61,6 +62,8 @@ from patchd.engine.model import HunkLine
 RunKey = tuple[tuple[str, ...], tuple[str, ...]]
 #: Reads a release file by relative path; None when the file does not exist.
 ReadFile = Callable[[str], bytes | None]
+#: What the siblings say about one run (see the module docstring).
+RunState = Literal["security", "not", "unknown"]
 
 
 def normalise(text: str) -> str:
@@ -136,7 +139,7 @@ class _Run:
     found: tuple[str, ...]  # labels of the siblings that made this change
     could: int  # how many siblings had the code this run changes
 
-    def state(self, need: int) -> str:
+    def state(self, need: int) -> RunState:
         if len(self.found) >= need:
             return "security"
         return "not" if self.could >= need else "unknown"
@@ -180,10 +183,16 @@ class SiblingsClassifier(Classifier):
         need = self.min_siblings
         states = [r.state(need) for r in runs]
         found = self._ordered(label for r in runs for label in r.found)
-        if "unknown" in states:
-            return self._verdict("undecided", self._unknown_reason(change.path, runs), found)
         security = [r for r, s in zip(runs, states, strict=True) if s == "security"]
-        if len(security) == len(runs):
+        others = [r for r, s in zip(runs, states, strict=True) if s != "security"]
+        if "unknown" in states:
+            reason = self._unknown_reason(change.path, runs)
+            if security:
+                reason = (
+                    f"{len(security)} of {len(runs)} changes shared with siblings, but {reason}"
+                )
+            return self._verdict("undecided", reason, found)
+        if not others:
             return self._verdict("keep", self._keep_reason(security), found)
         if not security:
             return self._verdict("drop", self._drop_reason(runs), found)
@@ -191,18 +200,11 @@ class SiblingsClassifier(Classifier):
         parts = split_hunk(hunk, lambda i, _ln: i in keep_index)
         if parts is None or not parts[0]:  # NOTE: runs are split_hunk's unit; defensive
             return self._verdict("undecided", "siblings: the shared change cannot be split", found)
-        others = [r for r in runs if r not in security]
         reason = (
             f"split: keeps {len(security)} of {len(runs)} changes: {self._keep_reason(security)}"
             f"; the other {len(others)} {self._drop_reason(others)}"
         )
-        return Verdict(
-            "keep",
-            reason,
-            self.name,
-            split=tuple(parts[0]),
-            siblings=self._ordered(label for r in security for label in r.found),
-        )
+        return Verdict("keep", reason, self.name, split=tuple(parts[0]), siblings=found)
 
     def _verdict(self, decision: str, reason: str, found: tuple[str, ...]) -> Verdict:
         return Verdict(decision, reason, self.name, siblings=found)  # type: ignore[arg-type]
@@ -227,11 +229,11 @@ class SiblingsClassifier(Classifier):
 
     def _keep_reason(self, runs: Sequence[_Run]) -> str:
         n = len(self.siblings)
-        counts = {len(r.found) for r in runs}
         labels = ", ".join(self._ordered(label for r in runs for label in r.found))
-        if len(counts) == 1 and len({r.found for r in runs}) == 1:
-            return f"same change in {counts.pop()} of {n} sibling releases ({labels})"
-        return f"each change in at least {min(counts)} of {n} sibling releases ({labels})"
+        if len({r.found for r in runs}) == 1:
+            return f"same change in {len(runs[0].found)} of {n} sibling releases ({labels})"
+        least = min(len(r.found) for r in runs)
+        return f"each change in at least {least} of {n} sibling releases ({labels})"
 
     def _drop_reason(self, runs: Sequence[_Run]) -> str:
         n = len(self.siblings)
@@ -240,8 +242,8 @@ class SiblingsClassifier(Classifier):
             return f"found in none of the sibling releases {', '.join(self.labels)}"
         most = max(len(r.found) for r in runs)
         return (
-            f"found in only {most} of {n} sibling releases ({', '.join(found)}); "
-            f"--min-siblings {self.min_siblings} needs {self.min_siblings}"
+            f"found in only {most} of {n} sibling releases ({', '.join(found)}), fewer than "
+            f"--min-siblings {self.min_siblings}"
         )
 
     def _unknown_reason(self, path: str, runs: Sequence[_Run]) -> str:
