@@ -220,3 +220,31 @@ def test_split_names_every_sibling_where_a_change_was_found() -> None:
     assert v.reason.endswith(
         "; the other 1 found in only 1 of 3 sibling releases (6.1.5), fewer than --min-siblings 2"
     )
+
+
+WRAP = [
+    " function edit() {",
+    "+\tif ( current_user_can( 'edit_posts' ) ) {",
+    " \techo $title;",
+    "+\t}",
+    " }",
+]
+
+
+def test_a_lone_brace_is_no_evidence_on_its_own() -> None:
+    # every sibling added some "}" in this file, none made the wrapping "if"
+    siblings = [sibling(v, [" a", "+}", " b"]) for v in ("6.3.3", "6.2.4", "6.1.5")]
+    v = classify(WRAP, siblings)
+    assert v.decision == "drop" and v.split is None
+    assert v.reason == "found in none of the sibling releases 6.3.3, 6.2.4, 6.1.5"
+    change = file_change(PATH, [" a", "+\t}", " b"])
+    assert SiblingsClassifier(siblings).classify(change.hunks[0], change) is None
+
+
+def test_a_brace_follows_the_change_it_closes() -> None:
+    # the siblings' diffs aligned the closing brace elsewhere: the hunk is kept whole
+    older = ["+\tif ( current_user_can( 'edit_posts' ) ) {", " \t\techo $title;", " \t}", "+\t}"]
+    siblings = [sibling(v, older) for v in ("6.3.3", "6.2.4", "6.1.5")]
+    v = classify(WRAP, siblings)
+    assert v.decision == "keep" and v.split is None
+    assert v.reason == "same change in 3 of 3 sibling releases (6.3.3, 6.2.4, 6.1.5)"

@@ -19,7 +19,11 @@ Matching is on *changes*, not hunks, so context and offsets may differ per branc
   by a split;
 - a run is **found** in a sibling when that sibling's diff of the *same path* has a run
   with the same key (presence, not count: the same fix made twice in one file is still
-  the same fix).
+  the same fix);
+- a run of punctuation only (``}``, ``);``, ``?>``: no letter or digit on any line) is a
+  **follower**: too common to be evidence on its own (a lone ``}`` added somewhere in the
+  same file is no proof of anything). It follows its hunk: kept with a hunk kept whole,
+  kept in a split only when found in N siblings itself, and never the reason for a keep.
 
 The rule, with ``min_siblings`` = N (default: a majority of the siblings given,
 ``n // 2 + 1``; ``--min-siblings``):
@@ -31,9 +35,10 @@ The rule, with ``min_siblings`` = N (default: a majority of the siblings given,
   the file itself). A branch that never had the code cannot show the fix, and a run
   without that evidence is **unknown**.
 
-Per hunk: every run security -> ``keep``; some security, the rest not -> ``keep`` with a
-split (:func:`patchd.bundle.split.split_hunk`) that ships only the security runs; every run
-not security -> ``drop``; any unknown run -> ``undecided`` (a suggestion: the chain goes on,
+Per hunk, over its non-follower runs: every run security -> ``keep``; some security, the
+rest not -> ``keep`` with a split (:func:`patchd.bundle.split.split_hunk`) that ships only
+the security runs (and followers found in N siblings); every run not security -> ``drop``;
+any unknown run -> ``undecided`` (a suggestion: the chain goes on,
 and a build never drops an undecided hunk silently). Every verdict carries ``siblings``:
 the labels (NEW versions) of the siblings where a change of the hunk was found.
 
@@ -138,6 +143,7 @@ class _Run:
     key: RunKey
     found: tuple[str, ...]  # labels of the siblings that made this change
     could: int  # how many siblings had the code this run changes
+    follower: bool  # punctuation only: no evidence on its own
 
     def state(self, need: int) -> RunState:
         if len(self.found) >= need:
@@ -173,16 +179,17 @@ class SiblingsClassifier(Classifier):
         if hunk is None:
             return None
         lines = hunk.hunk.lines
-        runs = [
+        every = [
             self._run(change.path, lines, start, end, key)
             for start, end in change_runs(lines)
             if (key := run_key(lines[start:end])) is not None
         ]
+        runs = [r for r in every if not r.follower]
         if not runs:
             return None
         need = self.min_siblings
         states = [r.state(need) for r in runs]
-        found = self._ordered(label for r in runs for label in r.found)
+        found = self._ordered(label for r in every for label in r.found)
         security = [r for r, s in zip(runs, states, strict=True) if s == "security"]
         others = [r for r, s in zip(runs, states, strict=True) if s != "security"]
         if "unknown" in states:
@@ -196,7 +203,8 @@ class SiblingsClassifier(Classifier):
             return self._verdict("keep", self._keep_reason(security), found)
         if not security:
             return self._verdict("drop", self._drop_reason(runs), found)
-        keep_index = {i for r in security for i in range(r.start, r.end)}
+        shipped = security + [r for r in every if r.follower and len(r.found) >= need]
+        keep_index = {i for r in shipped for i in range(r.start, r.end)}
         parts = split_hunk(hunk, lambda i, _ln: i in keep_index)
         if parts is None or not parts[0]:  # NOTE: runs are split_hunk's unit; defensive
             return self._verdict("undecided", "siblings: the shared change cannot be split", found)
@@ -213,7 +221,8 @@ class SiblingsClassifier(Classifier):
         found = tuple(s.label for s in self.siblings if key in s.runs.get(path, ()))
         anchors = _anchors(lines, start, end, key)
         could = sum(1 for s in self.siblings if self._could(s, path, anchors))
-        return _Run(start, end, key, found, could)
+        follower = not any(ch.isalnum() for side in key for line in side for ch in line)
+        return _Run(start, end, key, found, could, follower)
 
     @staticmethod
     def _could(sibling: SiblingRelease, path: str, anchors: tuple[str, ...]) -> bool:
