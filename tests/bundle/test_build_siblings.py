@@ -329,3 +329,21 @@ def test_sibling_that_is_no_release_is_refused(tmp_path, family) -> None:
     assert result.exit_code == 2
     assert "--sibling OLD2 is no CMS release patchd knows" in result.output
     assert "plain" in result.output and not bundle.exists()
+
+
+def test_report_round_trips_with_sibling_evidence(built) -> None:
+    from patchd.bundle.report import BuildReport, load_report
+
+    _, bundle, report = built
+    loaded = load_report(bundle / "build-report.json")
+    assert loaded.siblings is not None and loaded.siblings.min_siblings == 2
+    assert BuildReport.from_json(loaded.to_json()) == loaded
+    assert json.loads(loaded.dumps()) == report
+
+
+def test_auto_changes_nothing_once_the_siblings_decided(tmp_path, family, ids) -> None:
+    result, bundle = _build(tmp_path, family, *_sibling_args(family), "--auto", "--no-lint")
+    assert result.exit_code == 0, result.output
+    report = json.loads((bundle / "build-report.json").read_text())
+    kept = {h["id"] for h in report["hunks"] if h["decision"] == "kept"}
+    assert kept == {ids[mh.name] for mh in MAIN_HUNKS if mh.security}
