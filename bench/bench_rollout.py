@@ -127,6 +127,7 @@ class GnuJob(NamedTuple):
     diff: str
     mode: str  # "apply" or "dry"
     already_patched: bool  # the fleet's ground truth: the security release
+    uid: int  # the account's owner (0: root-owned fleet)
 
 
 def _gnu_jobs(fleet: Path) -> list[GnuJob]:
@@ -144,6 +145,7 @@ def _gnu_jobs(fleet: Path) -> list[GnuJob]:
     truth = _truth(fleet)
     jobs = []
     for acc in inventory["accounts"]:
+        uid = int(acc.get("uid") or 0)
         php_ok = min_php is None or Version.parse(str(acc["php"])) >= Version.parse(min_php)
         mode = "apply" if acc["policy"] == "auto" and php_ok else "dry"
         for inst in truth[acc["id"]]["installations"]:
@@ -151,7 +153,7 @@ def _gnu_jobs(fleet: Path) -> list[GnuJob]:
             diff = BUNDLE / (variant.file if variant is not None else "patch.diff")
             folder = str(Path(acc["root"]) / inst["path"])
             patched = inst["cms"] == "wordpress" and not inst["vulnerable"]
-            jobs.append(GnuJob(acc["id"], inst["path"], folder, str(diff), mode, patched))
+            jobs.append(GnuJob(acc["id"], inst["path"], folder, str(diff), mode, patched, uid))
     return jobs
 
 
@@ -169,13 +171,21 @@ def _gnu_loop(fleet: Path) -> tuple[float, dict[tuple[str, str], str], dict[str,
     jobs = _gnu_jobs(fleet)
     listing = fleet / "gnu-list.tsv"
     listing.write_text(
-        "".join(f"{j.folder}\t{j.diff}\t{j.mode}\t{j.account}\t{j.path}\n" for j in jobs)
+        "".join(f"{j.folder}\t{j.diff}\t{j.mode}\t{j.account}\t{j.path}\t{j.uid}\n" for j in jobs)
+    )
+    # NOTE: as an operator would run it safely on a fleet with a uid per account: GNU patch
+    # as the account (setpriv: real/effective/saved uid and gid, no supplementary groups),
+    # so that a planted link cannot make it write as root. Root-owned accounts: as root.
+    as_account = (
+        'if [ "$uid" != 0 ]; then '
+        'run=(setpriv --reuid "$uid" --regid "$uid" --clear-groups); else run=(); fi; '
     )
     script = (
-        "while IFS=$'\\t' read -r dir diff mode acct path; do "
-        'if patch -p1 -s -f -F0 --dry-run -d "$dir" -i "$diff" >/dev/null 2>&1; then '
+        "while IFS=$'\\t' read -r dir diff mode acct path uid; do "
+        + as_account
+        + 'if "${run[@]}" patch -p1 -s -f -F0 --dry-run -d "$dir" -i "$diff" >/dev/null 2>&1; then '
         'if [ "$mode" = apply ]; then '
-        'if patch -p1 -s -f -F0 -d "$dir" -i "$diff" >/dev/null 2>&1; '
+        'if "${run[@]}" patch -p1 -s -f -F0 -d "$dir" -i "$diff" >/dev/null 2>&1; '
         'then echo "$acct $path applied"; else echo "$acct $path apply-failed"; fi; '
         'else echo "$acct $path dry-run-only"; fi; '
         'else echo "$acct $path dry-run-failed"; fi; '
@@ -238,8 +248,10 @@ def _fresh(
     accounts: int,
     hosts: list[str],
     families: tuple[str, ...] | None = None,
+    owners: str = "root",
 ) -> Path:
-    """A freshly generated fleet at ``base/name`` (same seed: identical every time).
+    """A freshly generated fleet at ``base/name`` (same seed: identical every time);
+    ``owners="per-account"`` gives every account its own uid/gid (:func:`_own_per_account`).
 
     NOTE: generated, not copied: a 10,000-account fleet is ~800,000 inodes and tmpfs has
     room for about two at a time next to other users.
@@ -247,7 +259,40 @@ def _fresh(
     dest = base / name
     shutil.rmtree(dest, ignore_errors=True)
     generate_fleet(dest, accounts, hosts=hosts, families=families)
+    if owners == "per-account":
+        _own_per_account(dest)
     return dest
+
+
+#: The first uid/gid the benchmark gives an account (account n gets FIRST_UID + n).
+FIRST_UID = 200_000
+
+
+def _own_per_account(fleet: Path) -> None:
+    """Give the n-th account of ``fleet`` uid and gid ``FIRST_UID + n`` (its whole tree)
+    and say so in the inventory (``uid:``), like a hosting fleet.
+
+    NOTE: numeric ids without passwd entries (nothing is added to the machine's user
+    database): patchd then takes the account root's group, setpriv takes numbers. The
+    folders above the account roots become 0711 (searchable, like /home), so that the GNU
+    loop, which walks paths as the account, reaches them.
+    """
+    lines = (fleet / "accounts.yaml").read_text().splitlines()
+    n = -1
+    for i, line in enumerate(lines):
+        if line.startswith("  - id: "):
+            n += 1
+            ident = FIRST_UID + n
+            top = fleet / "accounts" / line.split(": ", 1)[1].strip()
+            for dirpath, dirnames, filenames in os.walk(top):
+                for name in (*dirnames, *filenames):
+                    os.chown(os.path.join(dirpath, name), ident, ident, follow_symlinks=False)
+            os.chown(top, ident, ident)
+        elif line.startswith("    uid: "):
+            lines[i] = f"    uid: {FIRST_UID + n}"
+    (fleet / "accounts.yaml").write_text("\n".join(lines) + "\n")
+    for folder in (fleet.parent, fleet, fleet / "accounts"):
+        folder.chmod(0o711)
 
 
 def _prescan(fleet: Path) -> list[str]:
@@ -330,16 +375,21 @@ def part_a(
     per_host: int = 1,
     families: tuple[str, ...] | None = ("wordpress",),
     agent_profile: Path | None = None,
+    owners: str = "per-account",
 ) -> dict[str, object]:
     """(a): see the module docstring. ``--profile``/``--agent-profile`` apply to the first
-    run of the main mode (stored scan with ``prescan``, else fresh scan)."""
+    run of the main mode (stored scan with ``prescan``, else fresh scan). ``owners``:
+    ``per-account`` (a uid per account, patchd drops privileges, GNU patch runs through
+    setpriv) or ``root`` (root-owned fleet, no drop on either side)."""
     accounts = _accounts_for(installations, families)
     modes = ["fresh", "stored"] if prescan else ["fresh"]
     main_mode = modes[-1]
     print(
         f"(a) local rollout ({' and '.join(f'{m} scan' for m in modes)}), "
         f"{installations}+ installations of {','.join(families or ('all',))} in {accounts} "
-        f"accounts, per-host {per_host}, {runs} runs",
+        f"accounts owned by {'a uid each' if owners == 'per-account' else 'root'}, "
+        f"privilege drop {os.environ.get('PATCHD_PRIVDROP') or 'default'}, "
+        f"per-host {per_host}, {runs} runs",
         flush=True,
     )
     times: dict[str, list[float]] = {m: [] for m in modes}
@@ -348,15 +398,17 @@ def part_a(
     unseen: dict[str, list[tuple[str, str]]] = {}
     g_times: list[float] = []
     counts: dict[str, int] = {}
+    loads: list[float] = []
     for n in range(runs):
-        theirs = _fresh(base, "a-gnu", accounts, ["web01", "web02"], families)
+        theirs = _fresh(base, "a-gnu", accounts, ["web01", "web02"], families, owners)
+        loads.append(round(os.getloadavg()[0], 2))
         gwall, gnu, counts = _gnu_loop(theirs)
         state_theirs = _security_state(theirs)
         shutil.rmtree(theirs)
         g_times.append(gwall)
         line = [f"  run {n + 1}: GNU loop {gwall:.2f} s ({counts})"]
         for mode in modes:
-            mine = _fresh(base, f"a-patchd-{mode}", accounts, ["web01", "web02"], families)
+            mine = _fresh(base, f"a-patchd-{mode}", accounts, ["web01", "web02"], families, owners)
             first = n == 0 and mode == main_mode
             run = _patchd_side(
                 mine,
@@ -376,6 +428,9 @@ def part_a(
     out: dict[str, object] = {
         "families": list(families or ("all",)),
         "accounts": accounts,
+        "owners": owners,
+        "privdrop": os.environ.get("PATCHD_PRIVDROP") or "default",
+        "load_1min_before_runs": loads,
         "installations": counts["installations"],
         "per_host": per_host,
         "gnu_counts": counts,
@@ -535,11 +590,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, default=None, help="cProfile the first run of (a)")
     ap.add_argument(
         "--prescan",
-        action="store_true",
-        help="(a): also time the rollout against a stored scan, as the GNU loop gets its list",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="(a): also time the rollout against a stored scan, as the GNU loop gets its list "
+        "(default; --no-prescan: fresh scan only)",
+    )
+    ap.add_argument(
+        "--owners",
+        choices=["per-account", "root"],
+        default="per-account",
+        help="(a): a uid per account (production: patchd drops privileges, GNU patch runs "
+        "as the account through setpriv) or the root-owned fleet",
+    )
+    ap.add_argument(
+        "--privdrop",
+        choices=["thread", "fork"],
+        default=None,
+        help="(a): PATCHD_PRIVDROP for the agents (default: patchd's default)",
     )
     ap.add_argument("--per-host", type=int, default=1, help="(a): agent sessions per host")
     args = ap.parse_args(argv)
+    if args.owners == "per-account" and "a" in args.parts.split(",") and os.geteuid() != 0:
+        raise SystemExit("--owners per-account needs root (it chowns the fleet; --owners root)")
+    if args.privdrop:
+        os.environ["PATCHD_PRIVDROP"] = args.privdrop
     base = Path(tempfile.mkdtemp(prefix="patchd-bench-rollout-", dir=args.base))
     results: dict[str, object] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -558,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.per_host,
                 _families(args.families),
                 args.agent_profile,
+                args.owners,
             )
         if "b" in parts:
             results["b"] = part_b(base, args.ssh_accounts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Any, Dict, Iterator, List, Optional  # noqa: UP035
+from typing import Any, Dict, Iterator, List, Optional, Tuple  # noqa: UP035
 
 from patchd.agent.ops import op
 from patchd.errors import PatchdError
@@ -56,15 +56,38 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
     "applied", "traceback", "variant"}`` where ``applied`` says whether apply was attempted
     (policy auto and not a dry run) and ``variant`` names the variant used.
     """
+    from patchd.patcher import batch, privdrop
+
     patches = _file_patches(args)
     items = args.get("installations") or []
+    queued: List[Any] = []  # noqa: UP006  (item fields, store server) per job
+    jobs: List[Any] = []  # noqa: UP006
     for inst in items:
-        yield _one(args, patches, inst)
+        out, job, server = _prepare(args, patches, inst)
+        if job is None:
+            yield out
+        else:
+            queued.append((out, server))
+            jobs.append(job)
+    # NOTE: one worker for the batch's installations that run as an account (each as its
+    # account, see patchd.patcher.batch); items stream back as each one is done.
+    timeout = float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT)
+    for index, res in batch.run_batch(jobs, timeout=timeout):
+        out, server = queued[index]
+        if isinstance(res, privdrop.WorkerError):
+            out.update(_error_fields(res))
+            out["detail"] += _recover_now(args, server)
+        else:
+            out.update(res)
+        yield out
     return {"installations": len(items)}
 
 
-def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
-    from patchd.patcher import journal, privdrop
+def _prepare(args: JSONDict, patches: JSONDict, inst: JSONDict) -> Tuple[JSONDict, Any, Any]:  # noqa: UP006
+    """(item fields, job, store server) of one installation: the job (None when the work
+    was done here: root-owned or non-root agent, finished on resume, or failed) runs as
+    the account in the batch's worker."""
+    from patchd.patcher import batch, journal, privdrop
 
     out: JSONDict = {
         "account": inst.get("account"),
@@ -94,10 +117,10 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
                     journal=done,
                     applied=True,
                 )
-                return out
+                return out, None, None
         if who.account is None:
             out.update(_work(args, files, inst, who.expected_uid, do_apply, None))
-            return out
+            return out, None, None
         # NOTE: the file work runs as the account; only the backup store stays with us.
         server = privdrop.StoreServer(
             args.get("backup_dir") if do_apply else None,
@@ -105,22 +128,17 @@ def _one(args: JSONDict, patches: JSONDict, inst: JSONDict) -> JSONDict:
             inst=inst.get("path", ""),
             run_id=str(args.get("run_id")),
         )
-        try:
-            out.update(
-                privdrop.run_as(
-                    who.account,
-                    inst["root"],
-                    lambda ch: _work(args, files, inst, who.expected_uid, do_apply, ch),
-                    serve=server,
-                    timeout=float(args.get("worker_timeout") or privdrop.DEFAULT_WORKER_TIMEOUT),
-                )
-            )
-        except privdrop.WorkerError as exc:
-            out.update(_error_fields(exc))
-            out["detail"] += _recover_now(args, server)
+        expected = who.expected_uid
+        job = batch.Job(
+            who.account,
+            inst["root"],
+            lambda ch: _work(args, files, inst, expected, do_apply, ch),
+            serve=server,
+        )
+        return out, job, server
     except Exception as exc:
         out.update(_error_fields(exc))
-    return out
+        return out, None, None
 
 
 def _recover_now(args: JSONDict, server: Any) -> str:

@@ -444,6 +444,7 @@ def report_entries(classified: Sequence[ClassifiedHunk]) -> tuple[HunkEntry, ...
                 score=v.score,
                 rule=v.rule,
                 split=v.split is not None and v.decision == "keep",
+                commits=v.commits,
                 suggestions=tuple(
                     Suggestion(s.classifier, s.reason, s.score) for s in ch.suggestions
                 ),
@@ -559,6 +560,8 @@ def build_bundle(
             diff_trees(old.root, new.root, old_links=old.links, new_links=new.links)
         )
         progress.advance(label="diffed")
+        for classifier in chain:
+            classifier.bind_releases(old.read, new.read)
         classified, forced = decide_undecided(classify(diff, chain, review), opts.undecided)
         progress.advance(label="classified")
         minimal = assemble(diff, classified)

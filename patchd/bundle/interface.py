@@ -20,13 +20,15 @@ NOTE: this module depends only on the *attribute names* of the release diff
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from patchd.engine.model import Hunk
 
 Decision = Literal["keep", "drop", "undecided"]
+#: Reads a release file by release path; None when absent.
+ReadRelease = Callable[[str], "bytes | None"]
 FileKind = Literal["added", "removed", "modified", "binary"]
 
 DEFAULT_REASON = "no classifier recognised this hunk"
@@ -97,6 +99,8 @@ class Verdict:
     score: float | None = None
     rule: str | None = None
     split: tuple[Hunk, ...] | None = None
+    #: evidence: the (short) commits the decision rests on (git attribution)
+    commits: tuple[str, ...] = ()
     siblings: tuple[str, ...] | None = None
 
     @property
@@ -134,6 +138,9 @@ class Classifier(ABC):
     """One link of the chain. Subclasses set :attr:`name` and implement :meth:`classify`."""
 
     name: str = "classifier"
+
+    def bind_releases(self, read_old: ReadRelease, read_new: ReadRelease) -> None:  # noqa: B027
+        """Receive the OLD and NEW release files before :meth:`prepare` (default: ignore)."""
 
     def prepare(self, diff: ReleaseDiffLike) -> None:  # noqa: B027 - optional hook
         """Look at the whole release diff before the first :meth:`classify` (default: nothing)."""

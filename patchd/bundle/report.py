@@ -10,7 +10,7 @@ the security team's scripts read them); keys may be added, none renamed::
      "hunks": [{"id", "path", "file_kind", "decision": "kept"|"dropped",
                 "verdict": "keep"|"drop"|"undecided", "classifier", "reason", "score",
                 "rule", "split", "suggestions": [{"classifier", "reason", "score"}],
-                "text"}],
+                "text", "commits": [SHORT_SHA, ...]}],
      "variants": [{"version", "file", "status": "ok"|"manual", "offsets",
                    "manual": [{"hunk", "path", "reason", "ours", "theirs"}],
                    "merged": {PATH: "3-way merge" | "3-way merge via VERSION"}}],
@@ -83,6 +83,8 @@ class HunkEntry:
     split: bool = False
     suggestions: tuple[Suggestion, ...] = ()
     text: str = ""
+    #: the commits the decision rests on (--git attribution by replay)
+    commits: tuple[str, ...] = ()
     siblings: tuple[str, ...] | None = None  # None: siblings not consulted (see above)
 
 
@@ -222,6 +224,7 @@ class BuildReport:
                     **{
                         **h,
                         "suggestions": tuple(Suggestion(**s) for s in h.get("suggestions", ())),
+                        "commits": tuple(h.get("commits", ())),
                         "siblings": _opt_tuple(h.get("siblings")),
                     }
                 )

@@ -10,7 +10,9 @@ returns one :class:`~patchd.bundle.report.CheckEntry` per check and file:
   patched file equals the fixed release's file; the other differences between the patched
   file and the fixed release (the dropped changes) lie elsewhere;
 - ``reverse-applies-on-new`` (same): the patch reverse-applies on the fixed release, so
-  an up-to-date installation is recognised as already patched;
+  an up-to-date installation is recognised as already patched. Where only the context
+  differs (a kept change next to a dropped one, ``matches-new`` holds) the check passes and
+  says so: such an installation fails its dry run rather than counting as patched;
 - ``php-lint``: every patched PHP file passes ``php -l`` (on a scratch copy: release files
   are never executed, ``-l`` only parses).
 
@@ -127,6 +129,19 @@ def validate_patch(
             add("matches-new", problem is None, f"{fp.path}: {problem}" if problem else fp.path)
             back = apply_file(fp, new, reverse=True, fuzz=0)
             detail = fp.path if back.ok else f"{fp.path}: {back.reason}"
+            if not back.ok and problem is None:
+                # NOTE (issue 12): a kept change next to a dropped one (interleaved commits)
+                # has OLD's version of the dropped lines as context. Its own lines match
+                # NEW (matches-new), so this is no defect of the patch; it only means an
+                # installation carrying NEW's file is not recognised as already patched:
+                # its dry run fails (failure list), it is never patched twice.
+                detail = (
+                    f"{fp.path}: only context differs ({back.reason}); dropped changes lie "
+                    "next to kept ones, so an installation with NEW's file fails its dry run "
+                    "instead of counting as already patched"
+                )
+                add("reverse-applies-on-new", True, detail)
+                continue
             add("reverse-applies-on-new", back.ok, detail)
     if php is not None:
         checks.extend(lint_php(patched, php=php, variant=variant))

@@ -118,6 +118,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         out(f"  {h.classifier}: {h.reason}{extra}")
         if h.rule:
             out(f"  rule: {h.rule}")
+        if h.commits:
+            out(f"  commits: {', '.join(h.commits)}")
         if h.score is not None:
             out(f"  score: {h.score:.1f}")
         for sug in h.suggestions:

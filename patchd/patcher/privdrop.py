@@ -72,6 +72,8 @@ PRELOAD = (
     "subprocess",
     "tempfile",
     "traceback",
+    "patchd.patcher.threadcreds",
+    "ctypes",
 )
 
 
@@ -143,6 +145,10 @@ def drop_privileges(account: Account) -> None:
     os.setgroups([])
     os.setresgid(account.gid, account.gid, account.gid)
     os.setresuid(account.uid, account.uid, account.uid)
+    if sys.platform.startswith("linux"):
+        from patchd.patcher import threadcreds
+
+        threadcreds.no_new_privs()
     try:
         os.setuid(0)
     except PermissionError:

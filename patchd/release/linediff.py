@@ -74,6 +74,11 @@ def _opcodes(a: list[bytes], b: list[bytes]) -> list[Opcode]:
     return ops
 
 
+def opcodes(a: list[bytes], b: list[bytes]) -> list[Opcode]:
+    """All opcodes (``equal`` runs included) turning line list ``a`` into ``b``."""
+    return _opcodes(a, b)
+
+
 def _groups(ops: list[Opcode], context: int) -> list[list[Opcode]]:
     """Cut the opcodes into hunks with ``context`` lines around each change (as ``diff -u``)."""
     if not any(op[0] != "equal" for op in ops):

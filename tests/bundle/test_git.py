@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from patchd.bundle.builder import read_release_file
 from patchd.bundle.classifiers import default_chain
 from patchd.bundle.classifiers.git import GitAttribution
 from patchd.bundle.classifiers.heuristics import HeuristicsClassifier
@@ -67,7 +68,17 @@ class World:
     repo: Path
     diff: ReleaseDiff
     old: Path
+    new: Path
     sha: dict[str, str]
+
+
+def _attr(world: World, *, prefix: str = PREFIX, **kw: object) -> GitAttribution:
+    """GitAttribution of the world's range, bound to its release trees."""
+    g = GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=prefix, **kw)  # type: ignore[arg-type]
+    g.bind_releases(
+        lambda p: read_release_file(world.old, p), lambda p: read_release_file(world.new, p)
+    )
+    return g
 
 
 SEC_MSG = (
@@ -153,13 +164,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         legacy_path = root / PREFIX / legacy
         legacy_path.write_text("<?php // generated\n" + legacy_path.read_text())
         trees[tag] = root
-    return World(repo, diff_trees(trees["v12.4.9"], trees["v12.4.10"]), trees["v12.4.9"], sha)
+    return World(
+        repo,
+        diff_trees(trees["v12.4.9"], trees["v12.4.10"]),
+        trees["v12.4.9"],
+        trees["v12.4.10"],
+        sha,
+    )
 
 
 @pytest.fixture(scope="module")
 def got(world: World) -> dict[str, ClassifiedHunk]:
     """The chain's results keyed by a marker text in their changed lines."""
-    chain = [NoiseClassifier(), GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=PREFIX)]
+    chain = [NoiseClassifier(), _attr(world)]
     result = run_chain(world.diff, chain)
     by_marker: dict[str, ClassifiedHunk] = {}
     for c in result:
@@ -195,15 +212,19 @@ def test_common_lines_are_attributed_by_blame(world: World, got: dict[str, Class
     assert wrap.decision == "drop" and "[TASK] Wrap step 70" in wrap.reason
 
 
-def test_reverse_blame_finds_the_removing_commit(world: World) -> None:
-    gitattr = GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=PREFIX)
+def test_replay_tags_every_line_with_its_commit(world: World) -> None:
+    gitattr = _attr(world)
     gitattr.prepare(world.diff)
-    path = "Classes/Utility/PathUtility.php"
-    boundary, text = gitattr._blamed(path, reverse=True)[48]  # old line 48 = step45
-    assert text == "    $step45 = compute(45);"
-    assert world.sha["task"] in gitattr._children[boundary]
-    change = next(c for c in world.diff.files if c.path == PREFIX + path)
-    assert gitattr._removed_by(path, change, 48, text) is gitattr.commits[world.sha["task"]]
+    f = gitattr.files[PREFIX + "Classes/Utility/PathUtility.php"].replayed
+    # secure = OLD + security commits only: step45 (a [TASK]) is still OLD's line
+    assert f.secure.lines is not None and f.full.lines is not None
+    assert b"    $step45 = compute(45);\n" in f.secure.lines
+    assert b"    $step45 = computeFaster(45);\n" in f.full.lines
+    assert f.full.data == (world.new / PREFIX / "Classes/Utility/PathUtility.php").read_bytes()
+    # OLD line 48 (step45) was removed by the [TASK] commit in the full replay
+    assert f.full.removed_by[("old", 47)] == world.sha["task"]
+    added = {t[0] for t in f.secure.tags if t[0] != "old"}
+    assert added == {world.sha["sec"], world.sha["cve"], world.sha["sec2"]}
 
 
 def test_removed_lines_are_attributed_to_the_removing_commit(
@@ -229,13 +250,20 @@ def test_mixed_hunk_is_split_keeping_the_cve_change_only(
     assert len(patched) == len(old)
 
 
-def test_interleaved_hunk_is_undecided_with_split_hint(
+def test_adjacent_interleaved_changes_keep_only_the_security_line(
     world: World, got: dict[str, ClassifiedHunk]
 ) -> None:
-    v = got["step55"].verdict
-    assert v.decision == "undecided"
-    assert v.reason.startswith("mixed hunk, split by hand: lines from security commit")
-    assert "[TASK] Flag for step 55" in v.reason
+    # a [TASK] changes step 55, then a [SECURITY] commit changes step 56 (adjacent lines,
+    # one run of the release diff): the replay applies only the security line
+    c = got["step55"]
+    v = c.verdict
+    assert v.decision == "keep" and v.split is not None
+    assert "[SECURITY] Escape step 56" in v.reason and "[TASK] Flag for step 55" in v.reason
+    assert v.commits == (world.sha["sec2"][:7],)
+    old = (world.old / c.path).read_text().splitlines(keepends=True)
+    patched = _apply(old, list(v.split))
+    assert "    $step56 = escape(compute(56));\n" in patched
+    assert "    $step55 = compute(55);\n" in patched
 
 
 def test_paths_outside_the_prefix_get_no_opinion(
@@ -247,15 +275,13 @@ def test_paths_outside_the_prefix_get_no_opinion(
 
 
 def test_without_prefix_nothing_maps(world: World) -> None:
-    chain = [GitAttribution(world.repo, "v12.4.9..v12.4.10")]
+    chain = [_attr(world, prefix="")]
     result = run_chain(world.diff, chain)
     assert {c.verdict.classifier for c in result} == {"default"}
 
 
 def test_custom_security_pattern(world: World) -> None:
-    gitattr = GitAttribution(
-        world.repo, "v12.4.9..v12.4.10", prefix=PREFIX, security_pattern=re.compile("step 45")
-    )
+    gitattr = _attr(world, security_pattern=re.compile("step 45"))
     c = {
         c.verdict.reason: c.verdict.decision
         for c in run_chain(world.diff, [gitattr])
@@ -276,6 +302,10 @@ def test_chain_order_noise_then_git_then_heuristics(world: World) -> None:
         auto=True,
         threshold=1.0,
     )
+    for c in chain:
+        c.bind_releases(
+            lambda p: read_release_file(world.old, p), lambda p: read_release_file(world.new, p)
+        )
     result = {c.path: c for c in run_chain(world.diff, chain) if c.path.endswith("Test.php")}
     # noise before git: the security commit's test file is still not shipped
     [test_file] = result.values()
@@ -298,7 +328,7 @@ def test_chain_order_noise_then_git_then_heuristics(world: World) -> None:
 
 
 def test_binary_file_is_judged_by_the_commits_that_touched_it(world: World) -> None:
-    gitattr = GitAttribution(world.repo, "v12.4.9..v12.4.10", prefix=PREFIX)
+    gitattr = _attr(world)
     [icon] = [c for c in run_chain(world.diff, [gitattr]) if c.path == PREFIX + ICON]
     assert icon.hunk is None and icon.id == PREFIX + ICON + "@binary"
     assert (icon.verdict.decision, icon.verdict.reason) == (

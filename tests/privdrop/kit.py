@@ -133,7 +133,8 @@ def lint_spy() -> Path:
     script.write_text(
         "#!/bin/sh\n"
         f'id -u >> "{record}/uids.$$"\n'
-        f'grep "^Uid:" /proc/$PPID/status >> "{record}/worker.$$"\n'  # the worker's ids
+        # the worker's ids: every thread of it (its root main thread, the account's thread)
+        f'for t in /proc/$PPID/task/*; do grep "^Uid:" "$t/status"; done >> "{record}/worker.$$"\n'
         'exec /usr/bin/php "$@"\n'
     )
     script.chmod(0o755)
@@ -147,6 +148,8 @@ def spied_uids(folder: Path) -> set[int]:
 
 
 def worker_status_uids(folder: Path) -> set[tuple[str, ...]]:
-    """The ``Uid:`` lines (real, effective, saved, fs) of the workers that ran the spy."""
+    """The ``Uid:`` lines (real, effective, saved, fs) of the threads of the workers that
+    ran the spy, root's (a worker's main thread) left out."""
     files = (folder / "rec").glob("worker.*")
-    return {tuple(line.split()[1:]) for f in files for line in f.read_text().splitlines()}
+    lines = {tuple(line.split()[1:]) for f in files for line in f.read_text().splitlines()}
+    return lines - {("0",) * 4}
