@@ -64,6 +64,13 @@ from patchd.bundle.report import (
     Suggestion,
     VariantEntry,
 )
+from patchd.bundle.rules import (
+    ConflictKey,
+    Resolution,
+    append_resolution,
+    conflict_digest,
+    load_resolutions,
+)
 from patchd.bundle.siblings import SiblingSources, check_min_siblings, sibling_classifier
 from patchd.bundle.split import change_runs, renumber, split_hunk
 from patchd.bundle.validate import (
@@ -85,6 +92,9 @@ from patchd.versions import Version, VersionSet, branch_start, releases_in
 
 #: The interactive review: undecided hunks in, replacement verdicts by hunk id out.
 Reviewer = Callable[[Sequence[ClassifiedHunk]], dict[str, Verdict]]
+#: The review of a backport conflict: (version, conflict) in, the resolved lines out
+#: (None: leave it for later, the version stays without a variant).
+ConflictResolver = Callable[[str, ManualHunk], str | None]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 
@@ -513,6 +523,7 @@ def build_bundle(
     opts: BuildOptions,
     *,
     review: Reviewer | None = None,
+    resolve: ConflictResolver | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build, validate and write the bundle ``<opts.out>/<id>`` (see the module docstring)."""
@@ -581,7 +592,7 @@ def build_bundle(
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
-        ported = _backports(work, old, minimal, opts, php, progress)
+        ported = _backports(work, old, minimal, opts, php, progress, resolve)
         result = _write(
             opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links,
             siblings=siblings,
@@ -617,9 +628,13 @@ def _backports(
     opts: BuildOptions,
     php: str | None,
     progress: Progress,
+    resolve: ConflictResolver | None = None,
 ) -> list[tuple[OpenedRelease, Ported]]:
     """Port to every ``--backport`` release, newest first (an older one may merge from a
-    newer one's result); returned in the order given."""
+    newer one's result); returned in the order given. Conflicts are resolved as the rules
+    file records; with ``resolve`` (``--review``) a person resolves the others, and each
+    answer is recorded there at once."""
+    recorded = load_resolutions(opts.rules) if opts.rules is not None else []
     releases = []
     for source in opts.backports:
         rel = open_input(source, work, what="backport release")
@@ -635,12 +650,43 @@ def _backports(
     newer: list[Newer] = []
     order = sorted(range(len(releases)), key=lambda i: Version.parse(releases[i].version).key)
     for i in reversed(order):
-        rel, ported = _backport(releases[i], old, minimal, opts, php, newer)
+        rel = releases[i]
+        ported = _backport(rel, old, minimal, opts, php, newer, _for(recorded, rel.version))
+        conflicts = [m for m in ported.entry.manual if m.ours or m.theirs]
+        if resolve is not None and opts.rules is not None and conflicts:
+            answered = _ask_conflicts(resolve, rel.version, conflicts, opts.rules)
+            if answered:
+                recorded = load_resolutions(opts.rules)
+                ported = _backport(rel, old, minimal, opts, php, newer, _for(recorded, rel.version))
         done[i] = (rel, ported)
         if ported.patches is not None:
             newer.insert(0, Newer(rel.version, rel.read, ported.patched))
         progress.advance(label="backported")
     return [done[i] for i in range(len(releases))]
+
+
+def _for(resolutions: Sequence[Resolution], version: str) -> dict[str, Resolution]:
+    return {r.resolve.hunk: r for r in resolutions if r.resolve.version == version}
+
+
+def _ask_conflicts(
+    resolve: ConflictResolver, version: str, conflicts: Sequence[ManualHunk], rules: Path
+) -> int:
+    """Ask for each conflict; record every answer in the rules file; the number answered."""
+    answered = 0
+    for c in conflicts:
+        text = resolve(version, c)
+        if text is None:
+            continue
+        key = ConflictKey(version=version, hunk=c.hunk, conflict=conflict_digest(c.ours, c.theirs))
+        append_resolution(
+            rules,
+            Resolution(
+                resolve=key, result=text, comment=f"review: resolved backport conflict in {c.path}"
+            ),
+        )
+        answered += 1
+    return answered
 
 
 def _backport(
@@ -650,7 +696,8 @@ def _backport(
     opts: BuildOptions,
     php: str | None,
     newer: Sequence[Newer],
-) -> tuple[OpenedRelease, Ported]:
+    resolutions: dict[str, Resolution] | None = None,
+) -> Ported:
     ported = port_patch(
         minimal.patches,
         minimal.ids,
@@ -660,6 +707,7 @@ def _backport(
         php=php,
         read_base=old.read,
         newer=newer,
+        resolutions=resolutions,
     )
     failed = [c for c in ported.checks if not c.ok]
     if failed:
@@ -667,10 +715,16 @@ def _backport(
         # report as manual work, like hunks that do not port.
         manual = tuple(ManualHunk(f"{c.check}", c.detail.split(":")[0], c.detail) for c in failed)
         entry = VariantEntry(
-            rel.version, None, "manual", ported.entry.offsets, manual, ported.entry.merged
+            rel.version,
+            None,
+            "manual",
+            ported.entry.offsets,
+            manual,
+            ported.entry.merged,
+            ported.entry.method,
         )
         ported = Ported(rel.version, entry, None, ported.checks, {})
-    return rel, ported
+    return ported
 
 
 def default_affected(old: str, backports: Sequence[str]) -> str:
@@ -726,6 +780,7 @@ def _write(
             "versions": old.version,
             "file": MAIN_DIFF,
             "files": touched_files(minimal.patches, old.read, main.patched),
+            "method": "exact",
         }
     ]
     stored = sorted(
@@ -740,6 +795,7 @@ def _write(
                 "versions": p.version,
                 "file": p.entry.file,
                 "files": touched_files(p.patches, rel.read, p.patched),
+                "method": p.entry.method,
             }
         )
     affected = opts.affected or default_affected(old.version, [p.version for _, p in ported])

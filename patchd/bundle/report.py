@@ -109,6 +109,9 @@ class VariantEntry:
     offsets: dict[str, int] = field(default_factory=dict)
     manual: tuple[ManualHunk, ...] = ()
     merged: dict[str, str] = field(default_factory=dict)  # path -> "3-way merge [via V]"
+    #: how the variant was made: exact (as is), merge (3-way), fuzz, resolved (a person
+    #: resolved merge conflicts, recorded in the rules file)
+    method: str = "exact"
 
 
 @dataclass(frozen=True)

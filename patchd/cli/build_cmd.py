@@ -9,7 +9,7 @@ import click
 
 from patchd.bundle.builder import SEVERITIES, BuildOptions, build_bundle
 from patchd.bundle.classifiers import DEFAULT_THRESHOLD
-from patchd.bundle.review import make_reviewer
+from patchd.bundle.review import make_conflict_resolver, make_reviewer
 from patchd.cli.output import make_progress
 from patchd.errors import UsageError
 
@@ -27,7 +27,9 @@ _PATH = click.Path(exists=False, path_type=Path)
 @click.option("--auto", is_flag=True, help="Keep hunks whose heuristic score reaches --threshold.")
 @click.option("--threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True)
 @click.option(
-    "--review", is_flag=True, help="Decide undecided hunks interactively (needs --rules)."
+    "--review",
+    is_flag=True,
+    help="Decide undecided hunks and resolve backport conflicts interactively (needs --rules).",
 )
 @click.option(
     "--backport", "backports", multiple=True, type=_PATH, help="Older release to port to."
@@ -157,7 +159,7 @@ def build_command(
         min_siblings=min_siblings,
         **({"security_pattern": pattern} if pattern is not None else {}),
     )
-    reviewer = None
+    reviewer = resolver = None
     if review:
         assert rules is not None
         if not rules.exists():
@@ -169,7 +171,10 @@ def build_command(
             return line if line else None
 
         reviewer = make_reviewer(rules, read_line, lambda text: click.echo(text, nl=False))
-    result = build_bundle(opts, review=reviewer, progress=make_progress(not review))
+        resolver = make_conflict_resolver(read_line, lambda text: click.echo(text, nl=False))
+    result = build_bundle(
+        opts, review=reviewer, resolve=resolver, progress=make_progress(not review)
+    )
     summary = result.report.summary
     manual = [v for v in result.report.variants if v.status != "ok"]
     click.echo(

@@ -82,7 +82,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
     out(f"  summary (en): {manifest.summary.en}")
     out(f"  summary (de): {manifest.summary.de}")
     for v in manifest.variants:
-        out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files")
+        how = f", {v.method}" if v.method else ""
+        out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files{how}")
     if report.uncovered:
         out(
             f"  no variant (installations: dry-run-failed, no-variant): "
