@@ -104,7 +104,7 @@ def generate_pair(dest: Path, files: int, size_mb: float, changed: int, seed: in
     changed_idx = set(rng.sample(range(1, files), changed))
     security_idx = set(sorted(changed_idx)[:SECURITY_FILES])
     for i in range(1, files):
-        folder = ("wp-includes", "wp-admin/includes", "wp-content/plugins/bench")[i % 3]
+        folder = ("wp-includes", "wp-admin/includes", "wp-admin")[i % 3]
         path = f"{folder}/d{i % 40:02d}/file-{i:05d}.php"
         lines = _file(rng, rng.randint(avg // 2, avg * 3 // 2))
         old[path] = "".join(lines).encode()

@@ -5,8 +5,9 @@ Steps (each its own function, so tests and the bench can time or reuse them):
 1. open OLD and NEW (archives extracted safely into a work folder) and detect their CMS
    and version (:func:`patchd.releases.detect_release`);
 2. the full release diff (:func:`patchd.release.tree.diff_trees`);
-3. the classifier chain (rules > noise > git > heuristics), then the interactive review of
-   the undecided hunks when a reviewer is given;
+3. the classifier chain (rules > noise > git > siblings > heuristics; the sibling release
+   pairs are opened with OLD and NEW and diffed, :mod:`patchd.bundle.siblings`), then the
+   interactive review of the undecided hunks when a reviewer is given;
 4. minimise: a hunk kept by a rules-file ``line`` matcher keeps only the runs of changed
    lines that match (the same way a review "split" is recorded); classifier splits (git
    attribution of mixed hunks) are used as they come;
@@ -41,6 +42,7 @@ from patchd.bundle.classifiers import (
     DEFAULT_SECURITY_PATTERN,
     DEFAULT_THRESHOLD,
     RulesClassifier,
+    add_siblings,
     default_chain,
 )
 from patchd.bundle.interface import (
@@ -58,6 +60,7 @@ from patchd.bundle.report import (
     LinkEntry,
     ManualHunk,
     ReleaseInfo,
+    SiblingsInfo,
     Suggestion,
     VariantEntry,
 )
@@ -68,6 +71,7 @@ from patchd.bundle.rules import (
     conflict_digest,
     load_resolutions,
 )
+from patchd.bundle.siblings import SiblingSources, check_min_siblings, sibling_classifier
 from patchd.bundle.split import change_runs, renumber, split_hunk
 from patchd.bundle.validate import (
     ReadFile,
@@ -193,6 +197,10 @@ class BuildOptions:
     # What happens to hunks no classifier (and no review) decided: "refuse" stops the
     # build listing them; "keep"/"drop" decide them all and the manifest records it.
     undecided: Literal["refuse", "keep", "drop"] = "refuse"
+    # Sibling release pairs (OLD2, NEW2) of other branches, and how many must share a
+    # change (None: a majority), issue 12.
+    siblings: tuple[SiblingSources, ...] = ()
+    min_siblings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -474,6 +482,9 @@ def report_entries(classified: Sequence[ClassifiedHunk]) -> tuple[HunkEntry, ...
                     Suggestion(s.classifier, s.reason, s.score) for s in ch.suggestions
                 ),
                 text=hunk_text(ch.hunk.hunk) if ch.hunk is not None else "",
+                siblings=next(
+                    (s.siblings for s in (v, *ch.suggestions) if s.siblings is not None), None
+                ),
             )
         )
     return tuple(entries)
@@ -516,6 +527,7 @@ def _check_options(opts: BuildOptions) -> None:
         raise UsageError("--fuzz must be 0 or more")
     if (opts.git_repo is None) != (opts.git_range is None):
         raise UsageError("--git and --range go together (--git REPO --range OLDREF..NEWREF)")
+    check_min_siblings(len(opts.siblings), opts.min_siblings)
     for name, value in (("--affected", opts.affected),):
         if value is not None:
             try:
@@ -554,15 +566,30 @@ def build_bundle(
         threshold=opts.threshold,
     )
     with _workdir(opts.workdir) as work:
-        progress.start(5 + len(opts.backports), "build")
-        # NOTE: both archives are extracted at once: decompression and file writes
+        progress.start(5 + len(opts.backports) + bool(opts.siblings), "build")
+        # NOTE: the archives are extracted at once: decompression and file writes
         # release the GIL, and extraction is most of a build's time.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=min(4, 2 + 2 * len(opts.siblings))) as pool:
             old_job = pool.submit(open_input, opts.old, work, what="OLD")
             new_job = pool.submit(open_input, opts.new, work, what="NEW")
+            sibling_jobs = [
+                (
+                    pool.submit(open_input, o, work, what="--sibling OLD2"),
+                    pool.submit(open_input, n, work, what="--sibling NEW2"),
+                )
+                for o, n in opts.siblings
+            ]
             old, new = old_job.result(), new_job.result()
+            pairs = [(o.result(), n.result()) for o, n in sibling_jobs]
         _check_pair(old, new, opts)
         progress.advance(label="opened")
+        siblings: SiblingsInfo | None = None
+        if pairs:
+            classifier, siblings = sibling_classifier(
+                old, new, pairs, opts.siblings, opts.min_siblings
+            )
+            chain = add_siblings(chain, classifier)
+            progress.advance(label="siblings diffed")
         diff, links = split_links(
             diff_trees(old.root, new.root, old_links=old.links, new_links=new.links)
         )
@@ -590,8 +617,9 @@ def build_bundle(
         progress.advance(label="validated")
         ported = _backports(work, old, minimal, opts, php, progress, resolve)
         result = _write(
-            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links
-        )
+            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links,
+            siblings=siblings,
+        )  # fmt: skip
         progress.advance(label="written")
         progress.finish()
         return result
@@ -776,6 +804,8 @@ def _write(
     ported: list[tuple[OpenedRelease, Ported]],
     forced: tuple[str, ...] = (),
     links: tuple[LinkEntry, ...] = (),
+    *,
+    siblings: SiblingsInfo | None = None,
 ) -> BuildResult:
     diffs = {MAIN_DIFF: render_patch(minimal.patches)}
     variants = [
@@ -840,6 +870,7 @@ def _write(
         validation=tuple(checks),
         uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
         links=links,
+        siblings=siblings,
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,15 @@ the security team's scripts read them); keys may be added, none renamed::
                    "merged": {PATH: "3-way merge" | "3-way merge via VERSION"}}],
      "validation": [{"variant", "check", "ok", "detail"}],
      "uncovered": [VERSION, ...],
-     "links": [{"path", "old", "new", "note"}]}
+     "links": [{"path", "old", "new", "note"}],
+     "siblings": {"min_siblings", "releases": [{"label", "old": {...}, "new": {...}}]}}
+
+Builds with ``--sibling`` (issue 12) add ``siblings`` at the top (the sibling release
+pairs used, each labelled by its NEW version, and the ``--min-siblings`` rule) and, per
+hunk the sibling classifier looked at, ``siblings``: the labels of the sibling releases
+where a change of that hunk was found (``[]``: in none). Both keys are absent from builds
+without siblings, and a hunk decided before the sibling classifier (rules, noise, git)
+has no ``siblings`` key.
 
 ``links`` names every symlink the release added, changed or removed (old/new: the link
 target, null where there is no link): a patch cannot carry links, so each needs a person.
@@ -77,6 +85,7 @@ class HunkEntry:
     text: str = ""
     #: the commits the decision rests on (--git attribution by replay)
     commits: tuple[str, ...] = ()
+    siblings: tuple[str, ...] | None = None  # None: siblings not consulted (see above)
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,32 @@ class LinkEntry:
 
 
 @dataclass(frozen=True)
+class SiblingEntry:
+    """One ``--sibling OLD2 NEW2`` pair, known in hunk entries by ``label`` (NEW2's version)."""
+
+    label: str
+    old: ReleaseInfo
+    new: ReleaseInfo
+
+
+@dataclass(frozen=True)
+class SiblingsInfo:
+    """The sibling releases of a build and how many must share a change."""
+
+    min_siblings: int
+    releases: tuple[SiblingEntry, ...]
+
+    def describe(self) -> str:
+        """``siblings: 6.3.2 → 6.3.3, ...; a change counts as security when found in >= 2 of 3``
+        (printed by ``build`` and ``show``)."""
+        pairs = ", ".join(f"{r.old.version} → {r.new.version}" for r in self.releases)
+        return (
+            f"siblings: {pairs}; a change counts as security when found in >= "
+            f"{self.min_siblings} of {len(self.releases)}"
+        )
+
+
+@dataclass(frozen=True)
 class CheckEntry:
     """One validation check of one variant."""
 
@@ -138,6 +173,7 @@ class BuildReport:
     validation: tuple[CheckEntry, ...] = ()
     uncovered: tuple[str, ...] = ()
     links: tuple[LinkEntry, ...] = ()
+    siblings: SiblingsInfo | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -152,7 +188,7 @@ class BuildReport:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written to ``build-report.json``."""
-        return {
+        out: dict[str, Any] = {
             "format": REPORT_FORMAT,
             "bundle": self.bundle,
             "old": asdict(self.old),
@@ -165,6 +201,14 @@ class BuildReport:
             "uncovered": list(self.uncovered),
             "links": [asdict(link) for link in self.links],
         }
+        # NOTE (issue 12): sibling keys only in builds with --sibling, so the reports of
+        # other builds stay byte-identical.
+        if self.siblings is not None:
+            out["siblings"] = asdict(self.siblings)
+        for entry in out["hunks"]:
+            if entry["siblings"] is None:
+                del entry["siblings"]
+        return out
 
     def dumps(self) -> str:
         """Stable, indented JSON text (ends with a newline)."""
@@ -184,6 +228,7 @@ class BuildReport:
                         **h,
                         "suggestions": tuple(Suggestion(**s) for s in h.get("suggestions", ())),
                         "commits": tuple(h.get("commits", ())),
+                        "siblings": _opt_tuple(h.get("siblings")),
                     }
                 )
                 for h in data["hunks"]
@@ -195,7 +240,24 @@ class BuildReport:
             validation=tuple(CheckEntry(**c) for c in data.get("validation", ())),
             uncovered=tuple(data.get("uncovered", ())),
             links=tuple(LinkEntry(**link) for link in data.get("links", ())),
+            siblings=_siblings_info(data.get("siblings")),
         )
+
+
+def _opt_tuple(value: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+def _siblings_info(data: dict[str, Any] | None) -> SiblingsInfo | None:
+    if data is None:
+        return None
+    return SiblingsInfo(
+        data["min_siblings"],
+        tuple(
+            SiblingEntry(r["label"], ReleaseInfo(**r["old"]), ReleaseInfo(**r["new"]))
+            for r in data["releases"]
+        ),
+    )
 
 
 def load_report(path: Path) -> BuildReport:

@@ -36,6 +36,21 @@ _PATH = click.Path(exists=False, path_type=Path)
 )
 @click.option("--fuzz", type=int, default=0, show_default=True, help="Fuzz for backports only.")
 @click.option(
+    "--sibling",
+    "siblings",
+    nargs=2,
+    multiple=True,
+    type=_PATH,
+    metavar="OLD2 NEW2",
+    help="Another branch's release pair of the same security day (repeatable): a change "
+    "they share is security.",
+)
+@click.option(
+    "--min-siblings",
+    type=int,
+    help="How many sibling pairs must share a change (default: a majority of them).",
+)
+@click.option(
     "--undecided",
     type=click.Choice(["keep", "drop"]),
     help="Decide every hunk no classifier decided (recorded in the manifest). Without it, "
@@ -79,6 +94,8 @@ def build_command(
     review: bool,
     backports: tuple[Path, ...],
     fuzz: int,
+    siblings: tuple[tuple[Path, Path], ...],
+    min_siblings: int | None,
     undecided: str | None,
     bundle_id: str | None,
     title: str | None,
@@ -138,6 +155,8 @@ def build_command(
         lint=not no_lint,
         workdir=workdir,
         undecided=undecided or "refuse",  # type: ignore[arg-type]
+        siblings=tuple(siblings),
+        min_siblings=min_siblings,
         **({"security_pattern": pattern} if pattern is not None else {}),
     )
     reviewer = resolver = None
@@ -175,6 +194,8 @@ def build_command(
             "no-variant: update needed)",
             err=True,
         )
+    if result.report.siblings is not None:
+        click.echo(result.report.siblings.describe())
     for link in result.report.links:
         click.echo(f"manual: {link.path}: {link.note}", err=True)
     m = result.manifest

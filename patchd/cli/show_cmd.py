@@ -44,6 +44,7 @@ def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None
             "variants": full["variants"],
             "validation": full["validation"],
             "uncovered": full["uncovered"],
+            **({"siblings": full["siblings"]} if "siblings" in full else {}),
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -89,6 +90,8 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             f"{', '.join(report.uncovered)}",
             "yellow",
         )
+    if report.siblings is not None:
+        out(f"  {report.siblings.describe()}")
     for link in report.links:
         out(f"  manual: {link.path}: {link.note}", "yellow")
     for v in report.variants:
@@ -122,6 +125,10 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             out(f"  score: {h.score:.1f}")
         for sug in h.suggestions:
             out(f"  suggestion from {sug.classifier}: {sug.reason}")
+        if h.siblings is not None and report.siblings is not None:
+            n = len(report.siblings.releases)
+            where = ", ".join(h.siblings) if h.siblings else "none"
+            out(f"  found in siblings: {where} ({len(h.siblings)} of {n})")
         if not h.text:
             out(f"  ({h.file_kind} change without text hunks)")
         elif fancy:
