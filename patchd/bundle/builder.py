@@ -38,6 +38,7 @@ from typing import Literal
 
 from patchd import __version__
 from patchd.bundle.backport import HunkIds, Newer, Ported, port_patch
+from patchd.bundle.branches import BranchVariant, same_branch, sibling_variant
 from patchd.bundle.classifiers import (
     DEFAULT_SECURITY_PATTERN,
     DEFAULT_THRESHOLD,
@@ -615,7 +616,11 @@ def build_bundle(
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
-        ported = _backports(work, old, minimal, opts, php, progress, resolve)
+        branches = [
+            _branch_variant(pair, minimal, php) for pair in pairs
+        ]  # issue 13: each sibling branch's own variant
+        ported = _backports(work, old, minimal, opts, php, progress, resolve, branches)
+        ported += [(o2, bv.ported) for (o2, _n2), bv in zip(pairs, branches, strict=True)]
         result = _write(
             opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links,
             siblings=siblings,
@@ -652,12 +657,20 @@ def _backports(
     php: str | None,
     progress: Progress,
     resolve: ConflictResolver | None = None,
+    branches: Sequence[BranchVariant] = (),
 ) -> list[tuple[OpenedRelease, Ported]]:
     """Port to every ``--backport`` release, newest first (an older one may merge from a
     newer one's result); returned in the order given. Conflicts are resolved as the rules
     file records; with ``resolve`` (``--review``) a person resolves the others, and each
-    answer is recorded there at once."""
+    answer is recorded there at once. A release of a sibling's branch is ported from that
+    sibling's variant (``branches``), the others from the minimal patch."""
     recorded = load_resolutions(opts.rules) if opts.rules is not None else []
+    main_base = PortBase(old.version, minimal.patches, minimal.ids, old.read)
+    bases = [main_base] + [
+        PortBase(b.version, b.ported.patches, b.ids, b.read)
+        for b in branches
+        if b.ported.patches is not None
+    ]
     releases = []
     touched = frozenset(fp.path for fp in minimal.patches)
     # NOTE: only the files the patch touches (and the version files) are written: a
@@ -680,20 +693,22 @@ def _backports(
             raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
         releases.append(rel)
     done: dict[int, tuple[OpenedRelease, Ported]] = {}
-    newer: list[Newer] = []
+    newer: dict[str, list[Newer]] = {b.version: [] for b in bases}
     order = sorted(range(len(releases)), key=lambda i: Version.parse(releases[i].version).key)
     for i in reversed(order):
         rel = releases[i]
-        ported = _backport(rel, old, minimal, opts, php, newer, _for(recorded, rel.version))
+        base = next((b for b in bases[1:] if same_branch(b.version, rel.version)), main_base)
+        chain = newer[base.version]
+        ported = _backport(rel, base, opts, php, chain, _for(recorded, rel.version))
         conflicts = [m for m in ported.entry.manual if m.ours or m.theirs]
         if resolve is not None and opts.rules is not None and conflicts:
             answered = _ask_conflicts(resolve, rel.version, conflicts, opts.rules)
             if answered:
                 recorded = load_resolutions(opts.rules)
-                ported = _backport(rel, old, minimal, opts, php, newer, _for(recorded, rel.version))
+                ported = _backport(rel, base, opts, php, chain, _for(recorded, rel.version))
         done[i] = (rel, ported)
         if ported.patches is not None:
-            newer.insert(0, Newer(rel.version, rel.read, ported.patched))
+            chain.insert(0, Newer(rel.version, rel.read, ported.patched))
         progress.advance(label="backported")
     return [done[i] for i in range(len(releases))]
 
@@ -722,23 +737,43 @@ def _ask_conflicts(
     return answered
 
 
+@dataclass(frozen=True)
+class PortBase:
+    """What backports of one branch are ported from: the minimal patch against OLD, or a
+    sibling branch's variant against its OLD2."""
+
+    version: str
+    patches: tuple[FilePatch, ...]
+    ids: HunkIds
+    read: ReadFile
+
+
+def _branch_variant(
+    pair: tuple[OpenedRelease, OpenedRelease], minimal: MinimalPatch, php: str | None
+) -> BranchVariant:
+    old2, new2 = pair
+    diff = diff_trees(old2.root, new2.root, old_links=old2.links, new_links=new2.links)
+    return sibling_variant(
+        old2.version, diff, old2.read, new2.read, minimal.patches, php=php, label=new2.version
+    )
+
+
 def _backport(
     rel: OpenedRelease,
-    old: OpenedRelease,
-    minimal: MinimalPatch,
+    base: PortBase,
     opts: BuildOptions,
     php: str | None,
     newer: Sequence[Newer],
     resolutions: dict[str, Resolution] | None = None,
 ) -> Ported:
     ported = port_patch(
-        minimal.patches,
-        minimal.ids,
+        base.patches,
+        base.ids,
         rel.read,
         version=rel.version,
         fuzz=opts.fuzz,
         php=php,
-        read_base=old.read,
+        read_base=base.read,
         newer=newer,
         resolutions=resolutions,
     )
@@ -760,16 +795,18 @@ def _backport(
     return ported
 
 
-def default_affected(old: str, backports: Sequence[str]) -> str:
+def default_affected(old: str, backports: Sequence[str], siblings: Sequence[str] = ()) -> str:
     """``--affected`` when not given: OLD's branch from its first release up to OLD
-    (``12.4.0-12.4.10``), plus every backport release outside it.
+    (``12.4.0-12.4.10``), each sibling branch the same way up to its OLD2, plus every
+    backport release outside them.
 
     NOTE (issue 13): not just the versions that got a variant; an affected version without
     one is reported ``no-variant`` (update needed), never ``not-affected``.
     """
-    branch = VersionSet.parse(f"{branch_start(old)}-{old}")
-    extra = sorted({Version.parse(b) for b in backports if b not in branch}, key=lambda v: v.key)
-    return ",".join([str(branch), *(str(v) for v in extra)])
+    ranges = [f"{branch_start(v)}-{v}" for v in (old, *siblings)]
+    covered = VersionSet.parse(",".join(ranges))
+    extra = sorted({Version.parse(b) for b in backports if b not in covered}, key=lambda v: v.key)
+    return ",".join([*ranges, *(str(v) for v in extra)])
 
 
 def uncovered_versions(affected: str, variant_sets: Sequence[str]) -> list[str]:
@@ -831,7 +868,10 @@ def _write(
                 "method": p.entry.method,
             }
         )
-    affected = opts.affected or default_affected(old.version, [p.version for _, p in ported])
+    sibling_olds = [p.version for _, p in ported if p.entry.method == "sibling"]
+    affected = opts.affected or default_affected(
+        old.version, [p.version for _, p in ported if p.entry.method != "sibling"], sibling_olds
+    )
     cms = old.installation.cms
     fixed_in = opts.fixed_in or new.version
     fields = {

@@ -77,7 +77,7 @@ class Variant(_Model):
     versions: str = Field(description="version set, e.g. 6.4.0-6.4.2")
     file: str = Field(description="patch.diff or variants/NAME.diff")
     files: tuple[TouchedFile, ...] = ()
-    method: Literal["exact", "merge", "resolved", "fuzz"] | None = Field(
+    method: Literal["exact", "merge", "resolved", "fuzz", "sibling"] | None = Field(
         default=None,
         description="how the variant was made (absent in bundles built before issue 13)",
     )

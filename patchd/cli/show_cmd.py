@@ -8,14 +8,16 @@ from ``build-report.json``; on a terminal each hunk is syntax-highlighted (rich
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 from rich.syntax import Syntax
 
-from patchd.bundle.manifest import BUILD_REPORT, Manifest, load_bundle
+from patchd.bundle.manifest import BUILD_REPORT, Manifest, Variant, load_bundle
 from patchd.bundle.report import BuildReport, HunkEntry, load_report
 from patchd.cli.output import stdout_console
+from patchd.versions import Version, branch_start
 
 
 @click.command(name="show")
@@ -81,9 +83,11 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         out(f"  not checked: {', '.join(manifest.skipped_checks)} (built with --no-lint)", "yellow")
     out(f"  summary (en): {manifest.summary.en}")
     out(f"  summary (de): {manifest.summary.de}")
-    for v in manifest.variants:
-        how = f", {v.method}" if v.method else ""
-        out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files{how}")
+    for branch, variants in _by_branch(manifest.variants):
+        out(f"  branch {branch}:")
+        for v in variants:
+            how = f", {v.method}" if v.method else ""
+            out(f"    variant {v.file}: versions {v.versions}, {len(v.files)} files{how}")
     if report.uncovered:
         out(
             f"  no variant (installations: dry-run-failed, no-variant): "
@@ -135,6 +139,17 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             console.print(Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         else:
             click.echo(h.text, nl=False)
+
+
+def _by_branch(variants: Sequence[Variant]) -> list[tuple[str, list[Variant]]]:
+    """Variants grouped by branch (``6.4``, ``6.3``, ...), newest branch first."""
+    groups: dict[Version, list[Variant]] = {}
+    for v in variants:
+        groups.setdefault(branch_start(str(v.version_set.ranges[0].low)), []).append(v)
+    return [
+        (str(start).removesuffix(".0"), groups[start])
+        for start in sorted(groups, key=lambda b: b.key, reverse=True)
+    ]
 
 
 def _indent(title: str, text: str) -> str:
