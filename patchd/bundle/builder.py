@@ -43,6 +43,7 @@ from patchd.bundle.classifiers import (
     RulesClassifier,
     default_chain,
 )
+from patchd.bundle.closure import check_closure, refusal_message
 from patchd.bundle.interface import (
     ClassifiedHunk,
     Classifier,
@@ -54,6 +55,7 @@ from patchd.bundle.manifest import BUILD_REPORT, MAIN_DIFF, Manifest, write_bund
 from patchd.bundle.report import (
     BuildReport,
     CheckEntry,
+    ClosureEntry,
     HunkEntry,
     LinkEntry,
     ManualHunk,
@@ -103,6 +105,45 @@ class UndecidedError(BuildError):
             f"in the manifest):{listing}"
         )
         self.hunks = tuple(hunks)
+
+
+# --- dependency closure check (issue 12, item 4) ---------------------------------------
+class ClosureError(BuildError):
+    """Kept hunks use symbols NEW defines only in dropped hunks (patchd.bundle.closure)."""
+
+    exit_code = 1
+
+    def __init__(self, result: ClosureEntry) -> None:
+        super().__init__(refusal_message(result))
+        self.result = result
+
+
+def closure_check(
+    diff: ReleaseDiff,
+    minimal: MinimalPatch,
+    patched: dict[str, bytes | None],
+    old: OpenedRelease,
+    new: OpenedRelease,
+    opts: BuildOptions,
+    php: str | None,
+) -> ClosureEntry:
+    """The closure check of the main patch; :class:`ClosureError` when it fails.
+
+    NOTE: it only tokenizes (never runs release code), so with --no-lint it still runs
+    when the machine has PHP; without PHP it is skipped and the manifest says so.
+    """
+    tool = php or shutil.which(opts.php or "php")
+    if tool is None:
+        return ClosureEntry("skipped", note="built with --no-lint on a machine without PHP")
+    result = check_closure(
+        diff, minimal.patches, minimal.ids, patched, old.read, new.read, php=tool
+    )
+    if result.problems:
+        raise ClosureError(result)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def _undecided_listing(ch: ClassifiedHunk) -> str:
@@ -550,10 +591,23 @@ def build_bundle(
         )
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
+        closure = closure_check(diff, minimal, main.patched, old, new, opts, php)
         progress.advance(label="validated")
         ported = _backports(work, old, minimal, opts, php, progress)
         result = _write(
-            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links
+            opts,
+            bundle_id,
+            stamp,
+            old,
+            new,
+            chain,
+            entries,
+            minimal,
+            main,
+            ported,
+            forced,
+            links,
+            closure,
         )
         progress.advance(label="written")
         progress.finish()
@@ -686,6 +740,7 @@ def _write(
     ported: list[tuple[OpenedRelease, Ported]],
     forced: tuple[str, ...] = (),
     links: tuple[LinkEntry, ...] = (),
+    closure: ClosureEntry | None = None,
 ) -> BuildResult:
     diffs = {MAIN_DIFF: render_patch(minimal.patches)}
     variants = [
@@ -729,7 +784,8 @@ def _write(
         "variants": variants,
         "created_at": stamp,
         "patchd_version": __version__,
-        "skipped_checks": [] if opts.lint else ["php-lint"],
+        "skipped_checks": ([] if opts.lint else ["php-lint"])
+        + (["closure"] if closure is not None and closure.status == "skipped" else []),
         "undecided": opts.undecided if forced else None,
         "undecided_hunks": list(forced),
     }
@@ -748,6 +804,7 @@ def _write(
         validation=tuple(checks),
         uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
         links=links,
+        closure=closure,
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import click
 from rich.syntax import Syntax
 
 from patchd.bundle.manifest import BUILD_REPORT, Manifest, load_bundle
-from patchd.bundle.report import BuildReport, HunkEntry, load_report
+from patchd.bundle.report import BuildReport, ClosureEntry, HunkEntry, load_report
 from patchd.cli.output import stdout_console
 
 
@@ -44,6 +44,7 @@ def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None
             "variants": full["variants"],
             "validation": full["validation"],
             "uncovered": full["uncovered"],
+            "closure": full.get("closure"),
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -100,6 +101,9 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
                 if m.ours or m.theirs:
                     out(_indent(f"release {v.version} has:", m.ours), "yellow")
                     out(_indent("the fix (patched OLD) has:", m.theirs), "yellow")
+    if report.closure is not None:
+        for line, style in _closure_lines(report.closure):
+            out(line, style)
     s = report.summary
     failed = [c for c in report.validation if not c.ok]
     out(
@@ -125,6 +129,27 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             console.print(Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         else:
             click.echo(h.text, nl=False)
+
+
+def _closure_lines(c: ClosureEntry) -> list[tuple[str, str | None]]:
+    """The closure check in words (issue 12, item 4)."""
+    if c.status == "skipped":
+        return [(f"  closure: not checked ({c.note})", "yellow")]
+    lines: list[tuple[str, str | None]] = [
+        (
+            f"  closure: ok: no kept hunk uses a symbol that only dropped hunks define "
+            f"({len(c.files)} PHP files read, {c.references} new references, "
+            f"{len(c.dropped)} definitions left out with dropped hunks)",
+            None,
+        )
+    ]
+    for d in c.dropped[:10]:
+        lines.append((f"    left out: {d.symbol} ({d.hunk})", None))
+    if len(c.dropped) > 10:
+        lines.append((f"    ... and {len(c.dropped) - 10} more (build-report.json)", None))
+    if c.unreadable:
+        lines.append((f"  closure: PHP could not read {', '.join(c.unreadable)}", "yellow"))
+    return lines
 
 
 def _indent(title: str, text: str) -> str:
