@@ -43,7 +43,7 @@ from patchd.bundle.classifiers import (
     RulesClassifier,
     default_chain,
 )
-from patchd.bundle.closure import check_closure, refusal_message
+from patchd.bundle.closure import VariantPatch, check_all, refusal_message, variant_problem
 from patchd.bundle.interface import (
     ClassifiedHunk,
     Classifier,
@@ -126,21 +126,49 @@ def closure_check(
     new: OpenedRelease,
     opts: BuildOptions,
     php: str | None,
-) -> ClosureEntry:
-    """The closure check of the main patch; :class:`ClosureError` when it fails.
+    ported: list[tuple[OpenedRelease, Ported]],
+) -> tuple[ClosureEntry, list[tuple[OpenedRelease, Ported]]]:
+    """The closure check of the main patch and every stored variant, in one ``php``
+    process: :class:`ClosureError` when the main patch fails it; a variant that fails it
+    is not stored (its problems are listed as manual work, like a failed validation).
 
     NOTE: it only tokenizes (never runs release code), so with --no-lint it still runs
     when the machine has PHP; without PHP it is skipped and the manifest says so.
     """
     tool = php or shutil.which(opts.php or "php")
     if tool is None:
-        return ClosureEntry("skipped", note="built with --no-lint on a machine without PHP")
-    result = check_closure(
-        diff, minimal.patches, minimal.ids, patched, old.read, new.read, php=tool
+        return ClosureEntry("skipped", note="built with --no-lint on a machine without PHP"), ported
+    variants = [
+        VariantPatch(p.version, p.patches, _variant_ids(p.patches, minimal.ids), p.patched, r.read)
+        for r, p in ported
+        if p.patches is not None
+    ]
+    result, problems = check_all(
+        diff, minimal.patches, minimal.ids, patched, old.read, new.read, php=tool, variants=variants
     )
     if result.problems:
         raise ClosureError(result)
-    return result
+    out = []
+    for rel, p in ported:
+        found = problems.get(p.version)
+        if found:
+            manual = tuple(
+                ManualHunk(c.used_in, c.path, variant_problem(c, p.version)) for c in found
+            )
+            entry = VariantEntry(p.version, None, "manual", p.entry.offsets, manual, p.entry.merged)
+            p = Ported(p.version, entry, None, p.checks, {})
+        out.append((rel, p))
+    return result, out
+
+
+def _variant_ids(patches: Sequence[FilePatch], ids: HunkIds) -> dict[str, list[str]]:
+    """A variant's hunk ids: the main patch's where a file has as many hunks, else #N."""
+    out: dict[str, list[str]] = {}
+    for fp in patches:
+        known = ids.get(fp.path, [])
+        n = len(fp.hunks)
+        out[fp.path] = known if len(known) == n else [f"{fp.path}#{i}" for i in range(1, n + 1)]
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -591,9 +619,9 @@ def build_bundle(
         )
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
-        closure = closure_check(diff, minimal, main.patched, old, new, opts, php)
         progress.advance(label="validated")
         ported = _backports(work, old, minimal, opts, php, progress)
+        closure, ported = closure_check(diff, minimal, main.patched, old, new, opts, php, ported)
         result = _write(
             opts,
             bundle_id,

@@ -33,9 +33,11 @@ variable names (``$obj->$m()``) and ``__call`` are not seen.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from patchd.bundle.php_symbols import ANY_CLASS, FileSymbols, Symbol, read_symbols, symbol_key
 from patchd.bundle.report import ClosureEntry, ClosureProblem, DroppedDefinition
@@ -85,6 +87,28 @@ def relevant_changes(diff: ReleaseDiff, patch_paths: set[str]) -> list[FileChang
     return out
 
 
+@dataclass(frozen=True)
+class VariantPatch:
+    """A backport variant to check: its release, patch, kept hunk ids and patched files."""
+
+    version: str
+    patches: Sequence[FilePatch]
+    ids: Mapping[str, Sequence[str]]
+    patched: Mapping[str, bytes | None]
+    read: ReadFile
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One file of a patch: its hunks and ids, symbols before and after the patch."""
+
+    path: str
+    patch: FilePatch
+    ids: Sequence[str]
+    before: FileSymbols
+    after: FileSymbols
+
+
 def check_closure(
     diff: ReleaseDiff,
     patches: Sequence[FilePatch],
@@ -97,17 +121,48 @@ def check_closure(
 ) -> ClosureEntry:
     """Run the check (module docstring) on the minimal patch ``patches`` (kept hunk ids
     per file in ``ids``, patched contents in ``patched``) against the release diff."""
+    return check_all(diff, patches, ids, patched, read_old, read_new, php=php)[0]
+
+
+def check_all(
+    diff: ReleaseDiff,
+    patches: Sequence[FilePatch],
+    ids: Mapping[str, Sequence[str]],
+    patched: Mapping[str, bytes | None],
+    read_old: ReadFile,
+    read_new: ReadFile,
+    *,
+    php: str,
+    variants: Sequence[VariantPatch] = (),
+) -> tuple[ClosureEntry, dict[str, tuple[ClosureProblem, ...]]]:
+    """:func:`check_closure`, plus each backport variant in the same ``php`` process.
+
+    A variant's problems (by version) are the references its hunks add to symbols that
+    patched OLD defines in the checked files and the variant's patched release does not
+    (a helper the fix calls that the older release never had).
+    """
     by_path = {fp.path: fp for fp in patches}
     changes = relevant_changes(diff, set(by_path))
     versions: dict[str, bytes] = {}  # "old:PATH" / "new:PATH" / "patched:PATH" -> bytes
+
+    def add(side: str, path: str, data: bytes | None) -> None:
+        if data is not None and is_php(path, data):
+            versions[f"{side}:{path}"] = data
+
     for fc in changes:
-        old, new = read_old(fc.path), read_new(fc.path)
-        pat = patched.get(fc.path) if fc.path in by_path else old
-        for side, data in (("old", old), ("new", new), ("patched", pat)):
-            if data is not None and is_php(fc.path, data):
-                versions[f"{side}:{fc.path}"] = data
+        old = read_old(fc.path)
+        add("old", fc.path, old)
+        add("new", fc.path, read_new(fc.path))
+        add("patched", fc.path, patched.get(fc.path) if fc.path in by_path else old)
+    for v in variants:
+        v_paths = {fp.path for fp in v.patches}
+        for fc in changes:
+            rel = v.read(fc.path)
+            add(f"{v.version}/old", fc.path, rel)
+            after = v.patched.get(fc.path) if fc.path in v_paths else rel
+            add(f"{v.version}/patched", fc.path, after)
     if not versions:
-        return ClosureEntry("ok", note="no PHP file changed")
+        return ClosureEntry("ok", note="no PHP file changed"), {}
     syms = read_symbols(versions, php=php)
     files = tuple(sorted({k.split(":", 1)[1] for k in versions}))
     unreadable = tuple(sorted({k.split(":", 1)[1] for k, s in syms.items() if s.error}))
@@ -115,10 +170,27 @@ def check_closure(
     def of(side: str, path: str) -> FileSymbols:
         return syms.get(f"{side}:{path}", FileSymbols())
 
-    patched_defs: set[str] = set()
-    for fc in changes:
-        patched_defs.update(d.key for d in of("patched", fc.path).defs)
-    patched_members = {_member_key(k) for k in patched_defs if "::" in k}
+    def defined(side: str) -> dict[str, tuple[Symbol, str]]:
+        out: dict[str, tuple[Symbol, str]] = {}
+        for fc in changes:
+            for d in of(side, fc.path).defs:
+                out.setdefault(d.key, (d, fc.path))
+        return out
+
+    def targets(prefix: str, fps: Sequence[FilePatch], hunk_ids: Mapping[str, Sequence[str]]):
+        return [
+            _Target(
+                fp.path,
+                fp,
+                hunk_ids.get(fp.path, ()),
+                of(f"{prefix}old", fp.path),
+                of(f"{prefix}patched", fp.path),
+            )
+            for fp in fps
+            if f"{prefix}patched:{fp.path}" in versions
+        ]
+
+    patched_defs = defined("patched")
     kept_ids = {hid for hs in ids.values() for hid in hs}
     dropped: dict[str, tuple[Symbol, DroppedDefinition]] = {}
     for fc in changes:
@@ -129,61 +201,94 @@ def check_closure(
             hid = rh.id if rh is not None else f"{fc.path}@{fc.kind}"
             dd = DroppedDefinition(display(d), hid, fc.path, d.line, split=hid in kept_ids)
             dropped[d.key] = (d, dd)
-    by_member: dict[str, list[str]] = {}
-    for key in dropped:
-        if "::" in key:
-            by_member.setdefault(_member_key(key), []).append(key)
-    dropped_classes = {k for k in dropped if k.startswith("class:")}
-
-    problems: list[ClosureProblem] = []
-    seen: set[tuple[str, str]] = set()
-    references = 0
-    for path, fp in by_path.items():
-        if f"patched:{path}" not in versions:
-            continue
-        before = {k for r in of("old", path).refs for k in r.keys}
-        for ref in of("patched", path).refs:
-            if all(k in before for k in ref.keys):
-                continue
-            references += 1
-            for key, note in _matches(ref, dropped, by_member, patched_members, dropped_classes):
-                used = _kept_hunk_at(fp, ids.get(path, ()), ref.line)
-                if (key, used) in seen:
-                    continue
-                seen.add((key, used))
-                d, dd = dropped[key]
-                fc = next(c for c in changes if c.path == dd.path)
-                renamed = _renamed_from(fc, dd.hunk, d, of("old", dd.path))
-                notes = [n for n in (note, renamed) if n]
-                problems.append(
-                    ClosureProblem(
-                        dd.symbol if not note else display(ref),
-                        used,
-                        path,
-                        ref.line,
-                        dd.hunk,
-                        dd.path,
-                        dd.line,
-                        "; ".join(notes),
-                        dd.split,
-                    )
-                )
-    # a by-name match adds nothing where the same kept hunk already uses the same dropped
-    # hunk by a resolved name (new X() and then $x->m())
-    certain = {(p.used_in, p.defined_in) for p in problems if not p.note.startswith(BY_NAME)}
-    problems = [
-        p
-        for p in problems
-        if not p.note.startswith(BY_NAME) or (p.used_in, p.defined_in) not in certain
-    ]
-    return ClosureEntry(
+    problems, references = _uses(dropped, set(patched_defs), targets("", patches, ids))
+    for p_index, p in enumerate(problems):
+        d, dd = dropped[_key_of(p, dropped)]
+        fc = next(c for c in changes if c.path == dd.path)
+        renamed = _renamed_from(fc, dd.hunk, d, of("old", dd.path))
+        if renamed:
+            note = f"{p.note}; {renamed}" if p.note else renamed
+            problems[p_index] = dataclasses.replace(p, note=note)
+    main = ClosureEntry(
         "problems" if problems else "ok",
         files,
         references,
         tuple(dd for _, dd in sorted(dropped.values(), key=lambda v: (v[1].path, v[1].line))),
         tuple(problems),
         unreadable=unreadable,
+        variants=tuple(v.version for v in variants),
     )
+    by_version: dict[str, tuple[ClosureProblem, ...]] = {}
+    for v in variants:
+        present = defined(f"{v.version}/patched")
+        missing = {
+            key: (d, DroppedDefinition(display(d), "", path, d.line))
+            for key, (d, path) in patched_defs.items()
+            if key not in present
+        }
+        found, _ = _uses(missing, set(present), targets(f"{v.version}/", v.patches, v.ids))
+        if found:
+            by_version[v.version] = tuple(found)
+    return main, by_version
+
+
+def _key_of(p: ClosureProblem, dropped: Mapping[str, tuple[Symbol, DroppedDefinition]]) -> str:
+    return next(
+        k for k, (_, dd) in dropped.items() if dd.hunk == p.defined_in and dd.line == p.def_line
+    )
+
+
+def _uses(
+    missing: Mapping[str, tuple[Symbol, DroppedDefinition]],
+    present: set[str],
+    files: Sequence[_Target],
+) -> tuple[list[ClosureProblem], int]:
+    """The references the patch adds (after, not before) to ``missing`` symbols."""
+    present_members = {_member_key(k) for k in present if "::" in k}
+    by_member: dict[str, list[str]] = {}
+    for key in missing:
+        if "::" in key:
+            by_member.setdefault(_member_key(key), []).append(key)
+    missing_classes = {k for k in missing if k.startswith("class:")}
+    problems: list[ClosureProblem] = []
+    seen: set[tuple[str, str]] = set()
+    references = 0
+    for t in files:
+        before = {k for r in t.before.refs for k in r.keys}
+        for ref in t.after.refs:
+            if all(k in before for k in ref.keys):
+                continue
+            references += 1
+            for key, note in _matches(ref, missing, by_member, present_members, missing_classes):
+                used = _kept_hunk_at(t.patch, t.ids, ref.line)
+                if (key, used) in seen:
+                    continue
+                seen.add((key, used))
+                _, dd = missing[key]
+                problems.append(
+                    ClosureProblem(
+                        dd.symbol if not note else display(ref),
+                        used,
+                        t.path,
+                        ref.line,
+                        dd.hunk,
+                        dd.path,
+                        dd.line,
+                        note,
+                        dd.split,
+                    )
+                )
+    # a by-name match adds nothing where the same kept hunk already uses the same
+    # definition's hunk by a resolved name (new X() and then $x->m())
+    certain = {
+        (p.used_in, p.defined_in, p.def_path) for p in problems if not p.note.startswith(BY_NAME)
+    }
+    problems = [
+        p
+        for p in problems
+        if not p.note.startswith(BY_NAME) or (p.used_in, p.defined_in, p.def_path) not in certain
+    ]
+    return problems, references
 
 
 def _member_key(key: str) -> str:
@@ -259,6 +364,15 @@ def _renamed_from(fc: FileChange, hunk_id: str, d: Symbol, old: FileSymbols) -> 
     return ""
 
 
+def variant_problem(p: ClosureProblem, version: str) -> str:
+    """A backport variant's closure problem as a manual-work reason."""
+    return (
+        f"{p.symbol} used at line {p.line}: release {version} does not define it (patched "
+        f"OLD does, {p.def_path}:{p.def_line}); patched sites would stop with a PHP fatal "
+        "error"
+    )
+
+
 def refusal_message(result: ClosureEntry) -> str:
     """The build's error text for a closure check with problems (docs/security-team.md)."""
     n = len(result.problems)
@@ -275,7 +389,7 @@ def refusal_message(result: ClosureEntry) -> str:
             else f"dropped hunk {p.defined_in}"
         )
         lines.append(
-            f"  {p.symbol}: used in kept hunk {p.used_in} (line {p.line}), defined in "
+            f"  {p.symbol}: used in kept hunk {p.used_in} (patched line {p.line}), defined in "
             f"{where} (NEW line {p.def_line})"
         )
         if p.note:

@@ -170,6 +170,7 @@ class ClosureEntry:
     problems: tuple[ClosureProblem, ...] = ()
     note: str = ""
     unreadable: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()  # backport versions whose variants were checked too
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,7 @@ def _closure(data: dict[str, Any]) -> ClosureEntry:
             "dropped": tuple(DroppedDefinition(**d) for d in data.get("dropped", ())),
             "problems": tuple(ClosureProblem(**p) for p in data.get("problems", ())),
             "unreadable": tuple(data.get("unreadable", ())),
+            "variants": tuple(data.get("variants", ())),
         }
     )
 

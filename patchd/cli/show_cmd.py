@@ -139,7 +139,9 @@ def _closure_lines(c: ClosureEntry) -> list[tuple[str, str | None]]:
         (
             f"  closure: ok: no kept hunk uses a symbol that only dropped hunks define "
             f"({len(c.files)} PHP files read, {c.references} new references, "
-            f"{len(c.dropped)} definitions left out with dropped hunks)",
+            f"{len(c.dropped)} definitions left out with dropped hunks"
+            + (f"; variants {', '.join(c.variants)} checked too" if c.variants else "")
+            + ")",
             None,
         )
     ]

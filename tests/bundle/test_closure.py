@@ -16,7 +16,12 @@ from patchd.bundle.closure import check_closure
 from patchd.bundle.validate import find_php, validate_patch
 from patchd.cli.main import cli
 from patchd.release.tree import diff_trees
-from patchd_fixtures.closure import ClosurePair, write_closure_pair, write_rules
+from patchd_fixtures.closure import (
+    ClosurePair,
+    write_closure_pair,
+    write_older_release,
+    write_rules,
+)
 
 PHP = find_php(None)
 
@@ -38,8 +43,8 @@ def test_call_kept_definition_dropped_is_refused(pair, tmp_path) -> None:
     assert result.exit_code == 1, result.output
     call, definition = pair.hunks["call"], pair.hunks["definition"]
     assert (
-        f"  method WP_Comment_Guard::isAllowedX(): used in kept hunk {call} (line 25), "
-        f"defined in dropped hunk {definition} (NEW line 111)"
+        f"  method WP_Comment_Guard::isAllowedX(): used in kept hunk {call} (patched line 25), "
+        f"defined in dropped hunk {definition} (NEW line 128)"
     ) in result.output
     assert f'- {{include: {{hunk: "{definition}"}}' in result.output
     assert "PHP fatal error" in result.output
@@ -82,7 +87,7 @@ def test_a_new_class_file_that_a_kept_hunk_instantiates_is_refused(pair, tmp_pat
     assert result.exit_code == 1, result.output
     assert (
         f"  class WP\\Guard\\Nonce_Check: used in kept hunk {pair.hunks['new-class-use']} "
-        f"(line 14), defined in dropped hunk {pair.hunks['new-class-file']} (NEW line 10)"
+        f"(patched line 14), defined in dropped hunk {pair.hunks['new-class-file']} (NEW line 10)"
     ) in result.output
     # $check->verify() is the same dropped file: not listed twice
     assert "->verify()" not in result.output
@@ -95,7 +100,7 @@ def test_a_renamed_function_is_refused_and_the_rename_named(pair, tmp_path) -> N
     assert result.exit_code == 1, result.output
     assert (
         f"  function wp_comment_author_unfiltered(): used in kept hunk "
-        f"{pair.hunks['rename-call']} (line 35), defined in dropped hunk "
+        f"{pair.hunks['rename-call']} (patched line 35), defined in dropped hunk "
         f"{pair.hunks['rename-definition']} (NEW line 11)"
     ) in result.output
     assert "the dropped hunk renames wp_comment_author_raw to wp_comment_author_unfiltered" in (
@@ -226,3 +231,26 @@ def test_a_namespaced_unqualified_call_checks_the_namespace_function(tmp_path) -
     }
     result = _check(tmp_path, old, new, r"= helper\(")
     assert [p.symbol for p in result.problems] == ["function App\\helper()"]
+
+
+def test_a_variant_whose_release_lacks_a_helper_the_fix_calls_is_not_shipped(
+    pair, tmp_path
+) -> None:
+    older = write_older_release(tmp_path)
+    rules = write_rules(tmp_path / "helper.yaml", pair, ["helper-use", "existing-use"])
+    args = ["build", str(pair.old), str(pair.new), "--rules", str(rules), "--no-lint"]
+    args += ["--backport", str(older), "--id", "helper", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output  # the main patch is fine
+    bundle = tmp_path / "out" / "helper"
+    report = json.loads((bundle / "build-report.json").read_text())
+    (variant,) = report["variants"]
+    assert variant["version"] == "6.4.1" and variant["status"] == "manual"
+    assert variant["file"] is None and not (bundle / "variants" / "6.4.1.diff").exists()
+    (manual,) = variant["manual"]
+    assert manual["hunk"] == pair.hunks["helper-use"]
+    assert manual["reason"].startswith(
+        "method WP_Comment_Guard::owner_id() used at line 81: release 6.4.1 does not define it"
+    )
+    assert report["closure"]["variants"] == ["6.4.1"]
+    assert "6.4.1" in report["uncovered"]
