@@ -254,3 +254,12 @@ def test_a_variant_whose_release_lacks_a_helper_the_fix_calls_is_not_shipped(
     )
     assert report["closure"]["variants"] == ["6.4.1"]
     assert "6.4.1" in report["uncovered"]
+
+
+def test_the_documented_refusal_is_the_real_one(pair, tmp_path) -> None:
+    result, _ = _build(pair, tmp_path, ["call"])
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security-team.md").read_text()
+    lines = result.output.rstrip("\n").splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        assert f"\n{line}\n" in docs, line
