@@ -144,26 +144,33 @@ def check_all(
     by_path = {fp.path: fp for fp in patches}
     changes = relevant_changes(diff, set(by_path))
     versions: dict[str, bytes] = {}  # "old:PATH" / "new:PATH" / "patched:PATH" -> bytes
+    # NOTE: references are read only where they are compared (the files of a patch);
+    # elsewhere definitions suffice, which is much less output.
+    wanted: list[str] = []
 
-    def add(side: str, path: str, data: bytes | None) -> None:
+    def add(side: str, path: str, data: bytes | None, refs: bool) -> None:
         if data is not None and is_php(path, data):
             versions[f"{side}:{path}"] = data
+            if refs:
+                wanted.append(f"{side}:{path}")
 
     for fc in changes:
         old = read_old(fc.path)
-        add("old", fc.path, old)
-        add("new", fc.path, read_new(fc.path))
-        add("patched", fc.path, patched.get(fc.path) if fc.path in by_path else old)
+        touched = fc.path in by_path
+        add("old", fc.path, old, touched)
+        add("new", fc.path, read_new(fc.path), False)
+        add("patched", fc.path, patched.get(fc.path) if touched else old, touched)
     for v in variants:
         v_paths = {fp.path for fp in v.patches}
         for fc in changes:
             rel = v.read(fc.path)
-            add(f"{v.version}/old", fc.path, rel)
-            after = v.patched.get(fc.path) if fc.path in v_paths else rel
-            add(f"{v.version}/patched", fc.path, after)
+            touched = fc.path in v_paths
+            add(f"{v.version}/old", fc.path, rel, touched)
+            after = v.patched.get(fc.path) if touched else rel
+            add(f"{v.version}/patched", fc.path, after, touched)
     if not versions:
         return ClosureEntry("ok", note="no PHP file changed"), {}
-    syms = read_symbols(versions, php=php)
+    syms = read_symbols(versions, php=php, refs=wanted)
     files = tuple(sorted({k.split(":", 1)[1] for k in versions}))
     unreadable = tuple(sorted({k.split(":", 1)[1] for k, s in syms.items() if s.error}))
 

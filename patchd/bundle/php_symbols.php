@@ -1,7 +1,9 @@
 <?php
 // patchd: the PHP symbols a file defines and references, read with PHP's own tokenizer.
 //
-// Input (stdin): a JSON object {KEY: base64 of a PHP file's bytes, ...}.
+// Input (stdin): a JSON object {"files": {KEY: base64 of a PHP file's bytes, ...},
+//                               "refs": [KEY, ...]} (the files whose references are wanted;
+//                               the others get their definitions only).
 // Output (stdout): a JSON object {KEY: {"defs": [[kind, name, line], ...],
 //                                       "refs": [[kind, name, line, alt], ...],
 //                                       "error": null | text}}.
@@ -15,10 +17,21 @@
 
 function patchd_tokens(string $code): array
 {
+    // The significant tokens as [kind, text, line]: kind is the token name (T_STRING ...)
+    // or the character itself; whitespace, comments, open tags and inline HTML are left out.
+    static $names = [];
     $out = [];
     if (class_exists('PhpToken')) {
         foreach (PhpToken::tokenize($code) as $t) {
-            $out[] = [$t->id < 256 ? $t->text : token_name($t->id), $t->text, $t->line];
+            $id = $t->id;
+            if ($id < 256) {
+                $out[] = [$t->text, $t->text, $t->line];
+                continue;
+            }
+            $name = $names[$id] ??= token_name($id);
+            if (!isset(PATCHD_SKIP[$name])) {
+                $out[] = [$name, $t->text, $t->line];
+            }
         }
         return $out;
     }
@@ -64,7 +77,7 @@ function patchd_tokens(string $code): array
         $merged[] = [$kind, $text, $t[2]];
         $i = $j - 1;
     }
-    return $merged;
+    return array_values(array_filter($merged, static fn (array $t): bool => !isset(PATCHD_SKIP[$t[0]])));
 }
 
 const PATCHD_SKIP = ['T_WHITESPACE' => 1, 'T_COMMENT' => 1, 'T_DOC_COMMENT' => 1,
@@ -102,12 +115,9 @@ final class PatchdSymbols
     public array $defs = [];
     public array $refs = [];
 
-    public function __construct(string $code)
+    public function __construct(string $code, private bool $wantRefs = true)
     {
-        $this->t = array_values(array_filter(
-            patchd_tokens($code),
-            static fn (array $t): bool => !isset(PATCHD_SKIP[$t[0]])
-        ));
+        $this->t = patchd_tokens($code);
         $this->n = count($this->t);
     }
 
@@ -199,7 +209,7 @@ final class PatchdSymbols
 
     private function ref(string $kind, ?string $name, int $i, ?string $alt = null): void
     {
-        if ($name !== null && $name !== '') {
+        if ($this->wantRefs && $name !== null && $name !== '') {
             $this->refs[] = [$kind, $name, $this->t[$i][2], $alt];
         }
     }
@@ -663,15 +673,16 @@ if (!function_exists('token_get_all')) {
     exit(3);
 }
 $input = json_decode(stream_get_contents(STDIN), true);
-if (!is_array($input)) {
-    fwrite(STDERR, "patchd php_symbols: input is not a JSON object\n");
+if (!is_array($input) || !is_array($input['files'] ?? null) || !is_array($input['refs'] ?? null)) {
+    fwrite(STDERR, "patchd php_symbols: input is not {\"files\": {...}, \"refs\": [...]}\n");
     exit(2);
 }
+$wanted = array_flip($input['refs']);
 $result = [];
-foreach ($input as $key => $b64) {
+foreach ($input['files'] as $key => $b64) {
     $code = base64_decode($b64, true);
     try {
-        $s = new PatchdSymbols($code === false ? '' : $code);
+        $s = new PatchdSymbols($code === false ? '' : $code, isset($wanted[$key]));
         $s->run();
         $result[$key] = ['defs' => $s->defs, 'refs' => $s->refs, 'error' => null];
     } catch (Throwable $e) {

@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -119,11 +119,15 @@ def script_source() -> str:
     return resources.files("patchd.bundle").joinpath(_SCRIPT).read_text(encoding="utf-8")
 
 
-def read_symbols(files: Mapping[str, bytes], *, php: str) -> dict[str, FileSymbols]:
+def read_symbols(
+    files: Mapping[str, bytes], *, php: str, refs: Collection[str] | None = None
+) -> dict[str, FileSymbols]:
     """Symbols of every file (name -> content) by one ``php`` process; same keys back.
 
-    Equal contents are tokenized once. :class:`PatchdError` when PHP fails as a whole (a
-    file PHP cannot tokenize gets ``error`` instead).
+    ``refs`` names the files whose references are wanted (default: all); the others get
+    their definitions only (cheaper). Equal contents are tokenized once.
+    :class:`PatchdError` when PHP fails as a whole (a file PHP cannot tokenize gets
+    ``error`` instead).
     """
     if not files:
         return {}
@@ -133,7 +137,13 @@ def read_symbols(files: Mapping[str, bytes], *, php: str) -> dict[str, FileSymbo
         sha = hashlib.sha256(data).hexdigest()
         sha_of[name] = sha
         by_sha.setdefault(sha, data)
-    payload = json.dumps({sha: base64.b64encode(d).decode("ascii") for sha, d in by_sha.items()})
+    want = sorted({sha_of[n] for n in (files if refs is None else refs) if n in sha_of})
+    payload = json.dumps(
+        {
+            "files": {sha: base64.b64encode(d).decode("ascii") for sha, d in by_sha.items()},
+            "refs": want,
+        }
+    )
     replies = _run(payload.encode("ascii"), php)
     out: dict[str, FileSymbols] = {}
     parsed: dict[str, FileSymbols] = {}

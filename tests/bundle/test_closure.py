@@ -263,3 +263,27 @@ def test_the_documented_refusal_is_the_real_one(pair, tmp_path) -> None:
     assert len(lines) == 4
     for line in lines:
         assert f"\n{line}\n" in docs, line
+
+
+def test_one_php_process_per_build_for_the_patch_and_every_variant(
+    pair, tmp_path, monkeypatch
+) -> None:
+    import patchd.bundle.php_symbols as php_symbols
+
+    calls = []
+    real = php_symbols.subprocess.run
+
+    def counting(cmd, *args, **kwargs):
+        if any(str(c).endswith("php_symbols.php") for c in cmd):
+            calls.append(cmd)
+        return real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(php_symbols.subprocess, "run", counting)
+    older = write_older_release(tmp_path)
+    rules = write_rules(tmp_path / "r.yaml", pair, ["call", "definition", "existing-use"])
+    opts = BuildOptions(
+        pair.old, pair.new, out=tmp_path / "out", rules=rules, backports=(older,), id="one"
+    )
+    result = build_bundle(opts)
+    assert len(calls) == 1
+    assert result.report.closure is not None and result.report.closure.variants == ("6.4.1",)

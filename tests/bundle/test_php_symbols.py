@@ -153,3 +153,10 @@ def test_symbol_keys_follow_php_case_rules() -> None:
     assert symbol_key("const", "Ns\\LIMIT") == symbol_key("const", "NS\\LIMIT")
     assert symbol_key("const", "LIMIT") != symbol_key("const", "limit")
     assert symbol_key("property", "A::$x") != symbol_key("property", "A::$X")
+
+
+def test_definitions_only_where_references_are_not_wanted() -> None:
+    files = {"a.php": b"<?php function a() { b(); }", "c.php": b"<?php function c() { d(); }"}
+    got = read_symbols(files, php=PHP, refs=["a.php"])
+    assert [r.name for r in got["a.php"].refs] == ["b"]
+    assert got["c.php"].refs == () and [d.name for d in got["c.php"].defs] == ["c"]
