@@ -139,12 +139,22 @@ def closure_check(
     if tool is None:
         return ClosureEntry("skipped", note="built with --no-lint on a machine without PHP"), ported
     variants = [
-        VariantPatch(p.version, p.patches, _variant_ids(p.patches, minimal.ids), p.patched, r.read)
+        VariantPatch(
+            p.version, p.patches, _variant_ids(p.patches, minimal.ids), p.patched, r.read, r.root
+        )
         for r, p in ported
         if p.patches is not None
     ]
     result, problems = check_all(
-        diff, minimal.patches, minimal.ids, patched, old.read, new.read, php=tool, variants=variants
+        diff,
+        minimal.patches,
+        minimal.ids,
+        patched,
+        old.read,
+        new.read,
+        php=tool,
+        variants=variants,
+        old_root=old.root,
     )
     if result.problems:
         raise ClosureError(result)

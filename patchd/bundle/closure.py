@@ -20,10 +20,15 @@ finds such references before a bundle is written:
    the kept hunk whose patched-side range holds its line.
 4. A reference to a dropped definition is a **problem**. ``$this->m()``, ``self::m()``,
    ``static::m()`` and ``parent::m()`` resolve to the enclosing class (its parent); a
-   method or property on an object of unknown class (``$obj->m()``) is matched by name
-   against the dropped definitions of every class, unless some class of the checked
-   files still defines that name: a false alarm there is cheaper than a fatal error on
-   customers' sites, and the message says it was matched by name.
+   member a parent class defines (read among the checked files) is inherited, no
+   problem; when the parent was not read, the problem says it may be inherited. A method,
+   property or class constant on an object of unknown class (``$obj->m()``) is matched by
+   name against the dropped definitions of every class, unless some class of the checked
+   files or (by text, read only then) some other PHP file of OLD still declares that
+   name: a false alarm there is cheaper than a fatal error on customers' sites, and the
+   message says it was matched by name.
+5. **Variants** (:func:`check_all`, same ``php`` process): a backport variant's added
+   references to symbols patched OLD defines and the variant's patched release does not.
 
 Limits (NOTE): files the release diff does not touch are not read, so a symbol NEW
 defines in a dropped hunk and OLD also defines in an untouched file counts as dropped
@@ -35,17 +40,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from patchd.bundle.php_symbols import ANY_CLASS, FileSymbols, Symbol, read_symbols, symbol_key
 from patchd.bundle.report import ClosureEntry, ClosureProblem, DroppedDefinition
-from patchd.bundle.validate import is_php
+from patchd.bundle.validate import PHP_SUFFIXES, is_php
 from patchd.engine.model import FilePatch, Hunk
 from patchd.release.tree import FileChange, ReleaseDiff, ReleaseHunk
 
 ReadFile = Callable[[str], bytes | None]
+#: Whether the release (outside the checked files) defines a member: (kind, name) -> bool.
+Elsewhere = Callable[[str, str], bool]
 
 #: A changed line that may define a symbol (or change the names of those defined below it).
 _DEF_HINT = re.compile(
@@ -96,6 +105,7 @@ class VariantPatch:
     ids: Mapping[str, Sequence[str]]
     patched: Mapping[str, bytes | None]
     read: ReadFile
+    root: Path | None = None  # the release's folder: by-name matches look there too
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ def check_all(
     *,
     php: str,
     variants: Sequence[VariantPatch] = (),
+    old_root: Path | None = None,
 ) -> tuple[ClosureEntry, dict[str, tuple[ClosureProblem, ...]]]:
     """:func:`check_closure`, plus each backport variant in the same ``php`` process.
 
@@ -208,7 +219,10 @@ def check_all(
             hid = rh.id if rh is not None else f"{fc.path}@{fc.kind}"
             dd = DroppedDefinition(display(d), hid, fc.path, d.line, split=hid in kept_ids)
             dropped[d.key] = (d, dd)
-    problems, references = _uses(dropped, set(patched_defs), targets("", patches, ids))
+    checked = {fc.path for fc in changes}
+    elsewhere = tree_search(old_root, checked) if old_root is not None else None
+    scope = _Scope(dropped, set(patched_defs), _parents(of, changes, "patched"), elsewhere)
+    problems, references = _uses(scope, targets("", patches, ids))
     for p_index, p in enumerate(problems):
         d, dd = dropped[_key_of(p, dropped)]
         fc = next(c for c in changes if c.path == dd.path)
@@ -233,7 +247,10 @@ def check_all(
             for key, (d, path) in patched_defs.items()
             if key not in present
         }
-        found, _ = _uses(missing, set(present), targets(f"{v.version}/", v.patches, v.ids))
+        parents = _parents(of, changes, f"{v.version}/patched")
+        v_else = tree_search(v.root, checked) if v.root is not None else None
+        v_scope = _Scope(missing, set(present), parents, v_else)
+        found, _ = _uses(v_scope, targets(f"{v.version}/", v.patches, v.ids))
         if found:
             by_version[v.version] = tuple(found)
     return main, by_version
@@ -245,18 +262,69 @@ def _key_of(p: ClosureProblem, dropped: Mapping[str, tuple[Symbol, DroppedDefini
     )
 
 
-def _uses(
-    missing: Mapping[str, tuple[Symbol, DroppedDefinition]],
-    present: set[str],
-    files: Sequence[_Target],
-) -> tuple[list[ClosureProblem], int]:
-    """The references the patch adds (after, not before) to ``missing`` symbols."""
-    present_members = {_member_key(k) for k in present if "::" in k}
-    by_member: dict[str, list[str]] = {}
-    for key in missing:
-        if "::" in key:
-            by_member.setdefault(_member_key(key), []).append(key)
-    missing_classes = {k for k in missing if k.startswith("class:")}
+@dataclass
+class _Scope:
+    """What one patch's references are checked against."""
+
+    missing: Mapping[str, tuple[Symbol, DroppedDefinition]]
+    present: set[str]
+    parents: Mapping[str, str]  # class key -> the class it extends (resolved name)
+    elsewhere: Elsewhere | None = None
+
+    def __post_init__(self) -> None:
+        self.present_members = {_member_key(k) for k in self.present if "::" in k}
+        self.by_member: dict[str, list[str]] = {}
+        for key in self.missing:
+            if "::" in key:
+                self.by_member.setdefault(_member_key(key), []).append(key)
+        self.missing_classes = {k for k in self.missing if k.startswith("class:")}
+
+    def matches(self, ref: Symbol) -> list[tuple[str, str]]:
+        """The missing definitions ``ref`` may use, each with a note for the message."""
+        member_kinds = ("method", "property", "classconst")
+        if ref.kind in member_kinds and ref.owner == ANY_CLASS:
+            member = _member_key(ref.key)
+            if member in self.present_members or member not in self.by_member:
+                return []  # some class of the checked files still defines the name
+            if self.elsewhere is not None and self.elsewhere(ref.kind, ref.member):
+                return []  # ... or some other file of the release does
+            return [
+                (
+                    k,
+                    f"{BY_NAME}: matched by name against {self.missing[k][1].symbol}; if the "
+                    "object is of another class that defines it, keeping the hunk is harmless",
+                )
+                for k in self.by_member[member]
+            ]
+        if ref.kind in member_kinds:
+            if symbol_key("class", ref.owner) in self.missing_classes:
+                return []  # reported once, as the class
+            return self._inherited(ref) if ref.key in self.missing else []
+        return [(k, "") for k in ref.keys if k in self.missing]
+
+    def _inherited(self, ref: Symbol) -> list[tuple[str, str]]:
+        """``ref`` (a missing member of a known class) unless an ancestor defines it."""
+        owner = ref.owner
+        seen: set[str] = set()
+        while True:
+            ckey = symbol_key("class", owner)
+            parent = self.parents.get(ckey)
+            if parent is None or ckey in seen:
+                return [(ref.key, "")]
+            seen.add(ckey)
+            if symbol_key(ref.kind, f"{parent}::{ref.member}") in self.present:
+                return []  # inherited: the parent class defines it
+            if symbol_key("class", parent) not in self.present:
+                note = (
+                    f"{owner} extends {parent}, which the check did not read: if {parent} "
+                    "defines it, keeping the hunk is harmless"
+                )
+                return [(ref.key, note)]
+            owner = parent
+
+
+def _uses(scope: _Scope, files: Sequence[_Target]) -> tuple[list[ClosureProblem], int]:
+    """The references the patch adds (after, not before) to ``scope.missing`` symbols."""
     problems: list[ClosureProblem] = []
     seen: set[tuple[str, str]] = set()
     references = 0
@@ -266,15 +334,15 @@ def _uses(
             if all(k in before for k in ref.keys):
                 continue
             references += 1
-            for key, note in _matches(ref, missing, by_member, present_members, missing_classes):
+            for key, note in scope.matches(ref):
                 used = _kept_hunk_at(t.patch, t.ids, ref.line)
                 if (key, used) in seen:
                     continue
                 seen.add((key, used))
-                _, dd = missing[key]
+                _, dd = scope.missing[key]
                 problems.append(
                     ClosureProblem(
-                        dd.symbol if not note else display(ref),
+                        display(ref) if note.startswith(BY_NAME) else dd.symbol,
                         used,
                         t.path,
                         ref.line,
@@ -298,41 +366,66 @@ def _uses(
     return problems, references
 
 
+def tree_search(root: Path, skip: Collection[str]) -> Elsewhere:
+    """An :data:`Elsewhere` over the PHP files below ``root`` except ``skip`` (release
+    paths), by text: a method, property or class constant declared under that name at the
+    start of a line. Files are read on the first question only (most builds never ask)."""
+    texts: list[bytes] = []
+    loaded = False
+
+    def load() -> None:
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            with os.scandir(os.path.join(root, rel) if rel else root) as it:
+                for entry in it:
+                    path = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(path)
+                    elif (
+                        entry.is_file(follow_symlinks=False)
+                        and path.lower().endswith(PHP_SUFFIXES)
+                        and path not in skip
+                    ):
+                        with open(entry.path, "rb") as fh:
+                            texts.append(fh.read())
+
+    def search(kind: str, name: str) -> bool:
+        nonlocal loaded
+        if not loaded:
+            load()
+            loaded = True
+        word = re.escape(name.lstrip("$").encode())
+        pattern = _DECLARATION[kind].replace(b"NAME", word)
+        rx = re.compile(pattern, re.IGNORECASE if kind == "method" else 0)
+        return any(rx.search(t) for t in texts)
+
+    return search
+
+
+_DECLARATION = {
+    "method": rb"(?m)^[ \t]*(?:[a-z]+[ \t]+)*function[ \t]+&?[ \t]*NAME[ \t]*\(",
+    "property": rb"(?m)^[ \t]*(?:public|protected|private|var|static|readonly)\b[^;(\n]*\$NAME\b",
+    "classconst": rb"(?m)^[ \t]*(?:[a-z]+[ \t]+)*const[ \t]+(?:[\w\\|?]+[ \t]+)?NAME\b",
+}
+
+
+def _parents(
+    of: Callable[[str, str], FileSymbols], changes: Sequence[FileChange], side: str
+) -> dict[str, str]:
+    """Class key -> the class it extends, over the checked files' ``side`` versions."""
+    out: dict[str, str] = {}
+    for fc in changes:
+        for d in of(side, fc.path).defs:
+            if d.kind == "class" and d.alt:
+                out.setdefault(d.key, d.alt)
+    return out
+
+
 def _member_key(key: str) -> str:
     """``method:*::name`` for ``method:cls::name`` (the member of any class)."""
     kind, _, rest = key.partition(":")
     return f"{kind}:{ANY_CLASS}::{rest.rpartition('::')[2]}"
-
-
-def _matches(
-    ref: Symbol,
-    dropped: Mapping[str, tuple[Symbol, DroppedDefinition]],
-    by_member: Mapping[str, list[str]],
-    patched_members: set[str],
-    dropped_classes: set[str],
-) -> list[tuple[str, str]]:
-    """The dropped definitions ``ref`` may use, each with a note for the message."""
-    if ref.kind in ("method", "property", "classconst") and ref.owner == ANY_CLASS:
-        member = _member_key(ref.key)
-        if member in patched_members:
-            return []  # some class of the checked files still defines the name
-        return [
-            (
-                k,
-                f"{BY_NAME}: matched by name against {dropped[k][1].symbol}; if the object is "
-                "of another class that defines it, keeping the hunk is harmless",
-            )
-            for k in by_member.get(member, ())
-        ]
-    if ref.kind in ("method", "property", "classconst"):
-        owner = symbol_key("class", ref.owner)
-        if owner in dropped_classes:
-            return []  # reported once, as the class
-    return [(k, "") for k in ref.keys if k in dropped]
-
-
-def _name(key: str) -> str:
-    return key.partition(":")[2]
 
 
 def _release_hunk_at(fc: FileChange, new_line: int) -> ReleaseHunk | None:

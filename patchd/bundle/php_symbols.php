@@ -4,14 +4,15 @@
 // Input (stdin): a JSON object {"files": {KEY: base64 of a PHP file's bytes, ...},
 //                               "refs": [KEY, ...]} (the files whose references are wanted;
 //                               the others get their definitions only).
-// Output (stdout): a JSON object {KEY: {"defs": [[kind, name, line], ...],
+// Output (stdout): a JSON object {KEY: {"defs": [[kind, name, line, parent], ...],
 //                                       "refs": [[kind, name, line, alt], ...],
 //                                       "error": null | text}}.
 // Kinds: function, class, method, classconst, property, const. Names are resolved against
 // the namespace and the use imports: "A\B" (class, function, const), "A\B::m" (method),
 // "A\B::C" (class constant), "A\B::$p" (property). A method or property whose class is
 // unknown ($obj->m()) has the class "*". alt is the global fallback of an unqualified
-// function or constant name in a namespace (PHP tries N\f first, then f), else null.
+// function or constant name in a namespace (PHP tries N\f first, then f), else null;
+// a class definition's parent is the class it extends (null: none).
 //
 // The file is only tokenized: nothing in it is executed or included.
 
@@ -204,7 +205,7 @@ final class PatchdSymbols
 
     private function def(string $kind, string $name, int $i): void
     {
-        $this->defs[] = [$kind, $name, $this->t[$i][2]];
+        $this->defs[] = [$kind, $name, $this->t[$i][2], null];
     }
 
     private function ref(string $kind, ?string $name, int $i, ?string $alt = null): void
@@ -427,6 +428,7 @@ final class PatchdSymbols
         if (!$anonymous) {
             $name = $this->qualify($this->text($j));
             $this->def('class', $name, $j);
+            $defIndex = count($this->defs) - 1;
             $j++;
         } elseif ($this->t[$i][0] !== 'T_CLASS') {
             return $i;
@@ -454,6 +456,9 @@ final class PatchdSymbols
             } elseif ($k === ';') {
                 return $j;
             }
+        }
+        if ($parent !== null && isset($defIndex)) {
+            $this->defs[$defIndex][3] = $parent; // a class def's alt: the class it extends
         }
         $this->pendingClass = ['name' => $name, 'parent' => $parent, 'depth' => -1];
         return $j - 1;

@@ -51,8 +51,9 @@ _SCRIPT = "php_symbols.php"
 
 @dataclass(frozen=True)
 class Symbol:
-    """One definition or reference: kind, resolved name, 1-based line; ``alt`` (references
-    only) the global fallback of an unqualified name in a namespace."""
+    """One definition or reference: kind, resolved name, 1-based line; ``alt``: for a
+    reference the global fallback of an unqualified name in a namespace, for a class
+    definition the class it extends."""
 
     kind: SymbolKind
     name: str
@@ -67,7 +68,7 @@ class Symbol:
     @property
     def keys(self) -> tuple[str, ...]:
         """The key and, for a namespaced unqualified name, the global fallback's key."""
-        if self.alt is None:
+        if self.alt is None or self.kind not in ("function", "const"):
             return (self.key,)
         return (self.key, symbol_key(self.kind, self.alt))
 
@@ -96,7 +97,7 @@ class _Reply(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    defs: list[tuple[SymbolKind, str, int]]
+    defs: list[tuple[SymbolKind, str, int, str | None]]
     refs: list[tuple[SymbolKind, str, int, str | None]]
     error: str | None
 
@@ -153,7 +154,7 @@ def read_symbols(
         if sha not in parsed:
             r = replies[sha]
             parsed[sha] = FileSymbols(
-                tuple(Symbol(k, n, ln) for k, n, ln in r.defs),
+                tuple(Symbol(k, n, ln, alt) for k, n, ln, alt in r.defs),
                 tuple(Symbol(k, n, ln, alt) for k, n, ln, alt in r.refs),
                 r.error,
             )

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from patchd.bundle import builder
 from patchd.bundle.builder import BuildOptions, ClosureError, build_bundle
-from patchd.bundle.closure import check_closure
+from patchd.bundle.closure import check_all
 from patchd.bundle.validate import find_php, validate_patch
 from patchd.cli.main import cli
 from patchd.release.tree import diff_trees
@@ -168,7 +168,9 @@ def _check(tmp: Path, old: dict[str, str], new: dict[str, str], keep: str):
         return read
 
     patched = validate_patch(patches, reader("old"), variant="t", php=None).patched
-    return check_closure(diff, patches, ids, patched, reader("old"), reader("new"), php=PHP)
+    return check_all(
+        diff, patches, ids, patched, reader("old"), reader("new"), php=PHP, old_root=tmp / "old"
+    )[0]
 
 
 _PAD = "".join(f"    public function pad{n}() {{ return {n}; }}\n" for n in range(12))
@@ -287,3 +289,41 @@ def test_one_php_process_per_build_for_the_patch_and_every_variant(
     result = build_bundle(opts)
     assert len(calls) == 1
     assert result.report.closure is not None and result.report.closure.variants == ("6.4.1",)
+
+
+def test_unknown_receiver_is_fine_when_an_untouched_file_defines_the_name(tmp_path) -> None:
+    lib = "<?php\nclass Lib {\n    public function sealed() { return 1; }\n}\n"
+    old = {"a.php": _cls("", ""), "lib.php": lib, "b.php": "<?php\n$x = 1;\n"}
+    new = {
+        "a.php": _cls("", "    public function sealed() { return true; }\n"),
+        "lib.php": lib,
+        "b.php": "<?php\n$x = $b->sealed();\n",
+    }
+    result = _check(tmp_path, old, new, r"->sealed\(")
+    assert result.status == "ok", result.problems
+
+
+def test_a_method_the_parent_class_defines_is_inherited(tmp_path) -> None:
+    base = "<?php\nclass Base {\n    public function check() { return 1; }\n}\n"
+    child_old = (
+        "<?php\nclass Child extends Base {\n    public function run() {\n"
+        "        return 0;\n    }\n" + _PAD + "}\n"
+    )
+    child_new = (
+        "<?php\nclass Child extends Base {\n    public function run() {\n"
+        "        return $this->check();\n    }\n"
+        + _PAD
+        + "    public function check() { return 2; }\n}\n"
+    )
+    old = {"base.php": base + "// v1\n", "child.php": child_old}
+    new = {"base.php": base + "// v2 function\n", "child.php": child_new}
+    result = _check(tmp_path, old, new, r"this->check\(")
+    assert result.status == "ok", result.problems
+    # the parent was not read: still refused, and the message says why it may be fine
+    result = _check(tmp_path / "2", {"child.php": child_old}, {"child.php": child_new}, r"this->")
+    (problem,) = result.problems
+    assert problem.symbol == "method Child::check()"
+    assert problem.note == (
+        "Child extends Base, which the check did not read: if Base defines it, keeping the "
+        "hunk is harmless"
+    )
