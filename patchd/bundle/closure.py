@@ -212,11 +212,11 @@ def check_all(
     kept_ids = {hid for hs in ids.values() for hid in hs}
     dropped: dict[str, tuple[Symbol, DroppedDefinition]] = {}
     for fc in changes:
-        for d in of("new", fc.path).defs:
+        new_defs = of("new", fc.path).defs
+        for d in new_defs:
             if d.key in patched_defs or d.key in dropped:
                 continue
-            rh = _release_hunk_at(fc, d.line)
-            hid = rh.id if rh is not None else f"{fc.path}@{fc.kind}"
+            hid = _defining_hunk(fc, d, new_defs)
             dd = DroppedDefinition(display(d), hid, fc.path, d.line, split=hid in kept_ids)
             dropped[d.key] = (d, dd)
     checked = {fc.path for fc in changes}
@@ -435,6 +435,29 @@ def _release_hunk_at(fc: FileChange, new_line: int) -> ReleaseHunk | None:
         if h.new_start <= new_line < h.new_start + max(h.new_len, 1):
             return rh
     return None
+
+
+def _defining_hunk(fc: FileChange, d: Symbol, defs: Sequence[Symbol]) -> str:
+    """The id of the release hunk that makes NEW define ``d``: the one holding its line;
+    else (the line is unchanged, its name changed above it) the one holding its class's
+    declaration, else one that changes a ``namespace`` line; else the file's first hunk."""
+    rh = _release_hunk_at(fc, d.line)
+    if rh is None and d.kind in ("method", "property", "classconst"):
+        owner = symbol_key("class", d.owner)
+        line = next((c.line for c in defs if c.kind == "class" and c.key == owner), None)
+        rh = _release_hunk_at(fc, line) if line is not None else None
+    if rh is None:
+        rh = next(
+            (
+                r
+                for r in fc.hunks
+                if any(ln.kind != " " and b"namespace" in ln.data for ln in r.hunk.lines)
+            ),
+            None,
+        )
+    if rh is None and fc.hunks:
+        rh = fc.hunks[0]
+    return rh.id if rh is not None else f"{fc.path}@{fc.kind}"
 
 
 def _kept_hunk_at(fp: FilePatch, hunk_ids: Sequence[str], line: int) -> str:

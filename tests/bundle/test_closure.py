@@ -327,3 +327,20 @@ def test_a_method_the_parent_class_defines_is_inherited(tmp_path) -> None:
         "Child extends Base, which the check did not read: if Base defines it, keeping the "
         "hunk is harmless"
     )
+
+
+def test_a_renamed_class_names_the_hunk_that_renames_it(tmp_path) -> None:
+    box = "<?php\nclass NAME {\n" + _PAD + "    public function open() { return 1; }\n}\n"
+    old = {"box.php": box.replace("NAME", "Old_Box"), "use.php": "<?php\n$x = 1;\n"}
+    new = {
+        "box.php": box.replace("NAME", "New_Box"),
+        "use.php": "<?php\n$x = New_Box::open();\n",
+    }
+    result = _check(tmp_path, old, new, r"New_Box::open")
+    (problem,) = result.problems  # the class, not its method again
+    assert problem.symbol == "class New_Box"
+    assert problem.defined_in.startswith("box.php@1-")
+    assert problem.note == "the dropped hunk renames Old_Box to New_Box"
+    # the method keeps its unchanged line, but is left out with the hunk that renames the class
+    dropped = {d.symbol: d.hunk for d in result.dropped}
+    assert dropped["method New_Box::open()"] == problem.defined_in
