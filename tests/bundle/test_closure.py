@@ -137,6 +137,13 @@ def test_without_php_and_with_no_lint_the_check_is_skipped_and_recorded(
     shown = CliRunner().invoke(cli, ["show", str(result.path)]).output
     assert "not checked: php-lint, closure" in shown
     assert "closure: not checked (built with --no-lint on a machine without PHP)" in shown
+    args = ["build", str(pair.old), str(pair.new), "--rules", str(rules), "--no-lint"]
+    cli_result = CliRunner().invoke(cli, [*args, "--id", "nophp2", "--out", str(tmp_path / "o")])
+    assert cli_result.exit_code == 0, cli_result.output
+    assert (
+        "closure check skipped (built with --no-lint on a machine without PHP): kept hunks may "
+        "use symbols only dropped hunks define; build on a machine with PHP before publishing"
+    ) in cli_result.output
 
 
 # --- the check on small hand-made pairs ---------------------------------------------
