@@ -22,7 +22,8 @@ function patchd_tokens(string $code): array
     // or the character itself; whitespace, comments, open tags and inline HTML are left out.
     static $names = [];
     $out = [];
-    if (class_exists('PhpToken')) {
+    // PATCHD_PHP_SYMBOLS_LEGACY=1 takes the PHP 7 path on PHP 8 too (for the tests).
+    if (class_exists('PhpToken') && getenv('PATCHD_PHP_SYMBOLS_LEGACY') !== '1') {
         foreach (PhpToken::tokenize($code) as $t) {
             $id = $t->id;
             if ($id < 256) {
@@ -49,23 +50,23 @@ function patchd_tokens(string $code): array
     }
     $merged = [];
     $n = count($out);
+    // a separator belongs to a name only when a T_STRING follows it ("Foo\{" of a group
+    // use keeps its separator, as PHP 8 does)
+    $sepThenString = static fn (int $k): bool => $k + 1 < $n && $out[$k][0] === 'T_NS_SEPARATOR'
+        && $out[$k + 1][0] === 'T_STRING';
     for ($i = 0; $i < $n; $i++) {
         $t = $out[$i];
-        $starts = $t[0] === 'T_STRING' || $t[0] === 'T_NS_SEPARATOR'
-            || ($t[0] === 'T_NAMESPACE' && isset($out[$i + 1]) && $out[$i + 1][0] === 'T_NS_SEPARATOR');
+        $starts = $t[0] === 'T_STRING' || $sepThenString($i)
+            || ($t[0] === 'T_NAMESPACE' && $sepThenString($i + 1));
         if (!$starts) {
             $merged[] = $t;
             continue;
         }
         $text = $t[1];
         $j = $i + 1;
-        while ($j < $n && ($out[$j][0] === 'T_STRING' || $out[$j][0] === 'T_NS_SEPARATOR')) {
+        while ($j < $n && ($out[$j][0] === 'T_STRING' || $sepThenString($j))) {
             $text .= $out[$j][1];
             $j++;
-        }
-        if ($text === '\\') {
-            $merged[] = $t;
-            continue;
         }
         $kind = 'T_STRING';
         if (strncasecmp($text, 'namespace\\', 10) === 0) {

@@ -160,3 +160,25 @@ def test_definitions_only_where_references_are_not_wanted() -> None:
     got = read_symbols(files, php=PHP, refs=["a.php"])
     assert [r.name for r in got["a.php"].refs] == ["b"]
     assert got["c.php"].refs == () and [d.name for d in got["c.php"].defs] == ["c"]
+
+
+def test_the_php7_token_get_all_path_reads_the_same() -> None:
+    import base64
+    import json
+    import subprocess
+
+    from patchd.bundle.php_symbols import script_source
+
+    payload = json.dumps({"files": {"a": base64.b64encode(SOURCE).decode()}, "refs": ["a"]})
+    outs = []
+    for legacy in ("0", "1"):
+        proc = subprocess.run(
+            [PHP, "-n", "-d", "extension=tokenizer", "-r", "?>" + script_source()],
+            input=payload.encode(),
+            capture_output=True,
+            env={"PATCHD_PHP_SYMBOLS_LEGACY": legacy},
+            check=True,
+        )
+        outs.append(json.loads(proc.stdout))
+    assert outs[0] == outs[1]
+    assert outs[0]["a"]["error"] is None and outs[0]["a"]["defs"]
