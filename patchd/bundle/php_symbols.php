@@ -15,12 +15,14 @@
 // a class definition's parent is the class it extends (null: none).
 //
 // The file is only tokenized: nothing in it is executed or included.
+// Written for PHP 7.1 and newer (no typed properties, arrow functions or ??=).
 
 function patchd_tokens(string $code): array
 {
     // The significant tokens as [kind, text, line]: kind is the token name (T_STRING ...)
     // or the character itself; whitespace, comments, open tags and inline HTML are left out.
     static $names = [];
+    static $skip = PATCHD_SKIP;
     $out = [];
     // PATCHD_PHP_SYMBOLS_LEGACY=1 takes the PHP 7 path on PHP 8 too (for the tests).
     if (class_exists('PhpToken') && getenv('PATCHD_PHP_SYMBOLS_LEGACY') !== '1') {
@@ -30,8 +32,11 @@ function patchd_tokens(string $code): array
                 $out[] = [$t->text, $t->text, $t->line];
                 continue;
             }
-            $name = $names[$id] ??= token_name($id);
-            if (!isset(PATCHD_SKIP[$name])) {
+            if (!isset($names[$id])) {
+                $names[$id] = token_name($id);
+            }
+            $name = $names[$id];
+            if (!isset($skip[$name])) {
                 $out[] = [$name, $t->text, $t->line];
             }
         }
@@ -52,8 +57,9 @@ function patchd_tokens(string $code): array
     $n = count($out);
     // a separator belongs to a name only when a T_STRING follows it ("Foo\{" of a group
     // use keeps its separator, as PHP 8 does)
-    $sepThenString = static fn (int $k): bool => $k + 1 < $n && $out[$k][0] === 'T_NS_SEPARATOR'
-        && $out[$k + 1][0] === 'T_STRING';
+    $sepThenString = static function (int $k) use ($out, $n): bool {
+        return $k + 1 < $n && $out[$k][0] === 'T_NS_SEPARATOR' && $out[$k + 1][0] === 'T_STRING';
+    };
     for ($i = 0; $i < $n; $i++) {
         $t = $out[$i];
         $starts = $t[0] === 'T_STRING' || $sepThenString($i)
@@ -79,7 +85,13 @@ function patchd_tokens(string $code): array
         $merged[] = [$kind, $text, $t[2]];
         $i = $j - 1;
     }
-    return array_values(array_filter($merged, static fn (array $t): bool => !isset(PATCHD_SKIP[$t[0]])));
+    $significant = [];
+    foreach ($merged as $t) {
+        if (!isset($skip[$t[0]])) {
+            $significant[] = $t;
+        }
+    }
+    return $significant;
 }
 
 const PATCHD_SKIP = ['T_WHITESPACE' => 1, 'T_COMMENT' => 1, 'T_DOC_COMMENT' => 1,
@@ -103,22 +115,31 @@ const PATCHD_NO_CONST_AFTER = ['T_OBJECT_OPERATOR' => 1, 'T_NULLSAFE_OBJECT_OPER
 
 final class PatchdSymbols
 {
-    private array $t;
-    private int $n;
-    private string $ns = '';
-    private array $useClass = [];
-    private array $useFunction = [];
-    private array $useConst = [];
+    // NOTE: static copies of the constants, so that isset() reads plain arrays.
+    private static $NAMES = PATCHD_NAMES;
+    private static $BUILTIN_TYPES = PATCHD_BUILTIN_TYPES;
+    private static $MODIFIERS = PATCHD_MODIFIERS;
+    private static $NO_CONST_AFTER = PATCHD_NO_CONST_AFTER;
+    private static $NOT_CONSTANTS = PATCHD_NOT_CONSTANTS;
+    private $t;
+    private $n;
+    private $ns = '';
+    private $useClass = [];
+    private $useFunction = [];
+    private $useConst = [];
     /** @var list<array{name: ?string, parent: ?string, depth: int}> */
-    private array $classes = [];
-    private ?array $pendingClass = null;
-    private int $depth = 0;
-    private int $parens = 0;
-    public array $defs = [];
-    public array $refs = [];
+    private $classes = [];
+    private $pendingClass = null;
+    private $depth = 0;
+    private $parens = 0;
+    public $defs = [];
+    public $refs = [];
 
-    public function __construct(string $code, private bool $wantRefs = true)
+    private $wantRefs;
+
+    public function __construct(string $code, bool $wantRefs = true)
     {
+        $this->wantRefs = $wantRefs;
         $this->t = patchd_tokens($code);
         $this->n = count($this->t);
     }
@@ -135,7 +156,7 @@ final class PatchdSymbols
 
     private function isName(int $i): bool
     {
-        return isset(PATCHD_NAMES[$this->kind($i)]);
+        return isset(self::$NAMES[$this->kind($i)]);
     }
 
     private function klass(): ?array
@@ -219,7 +240,7 @@ final class PatchdSymbols
     private function classRef(int $i): void
     {
         $name = $this->text($i);
-        if (isset(PATCHD_BUILTIN_TYPES[strtolower($name)])) {
+        if (isset(self::$BUILTIN_TYPES[strtolower($name)])) {
             return;
         }
         $this->ref('class', $this->resolveClass($name), $i);
@@ -344,7 +365,7 @@ final class PatchdSymbols
                     $this->parens--;
                     break;
                 default:
-                    if (isset(PATCHD_NAMES[$k])) {
+                    if (isset(self::$NAMES[$k])) {
                         $this->name($i);
                     }
             }
@@ -507,7 +528,7 @@ final class PatchdSymbols
             }
             if ($open === 1 && $k === ',') {
                 $promoted = false;
-            } elseif (isset(PATCHD_MODIFIERS[$k])) {
+            } elseif (isset(self::$MODIFIERS[$k])) {
                 $promoted = true;
             } elseif ($k === 'T_VARIABLE') {
                 if ($promoted && $isMethod && $c['name'] !== null && $name !== null
@@ -663,7 +684,7 @@ final class PatchdSymbols
             $this->classRef($i); // a type (typed property, catch, closure parameter)
             return;
         }
-        if (isset(PATCHD_NO_CONST_AFTER[$prev]) || isset(PATCHD_NOT_CONSTANTS[strtolower($text)])) {
+        if (isset(self::$NO_CONST_AFTER[$prev]) || isset(self::$NOT_CONSTANTS[strtolower($text)])) {
             return;
         }
         if ($next === ':' && in_array($prev, ['(', ',', ';', '{', '}', ''], true)) {
@@ -695,4 +716,6 @@ foreach ($input['files'] as $key => $b64) {
         $result[$key] = ['defs' => [], 'refs' => [], 'error' => get_class($e) . ': ' . $e->getMessage()];
     }
 }
-echo json_encode((object) $result, JSON_INVALID_UTF8_SUBSTITUTE | JSON_UNESCAPED_SLASHES);
+// NOTE: JSON_INVALID_UTF8_SUBSTITUTE is PHP 7.2+; names in non-UTF-8 files stay readable.
+$flags = JSON_UNESCAPED_SLASHES | (defined('JSON_INVALID_UTF8_SUBSTITUTE') ? JSON_INVALID_UTF8_SUBSTITUTE : 0);
+echo json_encode((object) $result, $flags);
