@@ -524,8 +524,9 @@ def refusal_message(result: ClosureEntry) -> str:
                 f"  - {{include: {{hunk: {json.dumps(p.defined_in)}}}, comment: {comment}}}"
             )
     lines.append(
-        "Keep the defining hunks: add these rules at the top of the --rules file (or keep "
-        "them with --review), or drop the hunks that use them:"
+        "Keep the defining hunks: add these rules at the top of the --rules file (rules "
+        "decide first; --review asks only about undecided hunks), or drop the hunks that "
+        "use them:"
     )
     lines.extend(rules.values())
     return "\n".join(lines)
