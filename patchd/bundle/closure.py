@@ -222,14 +222,15 @@ def check_all(
     checked = {fc.path for fc in changes}
     elsewhere = tree_search(old_root, checked) if old_root is not None else None
     scope = _Scope(dropped, set(patched_defs), _parents(of, changes, "patched"), elsewhere)
-    problems, references = _uses(scope, targets("", patches, ids))
-    for p_index, p in enumerate(problems):
-        d, dd = dropped[_key_of(p, dropped)]
+    found, references = _uses(scope, targets("", patches, ids))
+    problems: list[ClosureProblem] = []
+    for key, p in found:
+        d, dd = dropped[key]
         fc = next(c for c in changes if c.path == dd.path)
         renamed = _renamed_from(fc, dd.hunk, d, of("old", dd.path))
         if renamed:
-            note = f"{p.note}; {renamed}" if p.note else renamed
-            problems[p_index] = dataclasses.replace(p, note=note)
+            p = dataclasses.replace(p, note=f"{p.note}; {renamed}" if p.note else renamed)
+        problems.append(p)
     main = ClosureEntry(
         "problems" if problems else "ok",
         files,
@@ -250,16 +251,10 @@ def check_all(
         parents = _parents(of, changes, f"{v.version}/patched")
         v_else = tree_search(v.root, checked) if v.root is not None else None
         v_scope = _Scope(missing, set(present), parents, v_else)
-        found, _ = _uses(v_scope, targets(f"{v.version}/", v.patches, v.ids))
-        if found:
-            by_version[v.version] = tuple(found)
+        v_found, _ = _uses(v_scope, targets(f"{v.version}/", v.patches, v.ids))
+        if v_found:
+            by_version[v.version] = tuple(p for _, p in v_found)
     return main, by_version
-
-
-def _key_of(p: ClosureProblem, dropped: Mapping[str, tuple[Symbol, DroppedDefinition]]) -> str:
-    return next(
-        k for k, (_, dd) in dropped.items() if dd.hunk == p.defined_in and dd.line == p.def_line
-    )
 
 
 @dataclass
@@ -323,9 +318,10 @@ class _Scope:
             owner = parent
 
 
-def _uses(scope: _Scope, files: Sequence[_Target]) -> tuple[list[ClosureProblem], int]:
-    """The references the patch adds (after, not before) to ``scope.missing`` symbols."""
-    problems: list[ClosureProblem] = []
+def _uses(scope: _Scope, files: Sequence[_Target]) -> tuple[list[tuple[str, ClosureProblem]], int]:
+    """The references the patch adds (after, not before) to ``scope.missing`` symbols:
+    (the missing symbol's key, the problem) each, and how many references were added."""
+    problems: list[tuple[str, ClosureProblem]] = []
     seen: set[tuple[str, str]] = set()
     references = 0
     for t in files:
@@ -340,30 +336,29 @@ def _uses(scope: _Scope, files: Sequence[_Target]) -> tuple[list[ClosureProblem]
                     continue
                 seen.add((key, used))
                 _, dd = scope.missing[key]
-                problems.append(
-                    ClosureProblem(
-                        display(ref) if note.startswith(BY_NAME) else dd.symbol,
-                        used,
-                        t.path,
-                        ref.line,
-                        dd.hunk,
-                        dd.path,
-                        dd.line,
-                        note,
-                        dd.split,
-                    )
+                problem = ClosureProblem(
+                    display(ref) if note.startswith(BY_NAME) else dd.symbol,
+                    used,
+                    t.path,
+                    ref.line,
+                    dd.hunk,
+                    dd.path,
+                    dd.line,
+                    note,
+                    dd.split,
                 )
+                problems.append((key, problem))
     # a by-name match adds nothing where the same kept hunk already uses the same
     # definition's hunk by a resolved name (new X() and then $x->m())
     certain = {
-        (p.used_in, p.defined_in, p.def_path) for p in problems if not p.note.startswith(BY_NAME)
+        (p.used_in, p.defined_in, p.def_path) for _, p in problems if not p.note.startswith(BY_NAME)
     }
-    problems = [
-        p
-        for p in problems
+    kept = [
+        (k, p)
+        for k, p in problems
         if not p.note.startswith(BY_NAME) or (p.used_in, p.defined_in, p.def_path) not in certain
     ]
-    return problems, references
+    return kept, references
 
 
 def tree_search(root: Path, skip: Collection[str]) -> Elsewhere:
