@@ -633,20 +633,9 @@ def build_bundle(
         ported = _backports(work, old, minimal, opts, php, progress)
         closure, ported = closure_check(diff, minimal, main.patched, old, new, opts, php, ported)
         result = _write(
-            opts,
-            bundle_id,
-            stamp,
-            old,
-            new,
-            chain,
-            entries,
-            minimal,
-            main,
-            ported,
-            forced,
-            links,
+            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links,
             closure,
-        )
+        )  # fmt: skip
         progress.advance(label="written")
         progress.finish()
         return result
