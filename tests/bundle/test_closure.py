@@ -351,3 +351,40 @@ def test_a_renamed_class_names_the_hunk_that_renames_it(tmp_path) -> None:
     # the method keeps its unchanged line, but is left out with the hunk that renames the class
     dropped = {d.symbol: d.hunk for d in result.dropped}
     assert dropped["method New_Box::open()"] == problem.defined_in
+
+
+def test_a_split_that_leaves_the_definition_out_is_refused(tmp_path) -> None:
+    from patchd_fixtures.closure import closure_trees
+    from patchd_fixtures.releases import write_tree
+
+    old_tree, new_tree = closure_trees()
+    path = "wp-includes/class-wp-split-guard.php"
+    body = (
+        "<?php\nclass WP_Split_Guard {\n\tpublic function check( $c ) {\n"
+        "\t\tif ( ! $c ) {\n\t\t\treturn false;\n\t\t}\n{call}"
+        "\t\treturn true;\n\t}\n\n\tpublic function a() { return 1; }\n"
+        "\tpublic function b() { return 2; }\n{definition}}\n"
+    )
+    old_tree[path] = body.replace("{call}", "").replace("{definition}", "").encode()
+    new_tree[path] = (
+        body.replace(
+            "{call}", "\t\tif ( ! $this->isAllowedY( $c ) ) {\n\t\t\treturn false;\n\t\t}\n"
+        )
+        .replace("{definition}", "\tprivate function isAllowedY( $c ) { return true; }\n")
+        .encode()
+    )
+    old = write_tree(old_tree, tmp_path / "old")
+    new = write_tree(new_tree, tmp_path / "new")
+    rules = tmp_path / "split.yaml"
+    rules.write_text(
+        "rules:\n"
+        f'  - include: {{path: "{path}", line: "this->isAllowedY"}}\n'
+        '    comment: "security: the call only"\n'
+        '  - exclude: {path: "**"}\n    comment: "not part of the fix"\n'
+    )
+    args = ["build", str(old), str(new), "--rules", str(rules), "--no-lint"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    (hunk,) = [ln for ln in result.output.splitlines() if ln.startswith("  method ")]
+    assert hunk.startswith(f"  method WP_Split_Guard::isAllowedY(): used in kept hunk {path}@")
+    assert f"defined in the dropped part of split hunk {path}@" in hunk
