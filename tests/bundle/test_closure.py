@@ -388,3 +388,17 @@ def test_a_split_that_leaves_the_definition_out_is_refused(tmp_path) -> None:
     (hunk,) = [ln for ln in result.output.splitlines() if ln.startswith("  method ")]
     assert hunk.startswith(f"  method WP_Split_Guard::isAllowedY(): used in kept hunk {path}@")
     assert f"defined in the dropped part of split hunk {path}@" in hunk
+
+
+def test_the_report_round_trips_the_closure_section_and_reads_older_reports(pair, tmp_path) -> None:
+    from patchd.bundle.report import BuildReport
+
+    result, _ = _build(pair, tmp_path, ["call", "definition"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "closure" / "build-report.json").read_text())
+    report = BuildReport.from_json(data)
+    assert report.to_json() == data
+    assert report.closure is not None and report.closure.dropped
+    del data["closure"]
+    older = BuildReport.from_json(data)
+    assert older.closure is None and "closure" not in older.to_json()
