@@ -46,6 +46,7 @@ from patchd.bundle.classifiers import (
     add_siblings,
     default_chain,
 )
+from patchd.bundle.closure import VariantPatch, check_all, refusal_message, variant_problem
 from patchd.bundle.interface import (
     ClassifiedHunk,
     Classifier,
@@ -57,6 +58,7 @@ from patchd.bundle.manifest import BUILD_REPORT, MAIN_DIFF, Manifest, write_bund
 from patchd.bundle.report import (
     BuildReport,
     CheckEntry,
+    ClosureEntry,
     HunkEntry,
     LinkEntry,
     ManualHunk,
@@ -119,6 +121,85 @@ class UndecidedError(BuildError):
             f"in the manifest):{listing}"
         )
         self.hunks = tuple(hunks)
+
+
+# --- dependency closure check (issue 12, item 4) ---------------------------------------
+class ClosureError(BuildError):
+    """Kept hunks use symbols NEW defines only in dropped hunks (patchd.bundle.closure)."""
+
+    exit_code = 1
+
+    def __init__(self, result: ClosureEntry) -> None:
+        super().__init__(refusal_message(result))
+        self.result = result
+
+
+def closure_check(
+    diff: ReleaseDiff,
+    minimal: MinimalPatch,
+    patched: dict[str, bytes | None],
+    old: OpenedRelease,
+    new: OpenedRelease,
+    opts: BuildOptions,
+    php: str | None,
+    ported: list[tuple[OpenedRelease, Ported]],
+) -> tuple[ClosureEntry, list[tuple[OpenedRelease, Ported]]]:
+    """The closure check of the main patch and every stored variant, in one ``php``
+    process: :class:`ClosureError` when the main patch fails it; a variant that fails it
+    is not stored (its problems are listed as manual work, like a failed validation).
+
+    NOTE: it only tokenizes (never runs release code), so with --no-lint it still runs
+    when the machine has PHP; without PHP it is skipped and the manifest says so.
+    """
+    tool = php or shutil.which(opts.php or "php")
+    if tool is None:
+        return ClosureEntry("skipped", note="built with --no-lint on a machine without PHP"), ported
+    variants = [
+        VariantPatch(
+            p.version, p.patches, _variant_ids(p.patches, minimal.ids), p.patched, r.read, r.root
+        )
+        for r, p in ported
+        if p.patches is not None
+    ]
+    result, problems = check_all(
+        diff,
+        minimal.patches,
+        minimal.ids,
+        patched,
+        old.read,
+        new.read,
+        php=tool,
+        variants=variants,
+        old_root=old.root,
+    )
+    if result.problems:
+        raise ClosureError(result)
+    out = []
+    for rel, p in ported:
+        found = problems.get(p.version)
+        if found:
+            manual = tuple(
+                ManualHunk(c.used_in, c.path, variant_problem(c, p.version)) for c in found
+            )
+            entry = VariantEntry(
+                p.version, None, "manual", p.entry.offsets, manual, p.entry.merged, p.entry.method
+            )
+            p = Ported(p.version, entry, None, p.checks, {})
+        out.append((rel, p))
+    return result, out
+
+
+def _variant_ids(patches: Sequence[FilePatch], ids: HunkIds) -> dict[str, list[str]]:
+    """A variant's hunk ids: the main patch's where a file has as many hunks, else #N."""
+    out: dict[str, list[str]] = {}
+    for fp in patches:
+        known = ids.get(fp.path, [])
+        n = len(fp.hunks)
+        out[fp.path] = known if len(known) == n else [f"{fp.path}#{i}" for i in range(1, n + 1)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def _undecided_listing(ch: ClassifiedHunk) -> str:
@@ -621,9 +702,10 @@ def build_bundle(
         ]  # issue 13: each sibling branch's own variant
         ported = _backports(work, old, minimal, opts, php, progress, resolve, branches)
         ported += [(o2, bv.ported) for (o2, _n2), bv in zip(pairs, branches, strict=True)]
+        closure, ported = closure_check(diff, minimal, main.patched, old, new, opts, php, ported)
         result = _write(
             opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links,
-            siblings=siblings,
+            closure, siblings=siblings,
         )  # fmt: skip
         progress.advance(label="written")
         progress.finish()
@@ -841,6 +923,7 @@ def _write(
     ported: list[tuple[OpenedRelease, Ported]],
     forced: tuple[str, ...] = (),
     links: tuple[LinkEntry, ...] = (),
+    closure: ClosureEntry | None = None,
     *,
     siblings: SiblingsInfo | None = None,
 ) -> BuildResult:
@@ -891,7 +974,8 @@ def _write(
         "variants": variants,
         "created_at": stamp,
         "patchd_version": __version__,
-        "skipped_checks": [] if opts.lint else ["php-lint"],
+        "skipped_checks": ([] if opts.lint else ["php-lint"])
+        + (["closure"] if closure is not None and closure.status == "skipped" else []),
         "undecided": opts.undecided if forced else None,
         "undecided_hunks": list(forced),
     }
@@ -911,6 +995,7 @@ def _write(
         uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
         links=links,
         siblings=siblings,
+        closure=closure,
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -132,8 +132,9 @@ class Manifest(_Model):
     digest: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     patchd_version: str = __version__
-    skipped_checks: tuple[Literal["php-lint"], ...] = Field(
-        default=(), description="validation checks the build did not run (--no-lint)"
+    skipped_checks: tuple[Literal["php-lint", "closure"], ...] = Field(
+        default=(),
+        description="validation checks the build did not run (--no-lint; closure: no PHP)",
     )
     undecided: Literal["keep", "drop"] | None = Field(
         default=None,

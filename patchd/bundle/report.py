@@ -17,7 +17,10 @@ the security team's scripts read them); keys may be added, none renamed::
      "validation": [{"variant", "check", "ok", "detail"}],
      "uncovered": [VERSION, ...],
      "links": [{"path", "old", "new", "note"}],
-     "siblings": {"min_siblings", "releases": [{"label", "old": {...}, "new": {...}}]}}
+     "siblings": {"min_siblings", "releases": [{"label", "old": {...}, "new": {...}}]},
+     "closure": {"status": "ok"|"skipped", "files": [PATH], "references": N,
+                 "dropped": [{"symbol", "hunk", "path", "line", "split"}],
+                 "problems": [], "note", "unreadable": [PATH]}}
 
 Builds with ``--sibling`` (issue 12) add ``siblings`` at the top (the sibling release
 pairs used, each labelled by its NEW version, and the ``--min-siblings`` rule) and, per
@@ -25,6 +28,13 @@ hunk the sibling classifier looked at, ``siblings``: the labels of the sibling r
 where a change of that hunk was found (``[]``: in none). Both keys are absent from builds
 without siblings, and a hunk decided before the sibling classifier (rules, noise, git)
 has no ``siblings`` key.
+
+``closure`` is the dependency closure check of ``patch.diff``
+(:mod:`patchd.bundle.closure`): the PHP files it read, how many symbol references the kept
+hunks add, and ``dropped``, every symbol NEW defines in a hunk the patch leaves out (none
+of them is used by a kept hunk, or the build would have stopped: ``problems`` is empty in
+a written report). ``skipped`` (with ``note``) when built with ``--no-lint`` and no PHP.
+A report written before the check has no ``closure`` key.
 
 ``links`` names every symlink the release added, changed or removed (old/new: the link
 target, null where there is no link): a patch cannot carry links, so each needs a person.
@@ -161,6 +171,49 @@ class CheckEntry:
 
 
 @dataclass(frozen=True)
+class DroppedDefinition:
+    """A symbol NEW defines only in a change the patch leaves out."""
+
+    symbol: str  # e.g. "method Foo::isAllowedX()"
+    hunk: str  # the release hunk that defines it
+    path: str
+    line: int  # in NEW's file
+    split: bool = False  # the hunk is kept, but only in part (the definition left out)
+
+
+@dataclass(frozen=True)
+class ClosureProblem:
+    """A kept hunk uses a dropped definition."""
+
+    symbol: str
+    used_in: str  # the kept hunk's id
+    path: str
+    line: int  # in the patched file
+    defined_in: str  # the dropped hunk's id
+    def_path: str
+    def_line: int  # in NEW's file
+    note: str = ""
+    split: bool = False  # the defining hunk is kept, but split: the definition left out
+
+
+@dataclass(frozen=True)
+class ClosureEntry:
+    """The closure check of the main patch: ``ok``, ``problems`` (the build stops, so a
+    written report never has them) or ``skipped`` (no PHP with --no-lint), with evidence:
+    the files read, how many references the kept hunks introduce, the definitions NEW has
+    that the patch leaves out, and files PHP could not tokenize."""
+
+    status: Literal["ok", "problems", "skipped"]
+    files: tuple[str, ...] = ()
+    references: int = 0
+    dropped: tuple[DroppedDefinition, ...] = ()
+    problems: tuple[ClosureProblem, ...] = ()
+    note: str = ""
+    unreadable: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()  # backport versions whose variants were checked too
+
+
+@dataclass(frozen=True)
 class BuildReport:
     """The whole report (see the module docstring for the JSON keys)."""
 
@@ -174,6 +227,7 @@ class BuildReport:
     uncovered: tuple[str, ...] = ()
     links: tuple[LinkEntry, ...] = ()
     siblings: SiblingsInfo | None = None
+    closure: ClosureEntry | None = None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -200,6 +254,7 @@ class BuildReport:
             "validation": [asdict(c) for c in self.validation],
             "uncovered": list(self.uncovered),
             "links": [asdict(link) for link in self.links],
+            **({"closure": asdict(self.closure)} if self.closure is not None else {}),
         }
         # NOTE (issue 12): sibling keys only in builds with --sibling, so the reports of
         # other builds stay byte-identical.
@@ -241,7 +296,21 @@ class BuildReport:
             uncovered=tuple(data.get("uncovered", ())),
             links=tuple(LinkEntry(**link) for link in data.get("links", ())),
             siblings=_siblings_info(data.get("siblings")),
+            closure=_closure(data["closure"]) if data.get("closure") is not None else None,
         )
+
+
+def _closure(data: dict[str, Any]) -> ClosureEntry:
+    return ClosureEntry(
+        **{
+            **data,
+            "files": tuple(data.get("files", ())),
+            "dropped": tuple(DroppedDefinition(**d) for d in data.get("dropped", ())),
+            "problems": tuple(ClosureProblem(**p) for p in data.get("problems", ())),
+            "unreadable": tuple(data.get("unreadable", ())),
+            "variants": tuple(data.get("variants", ())),
+        }
+    )
 
 
 def _opt_tuple(value: list[str] | None) -> tuple[str, ...] | None:

@@ -208,6 +208,13 @@ def build_command(
         )
     if no_lint:
         click.echo("php -l skipped (--no-lint): patched PHP files were not linted", err=True)
+    closure = result.report.closure
+    if closure is not None and closure.status == "skipped":
+        click.echo(
+            f"closure check skipped ({closure.note}): kept hunks may use symbols only dropped "
+            "hunks define; build on a machine with PHP before publishing",
+            err=True,
+        )
     for v in manual:
         click.echo(
             f"backport {v.version}: needs manual work for "

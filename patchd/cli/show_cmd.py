@@ -15,7 +15,7 @@ import click
 from rich.syntax import Syntax
 
 from patchd.bundle.manifest import BUILD_REPORT, Manifest, Variant, load_bundle
-from patchd.bundle.report import BuildReport, HunkEntry, load_report
+from patchd.bundle.report import BuildReport, ClosureEntry, HunkEntry, load_report
 from patchd.cli.output import stdout_console
 from patchd.versions import Version, branch_start
 
@@ -47,6 +47,7 @@ def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None
             "validation": full["validation"],
             "uncovered": full["uncovered"],
             **({"siblings": full["siblings"]} if "siblings" in full else {}),
+            "closure": full.get("closure"),
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -108,6 +109,9 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
                 if m.ours or m.theirs:
                     out(_indent(f"release {v.version} has:", m.ours), "yellow")
                     out(_indent("the fix (patched OLD) has:", m.theirs), "yellow")
+    if report.closure is not None:
+        for line, style in _closure_lines(report.closure):
+            out(line, style)
     s = report.summary
     failed = [c for c in report.validation if not c.ok]
     out(
@@ -150,6 +154,29 @@ def _by_branch(variants: Sequence[Variant]) -> list[tuple[str, list[Variant]]]:
         (str(start).removesuffix(".0"), groups[start])
         for start in sorted(groups, key=lambda b: b.key, reverse=True)
     ]
+
+
+def _closure_lines(c: ClosureEntry) -> list[tuple[str, str | None]]:
+    """The closure check in words (issue 12, item 4)."""
+    if c.status == "skipped":
+        return [(f"  closure: not checked ({c.note})", "yellow")]
+    lines: list[tuple[str, str | None]] = [
+        (
+            f"  closure: ok: no kept hunk uses a symbol that only dropped hunks define "
+            f"({len(c.files)} PHP files read, {c.references} new references, "
+            f"{len(c.dropped)} definitions left out with dropped hunks"
+            + (f"; variants {', '.join(c.variants)} checked too" if c.variants else "")
+            + ")",
+            None,
+        )
+    ]
+    for d in c.dropped[:10]:
+        lines.append((f"    left out: {d.symbol} ({d.hunk})", None))
+    if len(c.dropped) > 10:
+        lines.append((f"    ... and {len(c.dropped) - 10} more (build-report.json)", None))
+    if c.unreadable:
+        lines.append((f"  closure: PHP could not read {', '.join(c.unreadable)}", "yellow"))
+    return lines
 
 
 def _indent(title: str, text: str) -> str:
