@@ -30,7 +30,13 @@ from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
 
 #: Outcomes after which the command exits 1 ("some targets failed").
-FAILED = {Outcome.DRY_RUN_FAILED, Outcome.APPLY_FAILED, Outcome.UNREACHABLE, Outcome.ERROR}
+FAILED = {
+    Outcome.DRY_RUN_FAILED,
+    Outcome.APPLY_FAILED,
+    Outcome.REVERTED,
+    Outcome.UNREACHABLE,
+    Outcome.ERROR,
+}
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -132,6 +138,34 @@ def exit_code(data: dict) -> int:
     is_flag=True,
     help="Skip installations whose CMS version and PHP no 'patchd test' cell passed.",
 )
+@click.option(
+    "--no-health-check",
+    "no_health_check",
+    is_flag=True,
+    help="Do not fetch the sites' URLs before and after applying (see docs/operator.md).",
+)
+@click.option(
+    "--health-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 300),
+    help="Seconds a health check request may take.",
+)
+@click.option(
+    "--health-per-host",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Health check requests to one host at once.",
+)
+@click.option(
+    "--health-settle",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0, 60),
+    help="Seconds after an apply during which PHP's opcache may still serve the old code "
+    "(opcache.revalidate_freq + 1; a site found fine earlier is fetched again then).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @format_options()
 @click.pass_context
@@ -151,6 +185,10 @@ def rollout_command(
     batch: int,
     backup_dir: str | None,
     require_tested: bool,
+    no_health_check: bool,
+    health_timeout: float,
+    health_per_host: int,
+    health_settle: float,
     yes: bool,
     fmt: str,
     as_json: bool,
@@ -177,6 +215,10 @@ def rollout_command(
         batch=batch,
         backup_dir=backup_dir,
         require_tested=require_tested,
+        health_check=not no_health_check,
+        health_per_host=health_per_host,
+        health_timeout=health_timeout,
+        health_settle=health_settle,
     )
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))

@@ -21,6 +21,7 @@ from typing import Any
 
 from patchd.bundle.manifest import Bundle, Variant
 from patchd.errors import TransportError, UsageError
+from patchd.health.checker import HealthChecker
 from patchd.inventory import Account, Inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger import scans as ledger_scans
@@ -36,6 +37,7 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
+from patchd.rollout.health_step import HealthStep
 from patchd.rollout.match import (
     Match,
     Matcher,
@@ -66,6 +68,10 @@ class RolloutOptions:
     backup_dir: str | None = None
     max_file_size: int = MAX_FILE_SIZE
     require_tested: bool = False
+    health_check: bool = True  # check the sites' URLs after applying, undo what got worse
+    health_per_host: int = 4  # health check requests to one host at once
+    health_timeout: float = 10.0  # seconds per health check request
+    health_settle: float = 3.0  # opcache may serve the old code this long after an apply
 
     def identity(self) -> dict[str, Any]:
         """The options that make two rollouts "the same command" (for automatic resume)."""
@@ -252,13 +258,15 @@ def _host_work(
     transport: Transport,
     max_sessions: int,
     resumed: bool = True,
+    health: HealthStep | None = None,
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping).
 
     The host's batches are shared by ``options.per_host`` agent sessions (the first is
     the one the pool opened; the others are opened here), so a host works on several
     installations at once (at most the host's ``max_sessions``); with ``--canary`` one
-    session only, so the count is exact.
+    session only, so the count is exact. With ``health``, each batch's sites are checked
+    (see :mod:`patchd.rollout.health_step`) before its results are recorded.
     """
     by_file = {v.file: v for v in bundle.manifest.variants}
     wanted = {(t.variant.file, t.layout) for t in targets if t.variant}
@@ -285,6 +293,12 @@ def _host_work(
             except queue.Empty:
                 return
             by_key = {t.key: t for t in chunk}
+            checks = None
+            if health is not None and not options.dry_run:
+                checks = health.batch(
+                    session.host,
+                    ((t.account, t.path, t.account.policy == "auto") for t in chunk),
+                )
             args = _rollout_args(chunk)
             if first:  # the agent keeps the parsed variants for the session's later batches
                 args["variants"] = payload_variants
@@ -298,7 +312,11 @@ def _host_work(
                     record = _result_from_item(t, item, options.dry_run, bundle.manifest.fixed_in)
                     got.append((record, _touched_files(t, item)))
                     finished.append(t.key)
+                    if checks is not None:
+                        checks.applied(record)
             finally:
+                if checks is not None:
+                    got = checks.finish(session, got)
                 rec.results(got)
 
     def extra_session(
@@ -619,12 +637,17 @@ def _match_and_roll_out(
     total = recorded_early.total() + len(pending_records)
     total += sum(len(v) for v in per_host.values())
     progress.start(total, f"rollout {bundle.id}")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(progress.finish)
         # NOTE: the counts of results stored while matching (the bar starts only now)
         for label, count in sorted(recorded_early.items()):
             progress.advance(count, label=label)
         rec.results([(r, ()) for r in pending_records])
         bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
+        checker = _health_checker(options, per_host)
+        if checker is not None:
+            stack.callback(checker.close)
+        health = HealthStep(checker, inventory.hosts) if checker is not None else None
         works = {
             h: _host_work(
                 bundle,
@@ -636,6 +659,7 @@ def _match_and_roll_out(
                 transports[h],
                 inventory.hosts[h].max_sessions,
                 resumed,
+                health,
             )
             for h, ts in per_host.items()
         }
@@ -651,11 +675,24 @@ def _match_and_roll_out(
                 finished = set(ledger_runs.done_installations(ledger, run_id, retry=()))
                 left = [t for t in per_host[host] if t.key not in finished]
                 _unreachable(rec, left, res.message)
-    finally:
-        progress.finish()
     if options.canary is not None and rec.canary_reached():
         return RunStatus.CANARY_STOPPED
     return RunStatus.FINISHED
+
+
+def _health_checker(
+    options: RolloutOptions, per_host: dict[str, list[_Target]]
+) -> HealthChecker | None:
+    """The health checker of a rollout that writes into installations with URLs."""
+    if options.dry_run or not options.health_check:
+        return None
+    if not any(t.account.sites for ts in per_host.values() for t in ts):
+        return None
+    return HealthChecker(
+        per_host=options.health_per_host,
+        timeout=options.health_timeout,
+        settle=options.health_settle,
+    )
 
 
 def _no_variant(t: _Target, detail: str) -> ResultRecord:
