@@ -37,6 +37,7 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
+from patchd.rollout.gate import DEFAULT_MAX_FAILURE_RATE, FailureGate, gate_minimum
 from patchd.rollout.health_step import HealthStep
 from patchd.rollout.match import (
     Match,
@@ -72,6 +73,8 @@ class RolloutOptions:
     health_per_host: int = 4  # health check requests to one host at once
     health_timeout: float = 10.0  # seconds per health check request
     health_settle: float = 3.0  # opcache may serve the old code this long after an apply
+    max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE  # the fleet failure gate (1.0: off)
+    continue_past_gate: bool = False  # resume a run the gate stopped
 
     def identity(self) -> dict[str, Any]:
         """The options that make two rollouts "the same command" (for automatic resume)."""
@@ -102,6 +105,7 @@ class RolloutReport:
     status: RunStatus
     summary: dict[str, int] = field(default_factory=dict)
     untested: list[str] = field(default_factory=list)  # "account:path: why" per target
+    gate: str | None = None  # why the fleet failure gate stopped the run (if it did)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,19 +147,32 @@ _RECORD_EARLY = 1000
 
 
 class _Recorder:
-    """Writes results to the ledger from the host threads and counts outcomes."""
+    """Writes results to the ledger from the host threads and counts outcomes (for the
+    canary and the fleet failure gate)."""
 
-    def __init__(self, ledger: Ledger, run_id: int, progress: Progress, canary: int | None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        progress: Progress,
+        canary: int | None,
+        gate: FailureGate | None = None,
+    ) -> None:
         self.ledger = ledger
         self.run_id = run_id
         self.progress = progress
         self.canary = canary
+        self.gate = gate or FailureGate(active=False)
         self.patched = 0
         self.lock = threading.Lock()
 
     def canary_reached(self) -> bool:
         with self.lock:
             return self.canary is not None and self.patched >= self.canary
+
+    def stopped(self) -> bool:
+        """No further batch: the canary is complete, or the gate tripped."""
+        return self.gate.tripped or self.canary_reached()
 
     def result(self, record: ResultRecord) -> None:
         self.results([(record, ())])
@@ -169,6 +186,7 @@ class _Recorder:
         """Record several results (with their touched files) in one ledger transaction;
         ``advance=False`` leaves the progress bar alone (it may not be started yet)."""
         ledger_runs.record_results(self.ledger, self.run_id, batch)
+        self.gate.count(r for r, _f in batch)
         with self.lock:
             self.patched += sum(r.outcome is Outcome.PATCHED for r, _f in batch)
         if advance:
@@ -283,14 +301,13 @@ def _host_work(
 
     def run_batches(
         session: AgentSession,
-        batches: queue.SimpleQueue[list[_Target]],
+        batches: queue.SimpleQueue[_Target],
         finished: list[tuple[str, str]],
     ) -> None:
         first = True
-        while not rec.canary_reached():
-            try:
-                chunk = batches.get_nowait()
-            except queue.Empty:
+        while not rec.stopped():
+            chunk = _take(batches, rec.gate.batch_size(batch_size), batch_size)
+            if not chunk:
                 return
             by_key = {t.key: t for t in chunk}
             checks = None
@@ -319,9 +336,7 @@ def _host_work(
                     got = checks.finish(session, got)
                 rec.results(got)
 
-    def extra_session(
-        batches: queue.SimpleQueue[list[_Target]], finished: list[tuple[str, str]]
-    ) -> None:
+    def extra_session(batches: queue.SimpleQueue[_Target], finished: list[tuple[str, str]]) -> None:
         # NOTE: a second session failing leaves its batch without results; the host's
         # bookkeeping afterwards records those installations as unreachable.
         with contextlib.suppress(TransportError), transport.open() as session:
@@ -375,9 +390,9 @@ def _host_work(
                     "recover", {"backup_dir": backup_dir, "runs": bundle_runs, "roots": roots}
                 )
             )
-        batches: queue.SimpleQueue[list[_Target]] = queue.SimpleQueue()
-        for start in range(0, len(targets), batch_size):
-            batches.put(targets[start : start + batch_size])
+        batches: queue.SimpleQueue[_Target] = queue.SimpleQueue()
+        for t in targets:
+            batches.put(t)
         helpers = [
             threading.Thread(target=extra_session, args=(batches, finished), daemon=True)
             for _ in range(min(sessions, -(-len(targets) // batch_size)) - 1)
@@ -392,6 +407,22 @@ def _host_work(
         return finished
 
     return work
+
+
+def _take(targets: queue.SimpleQueue[_Target], size: int, most: int) -> list[_Target]:
+    """The next batch off the host's queue: up to ``size`` installations that may be
+    applied (policy ``auto``), with the dry-run-only ones among them riding along; at
+    most ``most`` in all."""
+    chunk: list[_Target] = []
+    applies = 0
+    while applies < size and len(chunk) < most:
+        try:
+            t = targets.get_nowait()
+        except queue.Empty:
+            break
+        chunk.append(t)
+        applies += t.account.policy == "auto"
+    return chunk
 
 
 def _variant_key(file: str, layout: str) -> str:
@@ -410,8 +441,8 @@ def _start_run(
     options: RolloutOptions,
     resume_run: int | None,
     scan_id: int | None,
-) -> tuple[int, bool, int | None]:
-    """(run id, resumed?, scan id of the run if known)."""
+) -> tuple[int, bool, int | None, FailureGate]:
+    """(run id, resumed?, scan id of the run if known, the run's failure gate)."""
     identity = options.identity()
     if resume_run is not None:
         run = ledger_runs.get_run(ledger, resume_run)
@@ -422,16 +453,18 @@ def _start_run(
             )
         if run.status == RunStatus.FINISHED:
             raise UsageError(f"run {resume_run} has finished; start a new rollout instead")
+        gate = _gate(ledger, run, options)
         ledger_runs.set_run_status(ledger, run.id, RunStatus.RUNNING)
-        return run.id, True, run.scan_id
+        return run.id, True, run.scan_id, gate
     run = ledger_runs.find_unfinished_run(ledger, bundle.id, ledger_runs.options_key(identity))
     if (
         run is not None
         and run.bundle_digest == bundle.manifest.digest
         and scan_id in (None, run.scan_id)
     ):
+        gate = _gate(ledger, run, options)
         ledger_runs.set_run_status(ledger, run.id, RunStatus.RUNNING)
-        return run.id, True, run.scan_id
+        return run.id, True, run.scan_id, gate
     run_id = ledger_runs.create_run(
         ledger,
         bundle_id=bundle.id,
@@ -440,7 +473,31 @@ def _start_run(
         scan_id=scan_id,
         options=identity,
     )
-    return run_id, False, scan_id
+    return run_id, False, scan_id, _gate(ledger, None, options)
+
+
+def _gate(ledger: Ledger, run: Any, options: RolloutOptions) -> FailureGate:
+    """The failure gate of a new or resumed ``run``: a resumed run counts what it applied
+    so far, a run continued past the gate counts afresh; a run the gate stopped is
+    resumed only with ``--continue-past-gate``."""
+    gate = FailureGate(
+        max_rate=options.max_failure_rate,
+        minimum=gate_minimum(options.canary),
+        active=not options.dry_run and options.max_failure_rate < 1.0,
+    )
+    if run is None:
+        return gate
+    if run.status is RunStatus.GATE_STOPPED:
+        if not options.continue_past_gate:
+            raise UsageError(
+                f"run {run.id} was stopped by the fleet failure gate; look at its failures "
+                f"(patchd report {run.id}), then run the same command with "
+                "--continue-past-gate to go on"
+            )
+        return gate
+    gate.count(ledger_runs.results(ledger, run.id))
+    gate.tripped = False  # NOTE: judged again by the next batch's results
+    return gate
 
 
 def run_rollout(
@@ -458,7 +515,9 @@ def run_rollout(
     """Roll ``bundle`` out over the inventory's accounts in scope (see the module docstring)."""
     progress = progress or SilentProgress()
     with acquire_rollout_lock(ledger, bundle.id) as lock:
-        run_id, resumed, run_scan_id = _start_run(ledger, bundle, options, resume_run, scan_id)
+        run_id, resumed, run_scan_id, gate = _start_run(
+            ledger, bundle, options, resume_run, scan_id
+        )
         # NOTE: a second rollout of the bundle is refused with a message naming this run.
         lock.set_run(run_id)
         untested_targets: list[str] = []
@@ -475,13 +534,20 @@ def run_rollout(
                 progress,
                 transports,
                 untested_targets,
+                gate,
             )
         except BaseException:
             ledger_runs.set_run_status(ledger, run_id, RunStatus.INTERRUPTED)
             raise
         ledger_runs.set_run_status(ledger, run_id, status)
     return RolloutReport(
-        run_id, bundle.id, resumed, status, ledger_runs.summary(ledger, run_id), untested_targets
+        run_id,
+        bundle.id,
+        resumed,
+        status,
+        ledger_runs.summary(ledger, run_id),
+        untested_targets,
+        gate.describe() if status is RunStatus.GATE_STOPPED else None,
     )
 
 
@@ -497,6 +563,7 @@ def _execute(
     progress: Progress,
     transports: dict[str, Transport] | None,
     untested_targets: list[str],
+    gate: FailureGate,
 ) -> RunStatus:
     accounts = {a.id: a for a in inventory.accounts if options.in_scope(a)}
     if not accounts:
@@ -533,6 +600,7 @@ def _execute(
             {**transports, **early},
             untested_targets,
             accounts,
+            gate,
         )
     finally:
         for transport in early.values():
@@ -551,13 +619,14 @@ def _match_and_roll_out(
     transports: dict[str, Transport],
     untested_targets: list[str],
     accounts: dict[str, Account],
+    gate: FailureGate,
 ) -> RunStatus:
     installations = ledger_scans.iter_match_rows(
         ledger, scan_id, with_extensions=needs_extensions(bundle)
     )
     errors = ledger_scans.scan_errors(ledger, scan_id)
     done = ledger_runs.done_installations(ledger, run_id)
-    rec = _Recorder(ledger, run_id, progress, options.canary)
+    rec = _Recorder(ledger, run_id, progress, options.canary, gate)
 
     per_host: dict[str, list[_Target]] = {}
     pending_records: list[ResultRecord] = []
@@ -675,9 +744,31 @@ def _match_and_roll_out(
                 finished = set(ledger_runs.done_installations(ledger, run_id, retry=()))
                 left = [t for t in per_host[host] if t.key not in finished]
                 _unreachable(rec, left, res.message)
+        if gate.tripped:
+            _gate_skipped(rec, per_host, gate)
+            return RunStatus.GATE_STOPPED
     if options.canary is not None and rec.canary_reached():
         return RunStatus.CANARY_STOPPED
     return RunStatus.FINISHED
+
+
+def _gate_skipped(rec: _Recorder, per_host: dict[str, list[_Target]], gate: FailureGate) -> None:
+    """Record every target the run did not get to as ``skipped`` by the ``gate``."""
+    done = ledger_runs.done_installations(rec.ledger, rec.run_id, retry=())
+    detail = gate.skipped_detail()
+    rec.results(
+        [
+            (
+                ResultRecord(
+                    **_base(t), outcome=Outcome.SKIPPED, reason=Reason.GATE, detail=detail
+                ),
+                (),
+            )
+            for ts in per_host.values()
+            for t in ts
+            if t.key not in done
+        ]
+    )
 
 
 def _health_checker(
