@@ -258,9 +258,7 @@ class ResultRecord(_Row):
     def _reason_matches_outcome(self) -> ResultRecord:
         if self.outcome in _NEEDS_REASON and self.reason is None:
             raise ValueError(f"outcome {self.outcome} needs a reason")
-        if self.reason is not None and self.outcome not in _OUTCOMES_OF.get(
-            self.reason, _DRY_RUN_FAILED
-        ):
+        if self.reason is not None and not reason_fits(self.outcome, self.reason):
             allowed = "/".join(sorted(_OUTCOMES_OF.get(self.reason, _DRY_RUN_FAILED)))
             raise ValueError(f"reason {self.reason} only goes with {allowed}")
         return self
@@ -274,6 +272,11 @@ _OUTCOMES_OF: dict[Reason, frozenset[Outcome]] = {
     Reason.HEALTH_CHECK: frozenset({Outcome.REVERTED, Outcome.ERROR}),
 }
 _NEEDS_REASON = frozenset({Outcome.DRY_RUN_FAILED, Outcome.REVERTED})
+
+
+def reason_fits(outcome: Outcome, reason: Reason) -> bool:
+    """Whether a result may have ``outcome`` with ``reason`` (see :class:`ResultRecord`)."""
+    return outcome in _OUTCOMES_OF.get(reason, _DRY_RUN_FAILED)
 
 
 class Result(ResultRecord):
