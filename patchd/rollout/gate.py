@@ -67,6 +67,12 @@ class FailureGate:
             if self.applied >= self.minimum and self.failed > self.max_rate * self.applied:
                 self.tripped = True
 
+    def judging(self) -> bool:
+        """Whether the gate judges the rate already (or is off): from then on a batch's
+        results may be recorded while the next batch runs."""
+        with self._lock:
+            return not self.active or self.applied >= self.minimum
+
     def batch_size(self, batch: int) -> int:
         """How many installations the next batch may hold (fewer before the first
         judgement, see the module docstring)."""

@@ -11,7 +11,7 @@ reason ``health-check``. An undo that fails leaves ``error`` with reason ``healt
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +24,27 @@ from patchd.inventory import Account, Host
 from patchd.ledger.models import FileState, ResultRecord, TouchedFileRecord
 from patchd.outcomes import Outcome, Reason
 from patchd.rollout.rollback import undo_request
-from patchd.transport import AgentSession
+from patchd.transport import AgentSession, Transport
 
 Key = tuple[str, str]  # (account id, installation path)
 Recorded = tuple[ResultRecord, Sequence[TouchedFileRecord]]
+#: Runs the agent's ``rollback`` op with these entries on the host; returns its items.
+Undo = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def undo_in(session: AgentSession) -> Undo:
+    """Undo through an open agent session (between two batches)."""
+    return lambda requests: session.run("rollback", {"installations": requests}).items
+
+
+def undo_with(transport: Transport) -> Undo:
+    """Undo through an agent session of its own (while the host's session goes on)."""
+
+    def undo(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with transport.open() as session:
+            return session.run("rollback", {"installations": requests}).items
+
+    return undo
 
 
 def sites_of(account: Account, path: str, hosts: Mapping[str, Host]) -> list[SiteURL]:
@@ -81,14 +98,20 @@ class BatchChecks:
             self.checker.after(self.host, s, self.before[(key, s.url)]) for s in sites
         ]
 
-    def finish(self, session: AgentSession, got: list[Recorded]) -> list[Recorded]:
-        """``got`` with the checks' verdicts: details added, worse sites undone at once."""
+    @property
+    def checking(self) -> bool:
+        """Whether any check of the batch was started."""
+        return bool(self.running)
+
+    def finish(self, undo: Undo, got: list[Recorded]) -> list[Recorded]:
+        """``got`` with the checks' verdicts (waits for them): details added, the sites
+        that got worse undone at once through ``undo``."""
         if not self.running:
             return got
         verdicts = {key: [f.result() for f in futures] for key, futures in self.running.items()}
         worse = {key: [v for v in vs if v.worse] for key, vs in verdicts.items()}
         worse = {key: vs for key, vs in worse.items() if vs}
-        undone = self._undo(session, got, worse) if worse else {}
+        undone = self._undo(undo, got, worse) if worse else {}
         out: list[Recorded] = []
         for record, files in got:
             key = (record.account, record.path)
@@ -102,7 +125,7 @@ class BatchChecks:
         return out
 
     def _undo(
-        self, session: AgentSession, got: list[Recorded], worse: Mapping[Key, Any]
+        self, undo: Undo, got: list[Recorded], worse: Mapping[Key, Any]
     ) -> dict[Key, dict[str, Any]]:
         requests = [
             undo_request(self.sites[(r.account, r.path)][0], r.path, r.journal or "")
@@ -110,7 +133,7 @@ class BatchChecks:
             if (r.account, r.path) in worse
         ]
         try:
-            items = session.run("rollback", {"installations": requests}).items
+            items = undo(requests)
         except PatchdError as exc:  # TransportError, RemoteOpError
             failed = {"ok": False, "detail": f"undo failed: {exc}", "files": []}
             return {(q["account"], q["path"]): failed for q in requests}

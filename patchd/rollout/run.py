@@ -38,7 +38,7 @@ from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
 from patchd.rollout.gate import DEFAULT_MAX_FAILURE_RATE, FailureGate, gate_minimum
-from patchd.rollout.health_step import HealthStep
+from patchd.rollout.health_step import HealthStep, undo_in, undo_with
 from patchd.rollout.match import (
     Match,
     Matcher,
@@ -304,6 +304,19 @@ def _host_work(
         batches: queue.SimpleQueue[_Target],
         finished: list[tuple[str, str]],
     ) -> None:
+        settling: list[threading.Thread] = []
+        try:
+            send_batches(session, batches, finished, settling)
+        finally:
+            for thread in settling:
+                thread.join()
+
+    def send_batches(
+        session: AgentSession,
+        batches: queue.SimpleQueue[_Target],
+        finished: list[tuple[str, str]],
+        settling: list[threading.Thread],
+    ) -> None:
         first = True
         while not rec.stopped():
             chunk = _take(batches, rec.gate.batch_size(batch_size), batch_size)
@@ -323,6 +336,7 @@ def _host_work(
             # NOTE: one ledger transaction per batch, also when the session fails half-way
             # (what arrived is recorded; the rest is the host's unreachable bookkeeping).
             got: list[tuple[ResultRecord, Sequence[TouchedFileRecord]]] = []
+            streamed = False
             try:
                 for item in session.call("rollout", args):
                     t = by_key[(item["account"], item["path"])]
@@ -331,10 +345,25 @@ def _host_work(
                     finished.append(t.key)
                     if checks is not None:
                         checks.applied(record)
+                streamed = True
             finally:
-                if checks is not None:
-                    got = checks.finish(session, got)
-                rec.results(got)
+                if checks is None or not checks.checking:
+                    rec.results(got)
+                elif streamed and options.canary is None and rec.gate.judging():
+                    # NOTE: the checks settle (opcache) while the session sends the next
+                    # batch; an undo then runs in a session of its own.
+                    settle = threading.Thread(
+                        target=_settle_and_record,
+                        args=(rec, checks, got, undo_with(transport)),
+                        daemon=True,
+                    )
+                    settle.start()
+                    settling.append(settle)
+                else:
+                    # NOTE: the canary and the gate's first judgement need these results
+                    # before the next batch.
+                    undo = undo_in(session) if streamed else undo_with(transport)
+                    rec.results(checks.finish(undo, got))
 
     def extra_session(batches: queue.SimpleQueue[_Target], finished: list[tuple[str, str]]) -> None:
         # NOTE: a second session failing leaves its batch without results; the host's
@@ -407,6 +436,14 @@ def _host_work(
         return finished
 
     return work
+
+
+def _settle_and_record(rec: _Recorder, checks: Any, got: list[Any], undo: Any) -> None:
+    """Wait for a batch's health checks, undo what got worse, record the batch."""
+    try:
+        got = checks.finish(undo, got)
+    finally:
+        rec.results(got)
 
 
 def _take(targets: queue.SimpleQueue[_Target], size: int, most: int) -> list[_Target]:
