@@ -28,6 +28,9 @@ GATE_MINIMUM = 4
 DEFAULT_MAX_FAILURE_RATE = 0.05
 
 
+_APPLIED = frozenset({Outcome.PATCHED, Outcome.REVERTED, Outcome.APPLY_FAILED})
+
+
 def gate_minimum(canary: int | None) -> int:
     """Applied installations before the gate judges: the canary size, at least 4."""
     return max(canary or 0, GATE_MINIMUM)
@@ -66,6 +69,13 @@ class FailureGate:
                 self.failed += failed
             if self.applied >= self.minimum and self.failed > self.max_rate * self.applied:
                 self.tripped = True
+
+    def count_summary(self, summary: dict[str, int]) -> None:
+        """Count a resumed run's results so far from its outcome counts (without judging:
+        the next batch's results are judged with them)."""
+        with self._lock:
+            self.applied += sum(summary.get(o.value, 0) for o in _APPLIED)
+            self.failed += sum(summary.get(o.value, 0) for o in _APPLIED - {Outcome.PATCHED})
 
     def judging(self) -> bool:
         """Whether the gate judges the rate already (or is off): from then on a batch's

@@ -69,3 +69,11 @@ def test_an_inactive_gate_counts_nothing() -> None:
 
 def test_minimum_is_the_canary_size_at_least_four() -> None:
     assert (gate_minimum(None), gate_minimum(2), gate_minimum(20)) == (4, 4, 20)
+
+
+def test_a_resumed_run_counts_its_summary_without_judging() -> None:
+    gate = FailureGate(max_rate=0.05, minimum=4)
+    gate.count_summary({"patched": 10, "reverted": 2, "apply-failed": 1, "skipped": 5})
+    assert (gate.applied, gate.failed, gate.tripped) == (13, 3, False)
+    gate.count([PATCHED])
+    assert gate.tripped
