@@ -135,7 +135,7 @@ class BatchChecks:
         try:
             items = undo(requests)
         except PatchdError as exc:  # TransportError, RemoteOpError
-            failed = {"ok": False, "detail": f"undo failed: {exc}", "files": []}
+            failed = {"ok": False, "detail": str(exc), "files": []}
             return {(q["account"], q["path"]): failed for q in requests}
         return {(i["account"], i["path"]): i for i in items}
 
@@ -153,7 +153,7 @@ def _reverted(
 ) -> Recorded:
     """The result of an installation whose site got worse, after its undo."""
     words = "; ".join(v.describe() for v in worse)
-    undo = undo or {"ok": False, "detail": "undo failed: no answer from the host", "files": []}
+    undo = undo or {"ok": False, "detail": "no answer from the host", "files": []}
     status = {f.get("path"): f.get("status") for f in undo.get("files", [])}
     if undo.get("ok"):
         detail = f"{words}; undone at once: {undo.get('detail')}, verified by hash"
