@@ -184,6 +184,7 @@ def _failure_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> f
 )
 @click.option(
     "--max-failure-rate",
+    metavar="P",
     default="5%",
     show_default=True,
     callback=_failure_rate,
