@@ -13,10 +13,9 @@ BROKEN = ("g1", "g2", "g4")
 NAMES = tuple(f"g{n}" for n in range(1, 9))
 
 
-def test_gate_stops_a_run_where_3_of_the_first_4_sites_break(
-    tmp_path: Path, php_servers: PHPServers
-) -> None:
-    srv = tmp_path / "srv"
+def _world(base: Path, php_servers: PHPServers) -> tuple[Path, tuple[str, ...]]:
+    """The sites g1..g8 (g1, g2, g4 break under the fix); (srv, rollout argv)."""
+    srv = base / "srv"
     docroots = {n: sites.install_site(srv / n, n, plugin=n in BROKEN) for n in NAMES}
     server = php_servers(docroots)
     accounts = [
@@ -26,15 +25,22 @@ def test_gate_stops_a_run_where_3_of_the_first_4_sites_break(
         for n in NAMES
     ]
     host = {"transport": "local", "resolve": "127.0.0.1"}
-    inventory = kit.write_inventory(tmp_path / "accounts.yaml", {"web": host}, accounts)
-    bundle = sites.build_bundle(tmp_path / "bundle")
-    backups = tmp_path / "backups"
+    inventory = kit.write_inventory(base / "accounts.yaml", {"web": host}, accounts)
+    bundle = sites.build_bundle(base / "bundle")
+    backups = base / "backups"
     backups.mkdir(mode=0o700)
-    ledger = tmp_path / "ledger.db"
     argv = (
         "rollout", str(bundle), "--accounts", str(inventory), "--backup-dir", str(backups),
         "--yes", "--json",
     )  # fmt: skip
+    return srv, argv
+
+
+def test_gate_stops_a_run_where_3_of_the_first_4_sites_break(
+    tmp_path: Path, php_servers: PHPServers
+) -> None:
+    srv, argv = _world(tmp_path, php_servers)
+    ledger = tmp_path / "ledger.db"
     before = kit.snapshot(srv)
 
     res = kit.patchd(ledger, *argv)
@@ -71,3 +77,28 @@ def test_gate_stops_a_run_where_3_of_the_first_4_sites_break(
     assert {k.split("/")[0] for k in before if before[k] != final[k]} == {
         n for n in NAMES if n not in BROKEN
     }
+
+
+def test_gate_holds_during_the_canary(tmp_path: Path, php_servers: PHPServers) -> None:
+    """With --canary 6 the gate judges after 6 applies (one at a time): 3 of 6 failed."""
+    srv, argv = _world(tmp_path, php_servers)
+    ledger = tmp_path / "ledger.db"
+    res = kit.patchd(ledger, *argv, "--canary", "6")
+    assert res.code == 1, res.out + res.err
+    assert res.json["status"] == "gate-stopped"
+    got = {r["account"]: (r["outcome"], r["reason"]) for r in res.json["results"]}
+    assert got == {
+        **dict.fromkeys(BROKEN, ("reverted", "health-check")),
+        **{n: ("patched", None) for n in ("g3", "g5", "g6")},
+        **{n: ("skipped", "gate") for n in ("g7", "g8")},
+    }
+    assert "3 of 6 applied installations failed" in res.err
+    run = str(res.json["run"])
+    refused = kit.patchd(ledger, *argv, "--resume", run)
+    assert refused.code == 2 and "--continue-past-gate" in refused.err
+    go_on = kit.patchd(ledger, *argv, "--resume", run, "--continue-past-gate")
+    assert go_on.code == 1 and go_on.json["status"] == "finished"
+    assert {r["account"]: r["outcome"] for r in go_on.json["results"]}["g8"] == "patched"
+    for name in ("g7", "g8"):
+        for rel in kit.WP_FILES:
+            assert (srv / name / "html" / rel).read_bytes() == sites.post_image(rel)
