@@ -8,7 +8,8 @@ early failure is not 100%. Until then a host gets only as many installations per
 are missing to that minimum, so the first judgement comes before many more were written.
 
 When the gate trips, no further batch is sent; batches already on their way finish (at
-most one per agent session). The installations left get ``skipped`` with reason ``gate``,
+most one per agent session; with the health check, whose results come a few seconds after
+a batch, at most two). The installations left get ``skipped`` with reason ``gate``,
 the run ends ``gate-stopped``, and only ``--continue-past-gate`` resumes it; the gate then
 counts afresh from the continuation on.
 """

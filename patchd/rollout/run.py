@@ -38,7 +38,14 @@ from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
 from patchd.rollout.gate import DEFAULT_MAX_FAILURE_RATE, FailureGate, gate_minimum
-from patchd.rollout.health_step import HealthStep, undo_in, undo_with
+from patchd.rollout.health_step import (
+    BatchChecks,
+    HealthStep,
+    Recorded,
+    Undo,
+    undo_in,
+    undo_with,
+)
 from patchd.rollout.match import (
     Match,
     Matcher,
@@ -351,7 +358,10 @@ def _host_work(
                     rec.results(got)
                 elif streamed and options.canary is None and rec.gate.judging():
                     # NOTE: the checks settle (opcache) while the session sends the next
-                    # batch; an undo then runs in a session of its own.
+                    # batch; an undo then runs in a session of its own. One batch at most
+                    # runs ahead of its results (the gate must see them before the next).
+                    for thread in settling:
+                        thread.join()
                     settle = threading.Thread(
                         target=_settle_and_record,
                         args=(rec, checks, got, undo_with(transport)),
@@ -438,7 +448,9 @@ def _host_work(
     return work
 
 
-def _settle_and_record(rec: _Recorder, checks: Any, got: list[Any], undo: Any) -> None:
+def _settle_and_record(
+    rec: _Recorder, checks: BatchChecks, got: list[Recorded], undo: Undo
+) -> None:
     """Wait for a batch's health checks, undo what got worse, record the batch."""
     try:
         got = checks.finish(undo, got)
