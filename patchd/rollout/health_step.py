@@ -47,26 +47,37 @@ def undo_with(transport: Transport) -> Undo:
     return undo
 
 
-def sites_of(account: Account, path: str, hosts: Mapping[str, Host]) -> list[SiteURL]:
-    """The URLs to check for the installation at ``path`` of ``account``."""
+def sites_of(
+    account: Account, path: str, hosts: Mapping[str, Host], also: Iterable[str] = ()
+) -> list[SiteURL]:
+    """The URLs to check for the installation at ``path`` of ``account`` (and for the
+    sites at the paths ``also`` that use its files, e.g. TYPO3 sites sharing a source)."""
     host = hosts.get(account.host)
     default = host.resolve if host is not None else None
-    return [SiteURL(s.url, s.resolve or default) for s in account.sites if s.path == path]
+    paths = {path, *also}
+    return [SiteURL(s.url, s.resolve or default) for s in account.sites if s.path in paths]
 
 
 class HealthStep:
     """Checks the installations of a rollout that have URLs (see the module docstring)."""
 
-    def __init__(self, checker: HealthChecker, hosts: Mapping[str, Host]) -> None:
+    def __init__(
+        self,
+        checker: HealthChecker,
+        hosts: Mapping[str, Host],
+        site_paths: Mapping[Key, Iterable[str]] | None = None,
+    ) -> None:
         self.checker = checker
         self.hosts = hosts
+        self.site_paths = site_paths or {}
 
     def batch(self, host: str, targets: Iterable[tuple[Account, str, bool]]) -> BatchChecks:
         """The checks of one batch; takes the baselines of the installations that will be
         applied (``(account, path, applies)``) and waits for them."""
         checks = BatchChecks(self.checker, host)
         for account, path, applies in targets:
-            sites = sites_of(account, path, self.hosts) if applies else []
+            also = self.site_paths.get((account.id, path), ())
+            sites = sites_of(account, path, self.hosts, also) if applies else []
             if sites:
                 checks.sites[(account.id, path)] = (account, sites)
         baselines = {

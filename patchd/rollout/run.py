@@ -333,8 +333,7 @@ def _host_work(
             checks = None
             if health is not None and not options.dry_run:
                 checks = health.batch(
-                    session.host,
-                    ((t.account, t.path, t.account.policy == "auto") for t in chunk),
+                    session.host, ((t.account, t.path, t.account.policy == "auto") for t in chunk)
                 )
             args = _rollout_args(chunk)
             if first:  # the agent keeps the parsed variants for the session's later batches
@@ -689,6 +688,7 @@ def _match_and_roll_out(
         return verdicts[(version, php)]
 
     seen: set[tuple[str, str]] = set()
+    site_paths: dict[tuple[str, str], set[str]] = {}  # target -> the sites' paths using it
     matcher = Matcher(bundle)
     for inst in installations:
         account = accounts.get(inst.account)
@@ -696,6 +696,9 @@ def _match_and_roll_out(
             continue
         m = matcher.match(inst)
         t = _Target.of(m, account)
+        if account.sites and inst.path != t.path:
+            # NOTE: the health check fetches the URLs of every site using this source.
+            site_paths.setdefault(t.key, set()).add(inst.path)
         # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
         if t.key in done or t.key in seen:
             continue
@@ -765,7 +768,9 @@ def _match_and_roll_out(
         checker = _health_checker(options, per_host)
         if checker is not None:
             stack.callback(checker.close)
-        health = HealthStep(checker, inventory.hosts) if checker is not None else None
+        health = None
+        if checker is not None:
+            health = HealthStep(checker, inventory.hosts, site_paths)
         works = {
             h: _host_work(
                 bundle,

@@ -80,3 +80,7 @@ def test_sites_of_an_installation_and_resolve_precedence() -> None:
         SiteURL("https://b.example/", "10.0.0.9"),
     ]
     assert sites_of(acct, "", hosts) == []
+    # A shared source (TYPO3 typo3_src-*) is checked through the sites that use it.
+    assert sites_of(acct, "typo3_src-12.4.9", hosts, ["blog"]) == [
+        SiteURL("https://c.example/", "10.0.0.1")
+    ]
