@@ -102,3 +102,34 @@ def test_gate_holds_during_the_canary(tmp_path: Path, php_servers: PHPServers) -
     for name in ("g7", "g8"):
         for rel in kit.WP_FILES:
             assert (srv / name / "html" / rel).read_bytes() == sites.post_image(rel)
+
+
+def test_rollback_undoes_what_the_health_check_could_not(tmp_path: Path) -> None:
+    """An ``error`` of the health check (the undo failed) still has its patch applied:
+    ``patchd rollback`` acts on it like on ``patched``."""
+    import sqlite3
+
+    srv = tmp_path / "srv"
+    sites.install_site(srv / "u1", "u1")
+    inventory = kit.write_inventory(
+        tmp_path / "accounts.yaml",
+        {"web": {"transport": "local"}},
+        [kit.account("u1", "web", srv / "u1", docroots=["html"])],
+    )
+    bundle = sites.build_bundle(tmp_path / "bundle")
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o700)
+    ledger = tmp_path / "ledger.db"
+    before = kit.snapshot(srv)
+    res = kit.patchd(
+        ledger, "rollout", str(bundle), "--accounts", str(inventory),
+        "--backup-dir", str(backups), "--yes", "--json",
+    )  # fmt: skip
+    assert res.code == 0 and res.json["summary"] == {"patched": 1}
+    with sqlite3.connect(ledger) as db:  # what a failed undo leaves
+        db.execute("UPDATE results SET outcome = 'error', reason = 'health-check'")
+    back = kit.patchd(ledger, "rollback", str(res.json["run"]), "--accounts", str(inventory),
+                      "--yes", "--json")  # fmt: skip
+    assert back.code == 0, back.out + back.err
+    assert [i["status"] for i in back.json["installations"]] == ["restored"]
+    assert kit.snapshot(srv) == before
