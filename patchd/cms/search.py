@@ -2,10 +2,17 @@
 
 Breadth-first from the docroots (or the account root), one ``scandir`` per folder. A
 detector is called only when the first component of one of its markers is in the
-folder's listing, so most folders cost nothing beyond their listing. Symlinked folders
-are never entered (a link is still visible in the listing, which is how the TYPO3
-detector sees ``typo3_src``). Data folders are skipped; an installation's own folders
-are not searched again once it is found, other subfolders are (nested installations).
+folder's listing, so most folders cost nothing beyond their listing. Data folders are
+skipped; an installation's own folders are not searched again once it is found, other
+subfolders are (nested installations).
+
+Symlinks are never walked through. A link to a folder *inside the account* (a docroot
+``html -> sites/main``, ``html/blog -> ../blog``) is resolved without following it
+(:meth:`SafeRoot.resolve_symlink_inside`) and its target is searched under its real
+path, once: an installation reached through links is reported once, at its real path
+(which is also where a rollout writes). Links leaving the account are never searched.
+The TYPO3 detector still sees a site's ``typo3_src`` link in the listing; an
+installation's own folders (``typo3_src``, ``typo3``) are not followed either.
 
 NOTE: stdlib-only; the host-side agent runs it on the host.
 """
@@ -77,6 +84,8 @@ def find_installations(
     firsts = [(d, frozenset(m.split("/", 1)[0] for m in d.markers)) for d in detectors]
     reported: set[str] = set()
     visited: set[str] = set()
+    #: Owned folders of the installations found (not searched, not even through links).
+    owned: set[str] = set()
     queue: deque[tuple[str, int, int | None]] = deque()
 
     for docroot in docroots if docroots else [""]:
@@ -85,6 +94,8 @@ def find_installations(
         except UnsafePathError as exc:
             yield ScanProblem(docroot, f"docroot refused: {exc.message}")
             continue
+        if start:
+            start = _real_folder(root, start) or start  # else listing it reports why
         for detector in detectors:
             # NOTE: composer layouts keep the installation one level above the docroot.
             problem, inst = _probe_project_root(root, detector, start)
@@ -132,6 +143,7 @@ def find_installations(
                             gaps.append((detector.name, marker))
                         continue
                     owner = detector
+                    owned.update(join_rel(path, d) for d in detector.owned_dirs)
                     if path not in reported:
                         reported.add(path)
                         yield inst
@@ -147,11 +159,18 @@ def find_installations(
                 if depth >= max_depth:
                     continue
                 for entry in listing:
-                    if entry.kind != "dir" or entry.name in plain_skip:
+                    if entry.kind not in ("dir", "symlink") or entry.name in plain_skip:
                         continue
                     if owner is not None and entry.name in owner.owned_dirs:
                         continue
                     child = join_rel(path, entry.name)
+                    if entry.kind == "symlink":
+                        target = _real_folder(root, child)
+                        if target is not None and _searchable(
+                            target, plain_skip, tail_skip, owned, visited
+                        ):
+                            queue.append((target, depth + 1, None))
+                        continue
                     if tail_skip and ("/" + child).endswith(tail_skip):
                         continue
                     child_fd = None
@@ -169,6 +188,39 @@ def find_installations(
         for _path, _depth, fd in queue:
             if fd is not None:
                 os.close(fd)
+
+
+def _real_folder(root: SafeRoot, rel: str) -> str | None:
+    """The real folder (inside the account) that ``rel`` names through symlinks, or None
+    when a link leaves the account, the chain is too long, or the target is no folder."""
+    try:
+        real = root.resolve_symlink_inside(rel)
+        if real is None or not root.is_dir(real):
+            return None
+    except (OSError, UnsafePathError):
+        return None
+    return real
+
+
+def _searchable(
+    path: str,
+    plain_skip: frozenset[str],
+    tail_skip: tuple[str, ...],
+    owned: set[str],
+    visited: set[str],
+) -> bool:
+    """Whether a link target ``path`` is searched: not yet, and not in a skipped folder
+    or an installation's own folder (where the plain walk would not go either)."""
+    if path in visited:
+        return False
+    parts = path.split("/") if path else []
+    if any(p in plain_skip for p in parts):
+        return False
+    if tail_skip and any(
+        ("/" + "/".join(parts[: i + 1])).endswith(tail_skip) for i in range(len(parts))
+    ):
+        return False
+    return not any("/".join(parts[: i + 1]) in owned for i in range(len(parts)))
 
 
 def _unrecognised(root: SafeRoot, detector: Detector, path: str) -> str | None:

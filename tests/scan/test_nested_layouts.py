@@ -140,7 +140,56 @@ def test_an_installation_reached_through_an_in_account_link_is_counted_once(
 ) -> None:
     root, _ = _account(tmp_path, _plan("wordpress", "6.4.2", "html"))
     (root / "www").symlink_to("html")  # a second name for the same docroot
-    assert set(_found(root)) == {"html"}  # links are never entered: found once, as html
+    (root / "html/mirror").symlink_to(root / "html")  # absolute, inside the account
+    assert set(_found(root)) == {"html"}  # found once, at its real path
+
+
+def _found_in(root: Path, docroots: list[str]) -> tuple[dict[str, Installation], list]:
+    with SafeRoot(root) as safe:
+        found = list(find_installations(safe, docroots=docroots))
+    insts = [f for f in found if isinstance(f, Installation)]
+    assert len({i.path for i in insts}) == len(insts), [i.path for i in insts]
+    return {i.path: i for i in insts}, [f for f in found if isinstance(f, ScanProblem)]
+
+
+def test_an_installation_only_reachable_through_a_link_from_the_docroot_is_found(
+    tmp_path: Path,
+) -> None:
+    """``html/blog -> ../blog``: with docroots [html] the blog lies outside every
+    docroot and is reached only through the link; it is found once, as ``blog`` (its
+    real path, where a rollout writes), also when the whole account is searched."""
+    root, _ = _account(
+        tmp_path, _plan("wordpress", "6.4.2", "html"), _plan("wordpress", "6.4.1", "blog")
+    )
+    (root / "html/blog").symlink_to("../blog")
+    found, problems = _found_in(root, ["html"])
+    assert problems == [] and set(found) == {"html", "blog"}
+    assert found["blog"].version == "6.4.1"
+    assert set(_found(root)) == {"html", "blog"}
+
+
+def test_a_docroot_that_is_an_in_account_link_is_searched_at_its_target(
+    tmp_path: Path,
+) -> None:
+    root, _ = _account(tmp_path, _plan("typo3", "12.4.9", "sites/main"))
+    (root / "html").symlink_to("sites/main")
+    (root / "www").symlink_to("html")  # a chain of two links, same folder
+    found, problems = _found_in(root, ["html", "www"])
+    assert problems == [] and set(found) == {"sites/main"}
+
+
+def test_links_leaving_the_account_or_into_skipped_folders_are_not_searched(
+    tmp_path: Path,
+) -> None:
+    other, _ = _account(tmp_path / "other", _plan("wordpress", "6.4.0", "html"))
+    root, _ = _account(tmp_path / "own", _plan("wordpress", "6.4.2", "html"))
+    (root / "html/neighbour").symlink_to(other / "html")  # another account
+    (root / "html/up").symlink_to("../..")  # above the account root
+    (root / "cache/site").mkdir(parents=True)
+    _account(tmp_path / "own/cache", _plan("wordpress", "6.4.1", "site"))
+    (root / "html/cached").symlink_to("../cache/p1/site")  # into a skipped folder
+    found, problems = _found_in(root, ["html"])
+    assert problems == [] and set(found) == {"html"}
 
 
 class _GappyTypo3(Typo3Detector):
