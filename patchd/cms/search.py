@@ -81,7 +81,7 @@ def find_installations(
     """
     plain_skip = frozenset(s for s in skip_dirs if "/" not in s)
     tail_skip = tuple("/" + s.strip("/") for s in skip_dirs if "/" in s)
-    firsts = [(d, frozenset(m.split("/", 1)[0] for m in d.markers)) for d in detectors]
+    firsts = [(d, frozenset(m.split("/", 1)[0] for m in _all_markers(d))) for d in detectors]
     reported: set[str] = set()
     visited: set[str] = set()
     #: Owned folders of the installations found (not searched, not even through links).
@@ -188,6 +188,12 @@ def find_installations(
         for _path, _depth, fd in queue:
             if fd is not None:
                 os.close(fd)
+
+
+def _all_markers(detector: Detector) -> tuple[str, ...]:
+    """The markers that make the search ask ``detector`` about a folder: its own and the
+    completeness guard's (a guard-only marker must reach :meth:`Detector.unrecognised`)."""
+    return (*detector.markers, *(detector.guard_markers or ()))
 
 
 def _real_folder(root: SafeRoot, rel: str) -> str | None:
