@@ -81,11 +81,12 @@ def find_installations(
     """
     plain_skip = frozenset(s for s in skip_dirs if "/" not in s)
     tail_skip = tuple("/" + s.strip("/") for s in skip_dirs if "/" in s)
-    firsts = [(d, frozenset(m.split("/", 1)[0] for m in _all_markers(d))) for d in detectors]
+    firsts = [(d, _first_names(d)) for d in detectors]
     reported: set[str] = set()
     visited: set[str] = set()
-    #: Owned folders of the installations found (not searched, not even through links).
-    owned: set[str] = set()
+    #: The installations found, by folder: their own folders are not searched, not even
+    #: through links.
+    owners: dict[str, Detector] = {}
     queue: deque[tuple[str, int, int | None]] = deque()
 
     for docroot in docroots if docroots else [""]:
@@ -94,16 +95,7 @@ def find_installations(
         except UnsafePathError as exc:
             yield ScanProblem(docroot, f"docroot refused: {exc.message}")
             continue
-        if start:
-            start = _real_folder(root, start) or start  # else listing it reports why
-        for detector in detectors:
-            # NOTE: composer layouts keep the installation one level above the docroot.
-            problem, inst = _probe_project_root(root, detector, start)
-            if problem is not None:
-                yield problem
-            if inst is not None and inst.path not in reported:
-                reported.add(inst.path)
-                yield inst
+        yield from _probe_project_roots(root, detectors, start, reported)
         queue.append((start, 0, None))
 
     # NOTE: folders queued with their descriptor (opened from the parent's) are listed
@@ -121,6 +113,14 @@ def find_installations(
                 try:
                     listing = listdir_fd(fd) if fd is not None else root.listdir(path)
                 except UnsafePathError as exc:
+                    real = _real_folder(root, path) if depth == 0 and path else None
+                    if real is not None and real != path:
+                        # NOTE: a docroot that is a link inside the account (html ->
+                        # sites/main) is searched at its target; resolved only here, as
+                        # almost every docroot is a plain folder.
+                        yield from _probe_project_roots(root, detectors, real, reported)
+                        queue.appendleft((real, 0, None))
+                        continue
                     yield ScanProblem(path, f"folder not searched: {exc.message}")
                     continue
                 except OSError as exc:
@@ -143,7 +143,7 @@ def find_installations(
                             gaps.append((detector.name, marker))
                         continue
                     owner = detector
-                    owned.update(join_rel(path, d) for d in detector.owned_dirs)
+                    owners[path] = detector
                     if path not in reported:
                         reported.add(path)
                         yield inst
@@ -167,7 +167,7 @@ def find_installations(
                     if entry.kind == "symlink":
                         target = _real_folder(root, child)
                         if target is not None and _searchable(
-                            target, plain_skip, tail_skip, owned, visited
+                            target, plain_skip, tail_skip, owners, visited
                         ):
                             queue.append((target, depth + 1, None))
                         continue
@@ -190,10 +190,12 @@ def find_installations(
                 os.close(fd)
 
 
-def _all_markers(detector: Detector) -> tuple[str, ...]:
-    """The markers that make the search ask ``detector`` about a folder: its own and the
-    completeness guard's (a guard-only marker must reach :meth:`Detector.unrecognised`)."""
-    return (*detector.markers, *(detector.guard_markers or ()))
+def _first_names(detector: Detector) -> frozenset[str]:
+    """The names that make the search ask ``detector`` about a folder: the first
+    component of each of its markers and of the completeness guard's (a guard-only
+    marker must reach :meth:`Detector.unrecognised`)."""
+    markers = (*detector.markers, *(detector.guard_markers or ()))
+    return frozenset(m.split("/", 1)[0] for m in markers)
 
 
 def _real_folder(root: SafeRoot, rel: str) -> str | None:
@@ -212,7 +214,7 @@ def _searchable(
     path: str,
     plain_skip: frozenset[str],
     tail_skip: tuple[str, ...],
-    owned: set[str],
+    owners: dict[str, Detector],
     visited: set[str],
 ) -> bool:
     """Whether a link target ``path`` is searched: not yet, and not in a skipped folder
@@ -226,7 +228,11 @@ def _searchable(
         ("/" + "/".join(parts[: i + 1])).endswith(tail_skip) for i in range(len(parts))
     ):
         return False
-    return not any("/".join(parts[: i + 1]) in owned for i in range(len(parts)))
+    for i, name in enumerate(parts):
+        owner = owners.get("/".join(parts[:i]))
+        if owner is not None and name in owner.owned_dirs:
+            return False
+    return True
 
 
 def _unrecognised(root: SafeRoot, detector: Detector, path: str) -> str | None:
@@ -234,6 +240,20 @@ def _unrecognised(root: SafeRoot, detector: Detector, path: str) -> str | None:
         return detector.unrecognised(root, path)
     except (OSError, UnsafePathError):
         return None  # NOTE: detect() just read this folder; a race is reported there
+
+
+def _probe_project_roots(
+    root: SafeRoot, detectors: Sequence[Detector], start: str, reported: set[str]
+) -> Iterator[Installation | ScanProblem]:
+    """The installations above the start folder ``start`` (composer layouts keep the
+    installation one level above the docroot), each once, and the problems on the way."""
+    for detector in detectors:
+        problem, inst = _probe_project_root(root, detector, start)
+        if problem is not None:
+            yield problem
+        if inst is not None and inst.path not in reported:
+            reported.add(inst.path)
+            yield inst
 
 
 def _probe_project_root(

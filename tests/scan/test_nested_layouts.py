@@ -188,6 +188,8 @@ def test_links_leaving_the_account_or_into_skipped_folders_are_not_searched(
     (root / "cache/site").mkdir(parents=True)
     _account(tmp_path / "own/cache", _plan("wordpress", "6.4.1", "site"))
     (root / "html/cached").symlink_to("../cache/p1/site")  # into a skipped folder
+    _account(tmp_path / "own/html/wp-content", _plan("wordpress", "6.4.0", "old"))
+    (root / "html/old").symlink_to("wp-content/p1/old")  # into the site's own folder
     found, problems = _found_in(root, ["html"])
     assert problems == [] and set(found) == {"html"}
 
