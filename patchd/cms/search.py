@@ -138,16 +138,18 @@ def find_installations(
                         yield ScanProblem(path, f"{detector.name}: {exc}")
                         continue
                     if inst is None:
-                        marker = _unrecognised(root, detector, path)
+                        marker = _unrecognised(root, detector, path) if owner is None else None
                         if marker is not None:
                             gaps.append((detector.name, marker))
+                        continue
+                    if owner is not None:
+                        yield _second_cms(path, inst, owner)
                         continue
                     owner = detector
                     owners[path] = detector
                     if path not in reported:
                         reported.add(path)
                         yield inst
-                    break
                 if owner is None:
                     for name, marker in gaps:
                         yield ScanProblem(
@@ -188,6 +190,21 @@ def find_installations(
         for _path, _depth, fd in queue:
             if fd is not None:
                 os.close(fd)
+
+
+def _second_cms(path: str, inst: Installation, owner: Detector) -> ScanProblem:
+    """A second CMS in a folder already reported as ``owner``'s installation.
+
+    NOTE (issue 19): one folder is one installation (results, backups and the ledger are
+    keyed by account and folder), so the second CMS cannot be reported as well; it is
+    an ``unrecognised`` error instead, so that it is never passed over silently.
+    """
+    return ScanProblem(
+        path,
+        f"unrecognised: {inst.cms} marker {inst.marker} is here, but the folder is "
+        f"already reported as the {owner.name} installation (two CMSs in one folder: "
+        f"the {inst.cms} one is neither listed nor patched; check this folder by hand)",
+    )
 
 
 def _first_names(detector: Detector) -> frozenset[str]:

@@ -249,3 +249,20 @@ def test_two_cmss_side_by_side_in_one_docroot(tmp_path: Path) -> None:
         "html": "typo3", "html/shop": "wordpress", "html/webmail": "roundcube"
     }  # fmt: skip
     assert set(found) == {r["path"] for r in records}
+
+
+def test_a_second_cms_in_an_installation_folder_is_reported_not_dropped(tmp_path: Path) -> None:
+    """One folder is one installation; a Roundcube unpacked into a WordPress's folder
+    is reported ``unrecognised`` (the scan used to stop at the first detector)."""
+    root, _ = _account(tmp_path, _plan("wordpress", "6.4.2", "html"))
+    _account(tmp_path / "rc", _plan("roundcube", "1.6.4", "html"))
+    for rel in ("program/include/iniset.php", "config/config.inc.php"):
+        (root / "html" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "html" / rel).write_bytes((tmp_path / "rc/p1/html" / rel).read_bytes())
+    found, problems = _found_in(root, ["html"])
+    assert {p: i.cms for p, i in found.items()} == {"html": "wordpress"}
+    assert [p.path for p in problems] == ["html"]
+    assert problems[0].message.startswith(
+        "unrecognised: roundcube marker program/include/iniset.php is here, but the folder "
+        "is already reported as the wordpress installation (two CMSs in one folder"
+    )
