@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline find -name version.php: median {baseline:.2f} s of "
             f"{[round(f[0], 2) for f in finds]} ({version_files} files)"
         )
-        print(f"ratio scan / find (medians): {ratio:.2f}x")
+        pairs = [round(t / f[0], 2) for t, f in zip(times, finds, strict=True)]
+        print(f"ratio scan / find (medians): {ratio:.2f}x (per turn: {pairs})")
         print(
             f"targets (<{TARGET_SECONDS:.0f} s, <{TARGET_MB:.0f} MB, "
             f"<= {TARGET_RATIO}x find): {'met' if ok else 'MISSED'}"
