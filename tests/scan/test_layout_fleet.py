@@ -71,6 +71,11 @@ def test_the_fleet_plants_every_layout(layout_fleet: Path) -> None:
         == sum(layouts[k] for k in LAYOUTS if k.startswith("stray-")) + layouts["two-in-one-folder"]
     )
     paths = {(acc, path) for acc, path, _cms in want}
+    assert len(paths) == len(want)  # every installation listed once ...
+    for acc, path in paths:  # ... at its real folder (no link on the way)
+        parts = Path(path).parts
+        base = layout_fleet / "accounts" / acc
+        assert not any((base.joinpath(*parts[: i + 1])).is_symlink() for i in range(len(parts)))
     symlinked = [a for a, _ in _layout_accounts(layout_fleet, "symlinked")]
     assert symlinked and all((a, "blog") in paths and (a, "sites/main") in paths for a in symlinked)
     root = layout_fleet / "accounts" / symlinked[0]
