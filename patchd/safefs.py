@@ -30,6 +30,8 @@ EntryKind = Literal["file", "dir", "symlink", "other"]
 #: Most symlinks followed by :meth:`SafeRoot.resolve_symlink_inside` (Linux's own limit).
 MAX_SYMLINK_HOPS = 40
 
+#: Most folder descriptors :meth:`SafeRoot.caching_folders` keeps open.
+DIR_CACHE_MAX = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -112,6 +114,8 @@ class SafeRoot:
             else os.dup(fd)
         )
         self._prefix_cache: tuple[str, ...] | None = None
+        #: Folder descriptors by path, while :meth:`caching_folders` is active.
+        self._dir_cache: dict[tuple[str, ...], int] | None = None
 
     @property
     def _prefixes(self) -> tuple[str, ...]:
@@ -144,6 +148,7 @@ class SafeRoot:
 
     def close(self) -> None:
         """Close the root descriptor; further use raises ``ValueError``."""
+        self._drop_dir_cache()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -162,10 +167,36 @@ class SafeRoot:
     def __repr__(self) -> str:
         return f"SafeRoot({self.path!r})"
 
+    @contextmanager
+    def caching_folders(self) -> Iterator[None]:
+        """Within the block, keep the descriptors of folders opened on the way to a path
+        (at most :data:`DIR_CACHE_MAX`), so that reading many files of one installation
+        does not open every folder from the root again for each file.
+
+        NOTE: each cached descriptor was opened one component at a time without
+        following a symlink, exactly like an uncached walk; what is read through it is
+        that folder even if a name on its path is swapped for a link later (a swap
+        during an uncached walk is the same race, one file earlier). For the read-only
+        scan of one account; writers do not use it.
+        """
+        self._drop_dir_cache()
+        self._dir_cache = {}
+        try:
+            yield
+        finally:
+            self._drop_dir_cache()
+
+    def _drop_dir_cache(self) -> None:
+        cache, self._dir_cache = self._dir_cache, None
+        for fd in (cache or {}).values():
+            os.close(fd)
+
     # -- walking ----------------------------------------------------------------------
 
     def _open_dir_parts(self, parts: list[str], rel: str) -> int:
         """Open the folder ``parts`` below the root; returns a new descriptor."""
+        if self._dir_cache is not None:
+            return self._open_dir_parts_cached(parts, rel, self._dir_cache)
         fd = os.dup(self.fd)
         try:
             for i, name in enumerate(parts):
@@ -181,6 +212,44 @@ class SafeRoot:
             os.close(fd)
             raise
         return fd
+
+    def _open_dir_parts_cached(
+        self, parts: list[str], rel: str, cache: dict[tuple[str, ...], int]
+    ) -> int:
+        """:meth:`_open_dir_parts` starting from the longest cached folder on the way."""
+        fd, owned = self._cached_dir(parts, rel, cache)
+        return fd if owned else os.dup(fd)
+
+    def _cached_dir(
+        self, parts: list[str], rel: str, cache: dict[tuple[str, ...], int]
+    ) -> tuple[int, bool]:
+        """``(descriptor of folder parts, whether the caller must close it)``: borrowed
+        from the cache (or the root's) when possible, else opened from the longest cached
+        folder on the way, caching the folders opened while there is room."""
+        key = tuple(parts)
+        start = len(key)
+        while start and key[:start] not in cache:
+            start -= 1
+        base = cache[key[:start]] if start else self.fd
+        if start == len(key):
+            return base, False
+        fd = os.dup(base)
+        try:
+            for i in range(start, len(key)):
+                try:
+                    new = os.open(key[i], _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        self._refuse_component(fd, key[i], "/".join(key[: i + 1]), rel, exc)
+                    raise
+                os.close(fd)
+                fd = new
+                if len(cache) < DIR_CACHE_MAX:
+                    cache[key[: i + 1]] = os.dup(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, True
 
     @staticmethod
     def _refuse_component(fd: int, name: str, so_far: str, rel: str, exc: OSError) -> None:
@@ -200,11 +269,15 @@ class SafeRoot:
         parts = split_relpath(rel)
         if not parts:
             raise UnsafePathError("the root itself has no parent", where=repr(rel))
-        fd = self._open_dir_parts(parts[:-1], rel)
+        if self._dir_cache is not None:
+            fd, owned = self._cached_dir(parts[:-1], rel, self._dir_cache)
+        else:
+            fd, owned = self._open_dir_parts(parts[:-1], rel), True
         try:
             yield fd, parts[-1]
         finally:
-            os.close(fd)
+            if owned:
+                os.close(fd)
 
     def open_dir(self, rel: str) -> int:
         """Open folder ``rel`` without following symlinks; the caller closes the descriptor."""

@@ -205,3 +205,43 @@ def test_helpers() -> None:
     assert split_relpath("./a//b/.") == ["a", "b"]
     assert split_relpath("") == []
     assert join_rel("", "a/", "b") == "a/b"
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_caching_folders_reads_the_same_and_closes_its_descriptors(tree: Path) -> None:
+    (tree / "a/b/c").mkdir(parents=True)
+    (tree / "a/b/c/f.txt").write_text("deep\n")
+    (tree / "a/b/link").symlink_to("c")
+    before = _open_fds()
+    with SafeRoot(tree) as root:
+        plain = (root.read_bytes("a/b/c/f.txt", max_size=99), root.listdir("a/b"))
+        with root.caching_folders():
+            for _ in range(3):
+                assert (root.read_bytes("a/b/c/f.txt", max_size=99), root.listdir("a/b")) == plain
+                assert root.is_dir("a/b/c") and not root.is_dir("a/b/link")
+                with pytest.raises(UnsafePathError, match="symlink"):
+                    root.read_bytes("a/b/link/f.txt", max_size=99)
+                with pytest.raises(FileNotFoundError):
+                    root.read_bytes("a/missing/f.txt", max_size=99)
+            assert _open_fds() > before + 1  # the root and cached folders
+        assert _open_fds() == before + 1  # only the root's descriptor is left
+    assert _open_fds() == before
+
+
+def test_caching_folders_keeps_at_most_its_budget(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import patchd.safefs as safefs
+
+    monkeypatch.setattr(safefs, "DIR_CACHE_MAX", 2)
+    (tree / "a/b/c/d").mkdir(parents=True)
+    (tree / "a/b/c/d/f").write_text("x")
+    before = _open_fds()
+    with SafeRoot(tree) as root, root.caching_folders():
+        assert root.read_bytes("a/b/c/d/f", max_size=9) == b"x"
+        assert root.read_bytes("a/b/c/d/f", max_size=9) == b"x"
+        assert _open_fds() == before + 1 + 2
+    assert _open_fds() == before

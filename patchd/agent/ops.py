@@ -155,7 +155,7 @@ def _scan_account(account: JSONDict) -> JSONDict:
 
         docroots = account.get("docroots") or None
         max_depth = int(account.get("max_depth") or 4)
-        with SafeRoot(account["root"]) as root:
+        with SafeRoot(account["root"]) as root, root.caching_folders():
             for found in find_installations(root, docroots=docroots, max_depth=max_depth):
                 if _is_installation(found):
                     result["installations"].append(found.to_json())

@@ -31,6 +31,10 @@ class DrupalDetector(Detector):
     name = "drupal"
     markers = (VERSION_FILE,)
     release_files = (VERSION_FILE,)
+    #: NOTE (issue 19): Drupal 7 and older (``includes/bootstrap.inc`` holds their
+    #: ``VERSION``) have no detector; the completeness guard reports such a site as
+    #: ``unrecognised`` instead of passing over it.
+    guard_markers = (VERSION_FILE, "includes/bootstrap.inc")
     owned_dirs = frozenset(
         {"core", "modules", "themes", "profiles", "sites", "vendor", "libraries"}
     )

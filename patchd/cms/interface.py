@@ -123,7 +123,10 @@ class Detector(ABC):
     markers: tuple[str, ...]
     owned_dirs: frozenset[str] = frozenset()
     #: Markers that, present in a folder :meth:`detect` finds nothing in, make the folder
-    #: ``unrecognised`` (the completeness guard); default: every marker.
+    #: ``unrecognised`` (the completeness guard); default: every marker. May name files
+    #: that are no marker of :meth:`detect` (signs of a version or shape the detector
+    #: cannot read: a Drupal 7 ``includes/bootstrap.inc``); the search asks the detector
+    #: about folders holding them too.
     guard_markers: tuple[str, ...] | None = None
     #: The files of a release tree (paths from its root) that :meth:`detect` reads to tell
     #: the CMS and its version, besides :attr:`markers`: a backport release is extracted

@@ -33,7 +33,10 @@ class WordPressDetector(Detector):
     markers = (VERSION_FILE, "wp-load.php", "wp-config.php")
     release_files = (VERSION_FILE, "wp-load.php")
     # NOTE: a lone wp-config.php is normal (WordPress also reads it from the folder above).
-    guard_markers = (VERSION_FILE, "wp-load.php")
+    # The loaders wp-settings.php and wp-blog-header.php without wp-includes/version.php
+    # and wp-load.php are the remnant of a WordPress whose core was deleted or never fully
+    # copied: no installation the detector can read, so the guard reports it.
+    guard_markers = (VERSION_FILE, "wp-load.php", "wp-settings.php", "wp-blog-header.php")
     owned_dirs = frozenset({"wp-admin", "wp-includes", "wp-content"})
 
     def detect(self, root: SafeRoot, path: str) -> Installation | None:

@@ -689,6 +689,7 @@ def _match_and_roll_out(
 
     seen: set[tuple[str, str]] = set()
     site_paths: dict[tuple[str, str], set[str]] = {}  # target -> the sites' paths using it
+    taken: set[tuple[str, str]] = set()  # (account, path) of every installation's result
     matcher = Matcher(bundle)
     for inst in installations:
         account = accounts.get(inst.account)
@@ -699,6 +700,7 @@ def _match_and_roll_out(
         if account.sites and inst.path != t.path:
             # NOTE: the health check fetches the URLs of every site using this source.
             site_paths.setdefault(t.key, set()).add(inst.path)
+        taken.add(t.key)
         # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
         if t.key in done or t.key in seen:
             continue
@@ -737,24 +739,37 @@ def _match_and_roll_out(
             rec.results([(r, ()) for r in pending_records], advance=False)
             recorded_early.update(r.outcome.value for r in pending_records)
             pending_records = []
+    error_rows: dict[tuple[str, str], ResultRecord] = {}
     for e in errors:
         if e.kind == "folder":
             continue  # a skipped folder inside an account; its installations were scanned
         for account in _accounts_of_error(e, accounts):
-            if (account.id, "") in done:
+            key = (account.id, _error_path(account.id, e.message, taken, error_rows))
+            if key in done:
+                continue
+            if key in taken and key not in error_rows:
+                # NOTE: the problem is in the folder of an installation (a second CMS in
+                # it) with no other place for its row: that installation is not rolled
+                # out, its row is the error (never replaced by a result, never silent).
+                pending_records = [r for r in pending_records if (r.account, r.path) != key]
+                for targets in per_host.values():
+                    targets[:] = [t for t in targets if t.key != key]
+            if key in error_rows:
+                # NOTE: one row per account and path: an account's errors are joined.
+                row = error_rows[key]
+                error_rows[key] = row.model_copy(update={"detail": f"{row.detail}; {e.message}"})
                 continue
             outcome = Outcome.UNREACHABLE if e.account is None else Outcome.ERROR
-            pending_records.append(
-                ResultRecord(
-                    account=account.id,
-                    customer_id=account.customer.id,
-                    host=account.host,
-                    path="",
-                    outcome=outcome,
-                    detail=f"scan: {e.message}",
-                    policy=account.policy,
-                )
+            error_rows[key] = ResultRecord(
+                account=account.id,
+                customer_id=account.customer.id,
+                host=account.host,
+                path=key[1],
+                outcome=outcome,
+                detail=f"scan: {e.message}",
+                policy=account.policy,
             )
+    pending_records.extend(error_rows.values())
     total = recorded_early.total() + len(pending_records)
     total += sum(len(v) for v in per_host.values())
     progress.start(total, f"rollout {bundle.id}")
@@ -854,6 +869,30 @@ def _no_variant(t: _Target, detail: str) -> ResultRecord:
     return ResultRecord(
         **_base(t), outcome=Outcome.DRY_RUN_FAILED, reason=Reason.NO_VARIANT, detail=detail
     )
+
+
+def _error_path(
+    account: str,
+    message: str,
+    taken: set[tuple[str, str]],
+    rows: dict[tuple[str, str], ResultRecord],
+) -> str:
+    """The result path of an account's scan error: the account root (``""``), unless an
+    installation's result is recorded there; then the folder the message names
+    (``FOLDER: ...``) when that is no installation's, else the account's first error row.
+
+    NOTE (issue 19): the error row used to be written at ``""`` always, and the result of
+    an installation in the account root replaced it: an ``unrecognised`` folder in such
+    an account passed the rollout unseen. A problem in the root installation's own folder
+    (a second CMS in it) as the account's first error gets that installation's path: the
+    installation is then not rolled out (see the caller).
+    """
+    if (account, "") not in taken:
+        return ""
+    folder = message.partition(": ")[0]
+    if folder and (account, folder) not in taken:
+        return folder
+    return next((path for acc, path in rows if acc == account), folder)
 
 
 def _accounts_of_error(e: Any, accounts: dict[str, Account]) -> list[Account]:

@@ -140,7 +140,58 @@ def test_an_installation_reached_through_an_in_account_link_is_counted_once(
 ) -> None:
     root, _ = _account(tmp_path, _plan("wordpress", "6.4.2", "html"))
     (root / "www").symlink_to("html")  # a second name for the same docroot
-    assert set(_found(root)) == {"html"}  # links are never entered: found once, as html
+    (root / "html/mirror").symlink_to(root / "html")  # absolute, inside the account
+    assert set(_found(root)) == {"html"}  # found once, at its real path
+
+
+def _found_in(root: Path, docroots: list[str]) -> tuple[dict[str, Installation], list]:
+    with SafeRoot(root) as safe:
+        found = list(find_installations(safe, docroots=docroots))
+    insts = [f for f in found if isinstance(f, Installation)]
+    assert len({i.path for i in insts}) == len(insts), [i.path for i in insts]
+    return {i.path: i for i in insts}, [f for f in found if isinstance(f, ScanProblem)]
+
+
+def test_an_installation_only_reachable_through_a_link_from_the_docroot_is_found(
+    tmp_path: Path,
+) -> None:
+    """``html/blog -> ../blog``: with docroots [html] the blog lies outside every
+    docroot and is reached only through the link; it is found once, as ``blog`` (its
+    real path, where a rollout writes), also when the whole account is searched."""
+    root, _ = _account(
+        tmp_path, _plan("wordpress", "6.4.2", "html"), _plan("wordpress", "6.4.1", "blog")
+    )
+    (root / "html/blog").symlink_to("../blog")
+    found, problems = _found_in(root, ["html"])
+    assert problems == [] and set(found) == {"html", "blog"}
+    assert found["blog"].version == "6.4.1"
+    assert set(_found(root)) == {"html", "blog"}
+
+
+def test_a_docroot_that_is_an_in_account_link_is_searched_at_its_target(
+    tmp_path: Path,
+) -> None:
+    root, _ = _account(tmp_path, _plan("typo3", "12.4.9", "sites/main"))
+    (root / "html").symlink_to("sites/main")
+    (root / "www").symlink_to("html")  # a chain of two links, same folder
+    found, problems = _found_in(root, ["html", "www"])
+    assert problems == [] and set(found) == {"sites/main"}
+
+
+def test_links_leaving_the_account_or_into_skipped_folders_are_not_searched(
+    tmp_path: Path,
+) -> None:
+    other, _ = _account(tmp_path / "other", _plan("wordpress", "6.4.0", "html"))
+    root, _ = _account(tmp_path / "own", _plan("wordpress", "6.4.2", "html"))
+    (root / "html/neighbour").symlink_to(other / "html")  # another account
+    (root / "html/up").symlink_to("../..")  # above the account root
+    (root / "cache/site").mkdir(parents=True)
+    _account(tmp_path / "own/cache", _plan("wordpress", "6.4.1", "site"))
+    (root / "html/cached").symlink_to("../cache/p1/site")  # into a skipped folder
+    _account(tmp_path / "own/html/wp-content", _plan("wordpress", "6.4.0", "old"))
+    (root / "html/old").symlink_to("wp-content/p1/old")  # into the site's own folder
+    found, problems = _found_in(root, ["html"])
+    assert problems == [] and set(found) == {"html"}
 
 
 class _GappyTypo3(Typo3Detector):
@@ -198,3 +249,20 @@ def test_two_cmss_side_by_side_in_one_docroot(tmp_path: Path) -> None:
         "html": "typo3", "html/shop": "wordpress", "html/webmail": "roundcube"
     }  # fmt: skip
     assert set(found) == {r["path"] for r in records}
+
+
+def test_a_second_cms_in_an_installation_folder_is_reported_not_dropped(tmp_path: Path) -> None:
+    """One folder is one installation; a Roundcube unpacked into a WordPress's folder
+    is reported ``unrecognised`` (the scan used to stop at the first detector)."""
+    root, _ = _account(tmp_path, _plan("wordpress", "6.4.2", "html"))
+    _account(tmp_path / "rc", _plan("roundcube", "1.6.4", "html"))
+    for rel in ("program/include/iniset.php", "config/config.inc.php"):
+        (root / "html" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "html" / rel).write_bytes((tmp_path / "rc/p1/html" / rel).read_bytes())
+    found, problems = _found_in(root, ["html"])
+    assert {p: i.cms for p, i in found.items()} == {"html": "wordpress"}
+    assert [p.path for p in problems] == ["html"]
+    assert problems[0].message.startswith(
+        "unrecognised: roundcube marker program/include/iniset.php is here, but the folder "
+        "is already reported as the wordpress installation (two CMSs in one folder"
+    )
