@@ -1,0 +1,106 @@
+"""Exposure of one scan: every installation and extension against the advisories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from patchd.advisories.model import Advisory
+from patchd.exposure.index import AdvisoryIndex, Hit
+from patchd.exposure.mitigation import Mitigations
+from patchd.exposure.model import ExposureRow, Status
+from patchd.ledger.models import ScanInstallation
+
+CORE = "core"
+
+
+def compute_exposure(
+    installations: Iterable[ScanInstallation],
+    index: AdvisoryIndex,
+    mitigations: Mitigations,
+    customers: Mapping[str, str],
+) -> Iterator[ExposureRow]:
+    """The exposure rows of ``installations`` (``customers``: account -> customer id).
+
+    The core is matched with the installation's version, each extension with its own;
+    an unreadable version makes every advisory for that component ``unknown``. An
+    advisory that another source already reported for the same component (a shared CVE
+    or alias) is listed once.
+    """
+    for inst in installations:
+        customer = customers.get(inst.account)
+        parts: list[tuple[str, str | None, str | None]] = [(CORE, None, inst.version)]
+        parts += [(e.name, e.kind, e.version) for e in inst.extensions]
+        for component, kind, version in parts:
+            yield from _component_rows(inst, customer, component, kind, version, index, mitigations)
+
+
+def _component_rows(
+    inst: ScanInstallation,
+    customer: str | None,
+    component: str,
+    kind: str | None,
+    version: str | None,
+    index: AdvisoryIndex,
+    mitigations: Mitigations,
+) -> Iterator[ExposureRow]:
+    hits: list[Hit] | None = None
+    if version:
+        try:
+            hits = index.affecting(inst.cms, component, kind, version)
+        except ValueError:
+            hits = None
+    if hits is None:
+        candidates = index.candidates(inst.cms, component, kind)
+        if not candidates:
+            return
+        why = f"version {version!r} is not a version" if version else "version unreadable"
+        for a in _once(candidates):
+            yield _row(inst, customer, component, version, a, None, Status.UNKNOWN, why)
+        return
+    fixed_of = {id(a): fixed for a, fixed in hits}
+    for a in _once(a for a, _ in hits):
+        ok, detail = mitigations.check(inst, component, a)
+        status = Status.MITIGATED if ok else Status.EXPOSED
+        yield _row(inst, customer, component, version, a, fixed_of[id(a)], status, detail)
+
+
+def _once(advisories: Iterable[Advisory]) -> Iterator[Advisory]:
+    """Each advisory once: one known by a name (CVE, alias, id) already given is left out."""
+    seen: set[str] = set()
+    for a in advisories:
+        names = a.names
+        if names & seen:
+            continue
+        seen |= names
+        yield a
+
+
+def _row(
+    inst: ScanInstallation,
+    customer: str | None,
+    component: str,
+    version: str | None,
+    a: Advisory,
+    fixed: str | None,
+    status: Status,
+    detail: str | None,
+) -> ExposureRow:
+    return ExposureRow(
+        account=inst.account,
+        customer=customer,
+        host=inst.host,
+        path=inst.path,
+        cms=inst.cms,
+        component=component,
+        version=version,
+        advisory=a.advisory_id,
+        cve=a.cve,
+        title=a.title,
+        severity=a.severity,
+        fixed_in=fixed,
+        status=status,
+        source=a.source,
+        package=a.package,
+        link=a.link,
+        detail=detail,
+    )
