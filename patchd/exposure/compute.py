@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from patchd.advisories.model import Advisory
+from patchd.advisories.model import SEVERITIES, Advisory
 from patchd.exposure.index import AdvisoryIndex, Hit
 from patchd.exposure.mitigation import Mitigations
 from patchd.exposure.model import ExposureRow, Status
@@ -54,25 +54,33 @@ def _component_rows(
         if not candidates:
             return
         why = f"version {version!r} is not a version" if version else "version unreadable"
-        for a in _once(candidates):
-            yield _row(inst, customer, component, version, a, None, Status.UNKNOWN, why)
+        for a, severity in _once(candidates):
+            yield _row(inst, customer, component, version, a, None, Status.UNKNOWN, why, severity)
         return
     fixed_of = {id(a): fixed for a, fixed in hits}
-    for a in _once(a for a, _ in hits):
+    for a, severity in _once(a for a, _ in hits):
         ok, detail = mitigations.check(inst, component, a)
         status = Status.MITIGATED if ok else Status.EXPOSED
-        yield _row(inst, customer, component, version, a, fixed_of[id(a)], status, detail)
+        yield _row(inst, customer, component, version, a, fixed_of[id(a)], status, detail, severity)
 
 
-def _once(advisories: Iterable[Advisory]) -> Iterator[Advisory]:
-    """Each advisory once: one known by a name (CVE, alias, id) already given is left out."""
-    seen: set[str] = set()
+def _once(advisories: Iterable[Advisory]) -> list[tuple[Advisory, str]]:
+    """Each advisory once: one known by a name (CVE, alias, id) already given is left out,
+    its severity counting for the one kept (FriendsOfPHP gives none, OSV often does)."""
+    kept: list[tuple[Advisory, str]] = []
+    names_of: list[frozenset[str]] = []
     for a in advisories:
         names = a.names
-        if names & seen:
-            continue
-        seen |= names
-        yield a
+        for n, seen in enumerate(names_of):
+            if names & seen:
+                first, severity = kept[n]
+                kept[n] = (first, max(severity, a.severity, key=SEVERITIES.index))
+                names_of[n] = seen | names
+                break
+        else:
+            kept.append((a, a.severity))
+            names_of.append(names)
+    return kept
 
 
 def _row(
@@ -84,6 +92,7 @@ def _row(
     fixed: str | None,
     status: Status,
     detail: str | None,
+    severity: str,
 ) -> ExposureRow:
     return ExposureRow(
         account=inst.account,
@@ -96,7 +105,7 @@ def _row(
         advisory=a.advisory_id,
         cve=a.cve,
         title=a.title,
-        severity=a.severity,
+        severity=severity,
         fixed_in=fixed,
         status=status,
         source=a.source,

@@ -42,10 +42,14 @@ class BundleFix:
         return self.bundle.id
 
     def files_for(self, version: str | None) -> tuple[str, ...]:
-        """The files the bundle changes on ``version`` (all variants' when none fits)."""
+        """The files the bundle changes on ``version`` (all variants' when none fits):
+        the manifest's list, else the files its diff names."""
         variant = self.bundle.variant_for(version)
         variants = [variant] if variant is not None else list(self.bundle.manifest.variants)
-        return tuple(sorted({f.path for v in variants for f in v.files}))
+        files = {f.path for v in variants for f in v.files}
+        if not files:
+            files = {p.path for v in variants for p in self.bundle.patches(v)}
+        return tuple(sorted(files))
 
 
 class Mitigations:

@@ -121,13 +121,19 @@ def store_source(ledger: Ledger, read: SourceRead) -> ImportCounts:
             updated += 1
         gone = [i for i, src, _ in have.values() if src == source_id and i not in seen]
         ledger.executemany("DELETE FROM advisories WHERE id = ?", ((i,) for i in gone))
-        total = ledger.query_one(
-            "SELECT COUNT(*) AS n FROM advisories WHERE source_id = ?", (source_id,)
+        ledger.execute(
+            "UPDATE advisory_sources SET revision = ?, revision_date = ?, imported_at = ? "
+            "WHERE id = ?",
+            (read.revision, read.date, now, source_id),
+        )
+        # NOTE: advisories a source at another location had (a moved checkout) now
+        # belong to this one; a source left with none is forgotten.
+        ledger.execute(
+            "UPDATE advisory_sources SET advisories = "
+            "(SELECT COUNT(*) FROM advisories a WHERE a.source_id = advisory_sources.id)"
         )
         ledger.execute(
-            "UPDATE advisory_sources SET revision = ?, revision_date = ?, imported_at = ?, "
-            "advisories = ? WHERE id = ?",
-            (read.revision, read.date, now, total["n"] if total else 0, source_id),
+            "DELETE FROM advisory_sources WHERE advisories = 0 AND id != ?", (source_id,)
         )
     unmapped = sum(1 for a in read.advisories if a.target is None)
     return ImportCounts(source_id, added, updated, unchanged, len(gone), unmapped)

@@ -13,8 +13,8 @@ from patchd.ledger.db import Ledger, utc_now
 
 _INSERT = (
     "INSERT INTO exposures (scan_id, account, customer_id, host, path, cms, component, "
-    "version, source, advisory_id, package, status, fixed_in, detail) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "version, source, advisory_id, package, status, severity, fixed_in, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -80,6 +80,7 @@ def store_exposure(
                     r.advisory,
                     r.package,
                     r.status.value,
+                    r.severity,
                     r.fixed_in,
                     r.detail,
                 )
@@ -98,7 +99,7 @@ def has_exposure(ledger: Ledger, scan_id: int) -> bool:
 def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
     """The stored rows of ``scan_id``, with the advisories' current titles and CVEs."""
     rows = ledger.query(
-        "SELECT e.*, a.title, a.cve, a.severity, a.link FROM exposures e "
+        "SELECT e.*, a.title, a.cve, a.link FROM exposures e "
         "LEFT JOIN advisories a ON a.source = e.source AND a.advisory_id = e.advisory_id "
         "AND a.package = e.package WHERE e.scan_id = ? ORDER BY e.id",
         (scan_id,),

@@ -265,6 +265,7 @@ CREATE TABLE exposures (
     advisory_id TEXT NOT NULL,
     package     TEXT NOT NULL,
     status      TEXT NOT NULL,
+    severity    TEXT NOT NULL DEFAULT 'unknown',
     fixed_in    TEXT,
     detail      TEXT
 );
