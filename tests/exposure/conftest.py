@@ -80,7 +80,7 @@ def _build(base: Path) -> Fleet:
                 policy=policy,
                 customer=customer,
                 docroots=["html"],
-            )  # fmt: skip
+            )
         )
     inventory = kit.write_inventory(
         base / "accounts.yaml", {"web01": {"transport": "local"}}, accounts

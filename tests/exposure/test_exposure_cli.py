@@ -16,7 +16,7 @@ def _status(rows: list[dict], account: str, component: str, advisory_cve: str) -
 
 
 def test_exposed_mitigated_unknown(fleet: Fleet) -> None:
-    first, second = fleet.scans
+    _, second = fleet.scans
     res = fleet.exposure("--scan", str(second), "--json")
     assert res.code == 0, res.err
     data = res.json
@@ -70,7 +70,6 @@ def test_trend_keeps_each_scan(fleet: Fleet) -> None:
 
 
 def test_filters_and_by_customer(fleet: Fleet) -> None:
-    _, second = fleet.scans
     rows = fleet.exposure("--severity", "high", "--json").json["exposure"]
     assert rows and all(r["severity"] in ("high", "critical") for r in rows)
     assert fleet.exposure("--cms", "typo3", "--json").json["exposure"] == []
@@ -87,7 +86,6 @@ def test_filters_and_by_customer(fleet: Fleet) -> None:
 
 
 def test_reimport_with_an_edited_advisory_updates_in_place(fleet: Fleet) -> None:
-    _, second = fleet.scans
     before = fleet.exposure("--json").json["exposure"]
     assert _status(before, "x-open", "hello-like", "CVE-2099-0101") == "exposed"
     from patchd_fixtures.advisories import write_friendsofphp
