@@ -14,7 +14,7 @@ from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.output import accounts_option, format_options, resolve_format
 from patchd.cli.selectors import PATCHES, bundle_folder, run_id_of
 from patchd.errors import UsageError
-from patchd.inventory import load_inventory
+from patchd.inventory import Inventory, load_inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import open_ledger
 from patchd.notify.render import DEFAULT_DOMAIN, MailSettings
@@ -68,6 +68,14 @@ def parse_rate(value: str) -> float:
 @click.option("--rate", default="60/min", show_default=True, help="At most N emails per minute.")
 @click.option("--all-clear", is_flag=True, help="Also tell checked, unaffected customers.")
 @click.option(
+    "--exposure",
+    is_flag=True,
+    help="Emails from a scan's exposure to the imported advisories instead of a run.",
+)
+@click.option(
+    "--scan", "scan_id", type=int, default=None, help="With --exposure: the scan (default newest)."
+)
+@click.option(
     "--include-unresolved",
     is_flag=True,
     help="Also email customers with unreachable/error installations (held otherwise).",
@@ -97,6 +105,8 @@ def notify_command(
     support: str | None,
     rate: str,
     all_clear: bool,
+    exposure: bool,
+    scan_id: int | None,
     include_unresolved: bool,
     retry_pending: bool,
     templates: Path | None,
@@ -113,8 +123,12 @@ def notify_command(
     when an email failed or a customer was held.
     """
     fmt = resolve_format(fmt, as_json)
-    if run_arg is None and bundle_arg is None:
-        raise UsageError("name a RUN, or a bundle with --bundle ID")
+    if exposure and (run_arg is not None or bundle_arg is not None):
+        raise UsageError("--exposure takes --scan ID, not a RUN or --bundle")
+    if not exposure and scan_id is not None:
+        raise UsageError("--scan goes with --exposure")
+    if run_arg is None and bundle_arg is None and not exposure:
+        raise UsageError("name a RUN, or a bundle with --bundle ID, or use --exposure")
     if send == (preview is not None):
         raise UsageError("choose exactly one of --preview DIR and --send")
     per_minute = parse_rate(rate)
@@ -136,6 +150,11 @@ def notify_command(
         else None
     )
     inventory = load_inventory(accounts_file)
+    if exposure:
+        _notify_exposure(
+            ctx, scan_id, inventory, settings, preview, smtp, all_clear, retry_pending, fmt
+        )
+        return
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         run_id = None if run_arg is None else run_id_of(ledger, run_arg)
         if bundle_arg is not None:
@@ -163,6 +182,55 @@ def notify_command(
             title=f"emails of run {run_id}" if run_id else f"emails of bundle {bundle.id}",
             json_key="emails",
             meta={"run": run_id, "bundle": bundle.id},
+        ),
+        nl=False,
+    )
+    failed = any(r.status in ("failed", "held", "pending") for r in rows)
+    ctx.exit(EXIT_TARGETS_FAILED if failed else EXIT_OK)
+
+
+def _notify_exposure(
+    ctx: click.Context,
+    scan_id: int | None,
+    inventory: Inventory,
+    settings: MailSettings,
+    preview: Path | None,
+    smtp: SmtpSettings | None,
+    all_clear: bool,
+    retry_pending: bool,
+    fmt: str,
+) -> None:
+    """``notify --exposure``: one email per customer with exposed installations."""
+    from patchd.exposure.service import load_bundles, pick_scan, scan_exposure
+    from patchd.notify.exposure import notify_exposure
+
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        scan = pick_scan(ledger, scan_id)
+        result = scan_exposure(
+            ledger,
+            scan,
+            customers={a.id: a.customer.id for a in inventory.accounts},
+            bundles=load_bundles([PATCHES] if PATCHES.is_dir() else []),
+        )
+        rows = notify_exposure(
+            ledger,
+            scan.id,
+            result.rows,
+            inventory,
+            settings,
+            preview=preview,
+            smtp=smtp,
+            all_clear=all_clear,
+            retry_pending=retry_pending,
+        )
+    click.echo(
+        render_rows(
+            [dataclasses.asdict(r) for r in rows],
+            NOTIFY_COLUMNS,
+            fmt,  # type: ignore[arg-type]
+            title=f"exposure emails of scan {scan.id}",
+            json_key="emails",
+            meta={"scan": scan.id},
         ),
         nl=False,
     )

@@ -25,6 +25,7 @@ import pytest
 
 from patchd_fixtures.advisories import write_friendsofphp, write_osv
 from tests.e2e import kit
+from tests.support.smtp import smtp_server  # noqa: F401
 
 COMMENT_TEMPLATE = "wp-includes/comment-template.php"
 ACCOUNTS = {
