@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _MODIFIER = r"[._-]?(?:(stable|beta|b|RC|alpha|a|patch|pl|p)((?:[.-]?\d+)*+)?)?([.-]?dev)?"
 _STABILITIES = r"stable|RC|beta|alpha|dev"
@@ -200,15 +199,6 @@ def version_compare(a: str, b: str) -> int:
 
 # --- constraints ---------------------------------------------------------------------------
 
-_OPS: dict[str, Callable[[int], bool]] = {
-    "==": lambda c: c == 0,
-    "!=": lambda c: c != 0,
-    "<": lambda c: c < 0,
-    "<=": lambda c: c <= 0,
-    ">": lambda c: c > 0,
-    ">=": lambda c: c >= 0,
-}
-
 
 @dataclass(frozen=True)
 class Bound:
@@ -216,18 +206,41 @@ class Bound:
 
     op: str
     version: str
+    branch: bool = field(init=False, repr=False, compare=False)
+    key: Key = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # NOTE: the comparison key is made once; matching a fleet compares it millions of
+        # times.
+        object.__setattr__(self, "branch", self.version.startswith("dev-"))
+        object.__setattr__(self, "key", compare_key(self.version))
 
     def matches(self, version: str) -> bool:
-        """Whether normalized ``version`` satisfies this bound (composer's ``matchSpecific``
-        with an ``==`` provider)."""
-        a_branch, b_branch = version.startswith("dev-"), self.version.startswith("dev-")
-        if self.op == "!=" and (a_branch or b_branch):
-            return version != self.version
-        if a_branch and b_branch:
-            return self.op == "==" and version == self.version
-        if a_branch or b_branch:
+        """Whether normalized ``version`` satisfies this bound (composer's
+        ``matchSpecific`` with an ``==`` provider)."""
+        return self.matches_key(version, compare_key(version))
+
+    def matches_key(self, version: str, key: Key) -> bool:
+        """:meth:`matches` with ``version``'s :func:`compare_key` given."""
+        op = self.op
+        if self.branch or version.startswith("dev-"):
+            a_branch = version.startswith("dev-")
+            if op == "!=":
+                return version != self.version
+            if a_branch and self.branch:
+                return op == "==" and version == self.version
             return False
-        return _OPS[self.op](version_compare(version, self.version))
+        if op == "<":
+            return key < self.key
+        if op == ">=":
+            return key >= self.key
+        if op == "<=":
+            return key <= self.key
+        if op == ">":
+            return key > self.key
+        if op == "==":
+            return key == self.key
+        return key != self.key
 
     def __str__(self) -> str:
         return f"{self.op}{self.version}"
@@ -246,7 +259,17 @@ class Constraint:
         return self.matches_normalized(normalize(version))
 
     def matches_normalized(self, version: str) -> bool:
-        return any(all(b.matches(version) for b in group) for group in self.groups)
+        return self.matches_key(version, compare_key(version))
+
+    def matches_key(self, version: str, key: Key) -> bool:
+        """Whether normalized ``version`` with :func:`compare_key` ``key`` satisfies it."""
+        for group in self.groups:
+            for bound in group:
+                if not bound.matches_key(version, key):
+                    break
+            else:
+                return True
+        return False
 
     def __str__(self) -> str:
         return " || ".join(" ".join(map(str, g)) or "*" for g in self.groups)

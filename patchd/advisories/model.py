@@ -59,7 +59,7 @@ class Advisory(_Model):
         """The affected versions, ready to match."""
         return Affected(tuple(s.span() for s in self.affected))
 
-    @property
+    @functools.cached_property
     def names(self) -> frozenset[str]:
         """Every id this advisory goes by (a bundle's ``advisories`` may name any)."""
         return frozenset({self.advisory_id, *self.cve, *self.aliases})

@@ -17,19 +17,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from patchd.advisories.constraints import compare_key, normalize, parse_constraint
+from patchd.advisories.constraints import Key, compare_key, normalize, parse_constraint
 
 EVENT_KINDS = ("introduced", "fixed", "last_affected", "limit")
 
 
 @functools.lru_cache(maxsize=65536)
-def version_key(version: str) -> tuple[tuple[int, int], ...]:
+def version_key(version: str) -> Key:
     """Composer's order of ``version`` (any spelling); ``ValueError`` when it is none."""
     return compare_key(normalize(version))
 
 
-def _event_key(kind: str, version: str) -> tuple[tuple[int, int], ...]:
+def _event_key(kind: str, version: str) -> Key:
     if kind == "introduced" and version == "0":
         return ()
     return version_key(version)
@@ -56,25 +57,36 @@ class Span:
         for version in self.versions:
             version_key(version)
 
+    @functools.cached_property
+    def _compiled(self) -> tuple[Any, ...]:
+        """What matching needs, made once: the parsed constraint, the events in version
+        order with their keys, the listed versions' keys."""
+        constraint = parse_constraint(self.constraint) if self.constraint is not None else None
+        events = tuple(sorted(((_event_key(k, v), k) for k, v in self.events), key=lambda e: e[0]))
+        listed = frozenset(version_key(v) for v in self.versions)
+        return constraint, events, listed
+
     def contains(self, normalized: str) -> bool:
         """Whether the span holds ``normalized`` (a composer-normalized version)."""
-        if self.constraint is not None:
-            return parse_constraint(self.constraint).matches_normalized(normalized)
+        return self.contains_key(normalized, compare_key(normalized))
+
+    def contains_key(self, normalized: str, key: Key) -> bool:
+        """:meth:`contains` with ``normalized``'s :func:`compare_key` given."""
+        constraint, events, listed = self._compiled
+        if constraint is not None:
+            return constraint.matches_key(normalized, key)
         if normalized.startswith("dev-"):
             return False
-        key = compare_key(normalized)
-        if self.versions:
-            return any(version_key(v) == key for v in self.versions)
-        return _in_events(key, self.events)
+        if listed:
+            return key in listed
+        return _in_events(key, events)
 
 
-def _in_events(key: tuple[tuple[int, int], ...], events: Sequence[tuple[str, str]]) -> bool:
+def _in_events(key: Key, events: Sequence[tuple[Key, str]]) -> bool:
     """OSV's evaluation of one range: events in version order, ``introduced`` opens,
     ``fixed`` closes at the version, ``last_affected`` after it; ``limit`` caps the range."""
-    ordered = sorted(events, key=lambda e: _event_key(*e))
     affected = False
-    for kind, version in ordered:
-        at = _event_key(kind, version)
+    for at, kind in events:
         if kind == "introduced":
             if key >= at:
                 affected = True
@@ -99,16 +111,19 @@ class Affected:
         """(whether ``version`` is affected, the fixed version of the span that holds it).
         ``ValueError`` when ``version`` is not a composer version."""
         normalized = normalize(version)
+        return self.match_key(normalized, compare_key(normalized))
+
+    def match_key(self, normalized: str, key: Key) -> tuple[bool, str | None]:
+        """:meth:`match` for a normalized version and its key."""
         for span in self.spans:
-            if span.contains(normalized):
-                return True, span.fixed or self.next_fixed(normalized)
+            if span.contains_key(normalized, key):
+                return True, span.fixed or self.next_fixed(key)
         return False, None
 
-    def next_fixed(self, normalized: str) -> str | None:
-        """The lowest fixed version above ``normalized`` of any span (OSV lists the fix of
-        each branch separately)."""
-        key = compare_key(normalized)
-        best: tuple[tuple[tuple[int, int], ...], str] | None = None
+    def next_fixed(self, key: Key) -> str | None:
+        """The lowest fixed version above ``key`` of any span (OSV lists the fix of each
+        branch separately)."""
+        best: tuple[Key, str] | None = None
         for span in self.spans:
             for kind, version in span.events:
                 if kind != "fixed":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -19,7 +20,7 @@ from patchd.ledger.advisories import count_advisories
 from patchd.ledger.db import Ledger, open_ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import Scan
-from patchd.report.formats import json_document, render_rows
+from patchd.report.formats import json_document_chunks, render_rows
 
 
 def customers_of(ledger: Ledger, scan: Scan, accounts_file: Path | None) -> dict[str, str]:
@@ -142,7 +143,10 @@ def exposure_command(
             meta={"scan": scan.id},
         )
     elif fmt == "json":
-        text = json_document({"scan": scan.id, "exposure": [r.to_json() for r in rows]})
+        # NOTE: written in pieces: a fleet's exposure can be hundreds of thousands of rows.
+        chunks = json_document_chunks({"scan": scan.id}, "exposure", (r.to_json() for r in rows))
+        _write(output, chunks)
+        ctx.exit(EXIT_OK)
     else:
         text = render_rows(
             [views.table_row(r) for r in rows],
@@ -150,11 +154,18 @@ def exposure_command(
             fmt,  # type: ignore[arg-type]
             title=f"exposure of scan {scan.id}",
         )
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
-        click.echo(text, nl=False)
+    _write(output, [text])
     ctx.exit(EXIT_OK)
+
+
+def _write(output: Path | None, chunks: Iterable[str]) -> None:
+    if output is None:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+        return
+    with output.open("w", encoding="utf-8") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
 
 
 def _trend_row(p: ledger_exposure.TrendPoint) -> dict[str, object]:

@@ -68,18 +68,18 @@ def _once(advisories: Iterable[Advisory]) -> list[tuple[Advisory, str]]:
     """Each advisory once: one known by a name (CVE, alias, id) already given is left out,
     its severity counting for the one kept (FriendsOfPHP gives none, OSV often does)."""
     kept: list[tuple[Advisory, str]] = []
-    names_of: list[frozenset[str]] = []
+    slot_of: dict[str, int] = {}
     for a in advisories:
         names = a.names
-        for n, seen in enumerate(names_of):
-            if names & seen:
-                first, severity = kept[n]
-                kept[n] = (first, max(severity, a.severity, key=SEVERITIES.index))
-                names_of[n] = seen | names
-                break
-        else:
+        slot = next((slot_of[n] for n in names if n in slot_of), None)
+        if slot is None:
+            slot = len(kept)
             kept.append((a, a.severity))
-            names_of.append(names)
+        else:
+            first, severity = kept[slot]
+            kept[slot] = (first, max(severity, a.severity, key=SEVERITIES.index))
+        for n in names:
+            slot_of.setdefault(n, slot)
     return kept
 
 

@@ -10,6 +10,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable
 
+from patchd.advisories.constraints import compare_key, normalize
 from patchd.advisories.model import Advisory
 
 #: Extension kinds that count as the advisory's kind (a WordPress mu-plugin is a plugin).
@@ -33,6 +34,7 @@ class AdvisoryIndex:
             self._by_key[key].append(a)
             self.count += 1
 
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 - one index per command, freed with it
     def candidates(self, cms: str, component: str, kind: str | None) -> list[Advisory]:
         """The advisories for ``component`` of ``cms`` (``kind`` None: the core)."""
         found = self._by_key.get((cms.lower(), component.lower()), [])
@@ -44,9 +46,14 @@ class AdvisoryIndex:
     def affecting(self, cms: str, component: str, kind: str | None, version: str) -> list[Hit]:
         """The advisories whose affected versions hold ``version``; ``ValueError`` when
         ``version`` is not a version composer can read."""
+        candidates = self.candidates(cms, component, kind)
+        if not candidates:
+            return []
+        normalized = normalize(version)
+        key = compare_key(normalized)
         hits: list[Hit] = []
-        for a in self.candidates(cms, component, kind):
-            affected, fixed = a.ranges.match(version)
+        for a in candidates:
+            affected, fixed = a.ranges.match_key(normalized, key)
             if affected:
                 hits.append((a, fixed))
         return hits

@@ -17,6 +17,7 @@ nothing can be confirmed: the advisory stays ``exposed`` and ``detail`` says why
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Mitigations:
         for fix in fixes:
             for name in fix.bundle.manifest.advisories:
                 self._by_name[name.upper()].append(fix)
+        self._names = frozenset(self._by_name)
 
     @classmethod
     def load(
@@ -79,6 +81,8 @@ class Mitigations:
         ``inst`` with its files intact; ``detail`` says which bundle, or what failed."""
         failure: str | None = None
         seen: set[str] = set()
+        if not self._names or not _upper(advisory.names) & self._names:
+            return False, None
         for name in advisory.names:
             for fix in self._by_name.get(name.upper(), ()):
                 if fix.id in seen or not _same_target(fix, inst.cms, component):
@@ -95,6 +99,11 @@ class Mitigations:
                     f"in {', '.join(broken)}"
                 )
         return False, failure
+
+
+@functools.lru_cache(maxsize=65536)
+def _upper(names: frozenset[str]) -> frozenset[str]:
+    return frozenset(n.upper() for n in names)
 
 
 def _same_target(fix: BundleFix, cms: str, component: str) -> bool:
