@@ -53,6 +53,7 @@ class Advisory(_Model):
     aliases: tuple[str, ...] = ()
     severity: Severity = "unknown"
     affected: tuple[SpanModel, ...]
+    row_id: int = Field(default=0, description="the ledger's row (0: not stored)")
 
     @functools.cached_property
     def ranges(self) -> Affected:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from patchd.advisories.model import SEVERITIES, Advisory
 from patchd.exposure.index import AdvisoryIndex, Hit
 from patchd.exposure.mitigation import Mitigations
 from patchd.exposure.model import ExposureRow, Status
-from patchd.ledger.models import ScanInstallation
+from patchd.ledger.exposure import Installed
 
 CORE = "core"
 
 
 def compute_exposure(
-    installations: Iterable[ScanInstallation],
+    installations: Iterable[Installed],
     index: AdvisoryIndex,
     mitigations: Mitigations,
     customers: Mapping[str, str],
@@ -29,13 +29,13 @@ def compute_exposure(
     for inst in installations:
         customer = customers.get(inst.account)
         parts: list[tuple[str, str | None, str | None]] = [(CORE, None, inst.version)]
-        parts += [(e.name, e.kind, e.version) for e in inst.extensions]
+        parts += [(name, kind, version) for name, kind, version in inst.extensions]
         for component, kind, version in parts:
             yield from _component_rows(inst, customer, component, kind, version, index, mitigations)
 
 
 def _component_rows(
-    inst: ScanInstallation,
+    inst: Installed,
     customer: str | None,
     component: str,
     kind: str | None,
@@ -58,15 +58,18 @@ def _component_rows(
             yield _row(inst, customer, component, version, a, None, Status.UNKNOWN, why, severity)
         return
     fixed_of = {id(a): fixed for a, fixed in hits}
-    for a, severity in _once(a for a, _ in hits):
+    for a, severity in _once([a for a, _ in hits]):
         ok, detail = mitigations.check(inst, component, a)
         status = Status.MITIGATED if ok else Status.EXPOSED
         yield _row(inst, customer, component, version, a, fixed_of[id(a)], status, detail, severity)
 
 
-def _once(advisories: Iterable[Advisory]) -> list[tuple[Advisory, str]]:
+def _once(advisories: Sequence[Advisory]) -> list[tuple[Advisory, str]]:
     """Each advisory once: one known by a name (CVE, alias, id) already given is left out,
     its severity counting for the one kept (FriendsOfPHP gives none, OSV often does)."""
+    if len(advisories) == 1:  # NOTE: the common case, without the bookkeeping
+        (a,) = advisories
+        return [(a, a.severity)]
     kept: list[tuple[Advisory, str]] = []
     slot_of: dict[str, int] = {}
     for a in advisories:
@@ -84,7 +87,7 @@ def _once(advisories: Iterable[Advisory]) -> list[tuple[Advisory, str]]:
 
 
 def _row(
-    inst: ScanInstallation,
+    inst: Installed,
     customer: str | None,
     component: str,
     version: str | None,
@@ -94,22 +97,25 @@ def _row(
     detail: str | None,
     severity: str,
 ) -> ExposureRow:
+    # NOTE: positional: hundreds of thousands of rows (field order of ExposureRow).
     return ExposureRow(
-        account=inst.account,
-        customer=customer,
-        host=inst.host,
-        path=inst.path,
-        cms=inst.cms,
-        component=component,
-        version=version,
-        advisory=a.advisory_id,
-        cve=a.cve,
-        title=a.title,
-        severity=severity,
-        fixed_in=fixed,
-        status=status,
-        source=a.source,
-        package=a.package,
-        link=a.link,
-        detail=detail,
+        inst.account,
+        customer,
+        inst.host,
+        inst.path,
+        inst.cms,
+        component,
+        version,
+        a.advisory_id,
+        a.cve,
+        a.title,
+        severity,
+        fixed,
+        status,
+        a.source,
+        a.package,
+        a.link,
+        detail,
+        inst.id,
+        a.row_id,
     )

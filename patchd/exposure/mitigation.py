@@ -27,7 +27,7 @@ from patchd.advisories.model import Advisory
 from patchd.bundle.manifest import Bundle
 from patchd.ledger.current import fix_states
 from patchd.ledger.db import Ledger
-from patchd.ledger.models import ScanInstallation
+from patchd.ledger.exposure import Installed
 from patchd.outcomes import Outcome
 
 
@@ -74,9 +74,7 @@ class Mitigations:
             if b.manifest.advisories
         )
 
-    def check(
-        self, inst: ScanInstallation, component: str, advisory: Advisory
-    ) -> tuple[bool, str | None]:
+    def check(self, inst: Installed, component: str, advisory: Advisory) -> tuple[bool, str | None]:
         """(mitigated, detail): whether a bundle naming ``advisory`` carries the fix on
         ``inst`` with its files intact; ``detail`` says which bundle, or what failed."""
         failure: str | None = None
@@ -111,10 +109,10 @@ def _same_target(fix: BundleFix, cms: str, component: str) -> bool:
     return m.cms.lower() == cms.lower() and m.component.lower() == component.lower()
 
 
-def _broken_files(inst: ScanInstallation, fix: BundleFix, outcome: Outcome) -> list[str]:
+def _broken_files(inst: Installed, fix: BundleFix, outcome: Outcome) -> list[str]:
     files = fix.files_for(inst.version)
     if outcome is Outcome.PATCHED:
-        intact = {p.path for p in inst.patched_files if p.bundle == fix.id}
+        intact = {path for path, bundle in inst.patched_files if bundle == fix.id}
     else:
         intact = set(inst.modified_files)
     return [f for f in files if f not in intact] if files else ["(no files in the manifest)"]

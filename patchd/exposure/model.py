@@ -39,6 +39,8 @@ class ExposureRow:
     package: str = ""
     link: str | None = None
     detail: str | None = None
+    installation: int = 0  # the scan_installations row (ledger)
+    ref: int = 0  # the advisories row (ledger)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON keys of DESIGN.md plus ``package``, ``link``, ``detail``."""

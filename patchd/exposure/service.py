@@ -91,7 +91,7 @@ def scan_exposure(
 
     def counted():
         nonlocal installations
-        for inst in ledger_scans.iter_scan_installations(ledger, scan.id):
+        for inst in ledger_exposure.iter_installed(ledger, scan.id):
             installations += 1
             yield inst
 

@@ -156,7 +156,7 @@ def load_advisories(ledger: Ledger, *, mapped_only: bool = True) -> list[Advisor
     """The stored advisories (by default only those whose package patchd knows)."""
     where = " WHERE cms IS NOT NULL" if mapped_only else ""
     out: list[Advisory] = []
-    for r in ledger.query(f"SELECT {_COLUMNS} FROM advisories{where} ORDER BY id"):
+    for r in ledger.query(f"SELECT id, {_COLUMNS} FROM advisories{where} ORDER BY id"):
         target = (
             Target(cms=r["cms"], component=r["component"], kind=r["kind"]) if r["cms"] else None
         )
@@ -172,6 +172,7 @@ def load_advisories(ledger: Ledger, *, mapped_only: bool = True) -> list[Advisor
                 aliases=tuple(json.loads(r["aliases"])),
                 severity=r["severity"],
                 affected=_SPANS.validate_json(r["affected"]),
+                row_id=r["id"],
             )
         )
     return out

@@ -4,18 +4,66 @@ exposure emails (never twice per scan and customer)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from patchd.exposure.model import ExposureRow, Status
-from patchd.ledger.db import Ledger, utc_now
+from patchd.ledger.db import Ledger, to_db, utc_now
 
 _INSERT = (
-    "INSERT INTO exposures (scan_id, account, customer_id, host, path, cms, component, "
-    "version, source, advisory_id, package, status, severity, fixed_in, detail) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO exposures (scan_id, installation, customer_id, component, version, "
+    "advisory, status, severity, fixed_in, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """What exposure reads of one stored installation (no pydantic: 50,000 of them)."""
+
+    id: int
+    account: str
+    host: str
+    path: str
+    cms: str
+    version: str | None
+    extensions: tuple[tuple[str, str, str | None], ...]  # (name, kind, version)
+    modified_files: tuple[str, ...]
+    patched_files: tuple[tuple[str, str], ...]  # (path, bundle)
+
+
+def iter_installed(ledger: Ledger, scan_id: int, page: int = 2000) -> Iterator[Installed]:
+    """The installations of ``scan_id``, a page of rows at a time."""
+    last = 0
+    while True:
+        rows = ledger.query(
+            "SELECT id, account, host, path, cms, version, extensions, modified_files, "
+            "patched_files FROM scan_installations WHERE scan_id = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (scan_id, last, page),
+        )
+        if not rows:
+            return
+        for r in rows:
+            yield Installed(
+                r["id"],
+                r["account"],
+                r["host"],
+                r["path"],
+                r["cms"],
+                r["version"],
+                tuple(
+                    (e["name"], e.get("kind") or "extension", e.get("version"))
+                    for e in _loads(r["extensions"])
+                ),
+                tuple(_loads(r["modified_files"])),
+                tuple((p["path"], p["bundle"]) for p in _loads(r["patched_files"])),
+            )
+        last = rows[-1]["id"]
+
+
+def _loads(text: str) -> list[Any]:
+    return [] if text == "[]" else json.loads(text)
 
 
 @dataclass(frozen=True)
@@ -64,25 +112,22 @@ def store_exposure(
             "VALUES (?, ?, ?, ?, ?)",
             (scan_id, utc_now(), scan_date, advisories, json.dumps(summary, sort_keys=True)),
         )
-        ledger.executemany(
+        # NOTE: only the values from customer trees (names, versions) and the detail
+        # (file names) can hold undecodable bytes; the rest is ours.
+        ledger.executemany_plain(
             _INSERT,
             (
                 (
                     scan_id,
-                    r.account,
-                    r.customer,
-                    r.host,
-                    r.path,
-                    r.cms,
-                    r.component,
-                    r.version,
-                    r.source,
-                    r.advisory,
-                    r.package,
+                    r.installation,
+                    to_db(r.customer),
+                    to_db(r.component),
+                    to_db(r.version),
+                    r.ref,
                     r.status.value,
                     r.severity,
                     r.fixed_in,
-                    r.detail,
+                    to_db(r.detail),
                 )
                 for r in kept
             ),
@@ -90,43 +135,74 @@ def store_exposure(
     return kept
 
 
-def has_exposure(ledger: Ledger, scan_id: int) -> bool:
-    return (
-        ledger.query_one("SELECT 1 FROM exposure_scans WHERE scan_id = ?", (scan_id,)) is not None
-    )
+def load_exposure(ledger: Ledger, scan_id: int, page: int = 5000) -> list[ExposureRow]:
+    """The stored rows of ``scan_id``, with the advisories' current titles and CVEs (an
+    advisory since removed from its source keeps its row, named ``removed-N``).
 
-
-def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
-    """The stored rows of ``scan_id``, with the advisories' current titles and CVEs."""
-    rows = ledger.query(
-        "SELECT e.*, a.title, a.cve, a.link FROM exposures e "
-        "LEFT JOIN advisories a ON a.source = e.source AND a.advisory_id = e.advisory_id "
-        "AND a.package = e.package WHERE e.scan_id = ? ORDER BY e.id",
+    NOTE: installations and advisories are read once and shared by their rows, the rows a
+    page at a time: a fleet's exposure is hundreds of thousands of rows.
+    """
+    places = {
+        r["id"]: (r["account"], r["host"], r["path"], r["cms"])
+        for r in ledger.query(
+            "SELECT id, account, host, path, cms FROM scan_installations WHERE scan_id = ?",
+            (scan_id,),
+        )
+    }
+    advisories: dict[int, tuple[str, str, str, tuple[str, ...], str, str | None]] = {}
+    for r in ledger.query(
+        "SELECT id, source, advisory_id, package, title, cve, link FROM advisories WHERE id IN "
+        "(SELECT DISTINCT advisory FROM exposures WHERE scan_id = ?)",
         (scan_id,),
-    )
-    return [_row(r) for r in rows]
-
-
-def _row(r: dict[str, Any]) -> ExposureRow:
-    return ExposureRow(
-        account=r["account"],
-        customer=r["customer_id"],
-        host=r["host"],
-        path=r["path"],
-        cms=r["cms"],
-        component=r["component"],
-        version=r["version"],
-        advisory=r["advisory_id"],
-        cve=tuple(json.loads(r["cve"])) if r["cve"] else (),
-        title=r["title"] or r["advisory_id"],
-        severity=r["severity"] or "unknown",
-        fixed_in=r["fixed_in"],
-        status=Status(r["status"]),
-        source=r["source"],
-        package=r["package"],
-        link=r["link"],
-        detail=r["detail"],
-    )
+    ):
+        cve = tuple(json.loads(r["cve"]))
+        advisories[r["id"]] = (
+            r["advisory_id"],
+            r["source"],
+            r["package"],
+            cve,
+            r["title"],
+            r["link"],
+        )
+    out: list[ExposureRow] = []
+    last = 0
+    while True:
+        rows = ledger.query(
+            "SELECT * FROM exposures WHERE scan_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (scan_id, last, page),
+        )
+        if not rows:
+            return out
+        for r in rows:
+            account, host, path, cms = places[r["installation"]]
+            removed = f"removed-{r['advisory']}"
+            advisory, source, package, cve, title, link = advisories.get(
+                r["advisory"], (removed, "", "", (), removed, None)
+            )
+            out.append(
+                ExposureRow(
+                    account,
+                    r["customer_id"],
+                    host,
+                    path,
+                    cms,
+                    r["component"],
+                    r["version"],
+                    advisory,
+                    cve,
+                    title,
+                    r["severity"] or "unknown",
+                    r["fixed_in"],
+                    Status(r["status"]),
+                    source,
+                    package,
+                    link,
+                    r["detail"],
+                    r["installation"],
+                    r["advisory"],
+                )
+            )
+        last = rows[-1]["id"]
 
 
 def trend(ledger: Ledger) -> list[TrendPoint]:

@@ -211,7 +211,9 @@ ALTER TABLE scan_installations ADD COLUMN patched_files TEXT NOT NULL DEFAULT '[
 # NOTE: issue 15. Advisories imported from public databases (one row per advisory and
 # package; ``affected`` is the JSON of its spans), the sources they came from with their
 # revision and date, the exposure computed per scan (kept: the trend compares scans), and
-# the exposure emails, never twice per scan and customer.
+# the exposure emails, never twice per scan and customer. An exposure row names its
+# installation (scan_installations.id) and advisory (advisories.id) by row id: a fleet's
+# exposure is hundreds of thousands of rows.
 _ADVISORIES = """
 CREATE TABLE advisory_sources (
     id            INTEGER PRIMARY KEY,
@@ -252,24 +254,19 @@ CREATE TABLE exposure_scans (
     summary     TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE exposures (
-    id          INTEGER PRIMARY KEY,
-    scan_id     INTEGER NOT NULL REFERENCES exposure_scans(scan_id) ON DELETE CASCADE,
-    account     TEXT NOT NULL,
-    customer_id TEXT,
-    host        TEXT NOT NULL,
-    path        TEXT NOT NULL,
-    cms         TEXT NOT NULL,
-    component   TEXT NOT NULL,
-    version     TEXT,
-    source      TEXT NOT NULL,
-    advisory_id TEXT NOT NULL,
-    package     TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    severity    TEXT NOT NULL DEFAULT 'unknown',
-    fixed_in    TEXT,
-    detail      TEXT
+    id           INTEGER PRIMARY KEY,
+    scan_id      INTEGER NOT NULL REFERENCES exposure_scans(scan_id) ON DELETE CASCADE,
+    installation INTEGER NOT NULL,
+    customer_id  TEXT,
+    component    TEXT NOT NULL,
+    version      TEXT,
+    advisory     INTEGER NOT NULL,
+    status       TEXT NOT NULL,
+    severity     TEXT NOT NULL DEFAULT 'unknown',
+    fixed_in     TEXT,
+    detail       TEXT
 );
-CREATE INDEX exposures_scan ON exposures(scan_id, status);
+CREATE INDEX exposures_scan ON exposures(scan_id);
 CREATE TABLE exposure_emails (
     id          INTEGER PRIMARY KEY,
     scan_id     INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
