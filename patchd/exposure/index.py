@@ -33,6 +33,11 @@ class AdvisoryIndex:
             key = (a.target.cms.lower(), a.target.component.lower())
             self._by_key[key].append(a)
             self.count += 1
+        self._exact = frozenset(self._by_key)
+
+    def knows(self, cms: str, component: str) -> bool:
+        """Whether any advisory is for ``component`` of ``cms`` (cheap, asked first)."""
+        return (cms, component) in self._exact or (cms.lower(), component.lower()) in self._by_key
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019 - one index per command, freed with it
     def candidates(self, cms: str, component: str, kind: str | None) -> list[Advisory]:

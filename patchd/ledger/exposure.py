@@ -4,17 +4,13 @@ exposure emails (never twice per scan and customer)."""
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from patchd.exposure.model import ExposureRow, Status
-from patchd.ledger.db import Ledger, to_db, utc_now
-
-_INSERT = (
-    "INSERT INTO exposures (scan_id, installation, customer_id, component, version, "
-    "advisory, status, severity, fixed_in, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+from patchd.ledger.db import Ledger, utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,43 +101,59 @@ def store_exposure(
     """Replace the stored exposure of ``scan_id`` with ``rows``; return them."""
     kept = list(rows)
     summary = summarize(kept, installations)
-    with ledger.transaction():
-        ledger.execute("DELETE FROM exposure_scans WHERE scan_id = ?", (scan_id,))
-        ledger.execute(
-            "INSERT INTO exposure_scans (scan_id, computed_at, scan_date, advisories, summary) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (scan_id, utc_now(), scan_date, advisories, json.dumps(summary, sort_keys=True)),
-        )
-        # NOTE: only the values from customer trees (names, versions) and the detail
-        # (file names) can hold undecodable bytes; the rest is ours.
-        ledger.executemany_plain(
-            _INSERT,
-            (
-                (
-                    scan_id,
+    # NOTE: ensure_ascii (the default) writes undecodable bytes of file names (lone
+    # surrogates) as escapes that json.loads turns back into the same string.
+    packed = zlib.compress(
+        json.dumps(
+            [
+                [
                     r.installation,
-                    to_db(r.customer),
-                    to_db(r.component),
-                    to_db(r.version),
+                    r.customer,
+                    r.component,
+                    r.version,
                     r.ref,
                     r.status.value,
                     r.severity,
                     r.fixed_in,
-                    to_db(r.detail),
-                )
+                    r.detail,
+                ]
                 for r in kept
+            ],
+            separators=(",", ":"),
+        ).encode("ascii"),
+        6,
+    )
+    with ledger.transaction():
+        ledger.execute("DELETE FROM exposure_scans WHERE scan_id = ?", (scan_id,))
+        ledger.execute(
+            "INSERT INTO exposure_scans (scan_id, computed_at, scan_date, advisories, summary, "
+            "rows) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                scan_id,
+                utc_now(),
+                scan_date,
+                advisories,
+                json.dumps(summary, sort_keys=True),
+                packed,
             ),
         )
     return kept
 
 
-def load_exposure(ledger: Ledger, scan_id: int, page: int = 5000) -> list[ExposureRow]:
+def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
     """The stored rows of ``scan_id``, with the advisories' current titles and CVEs (an
     advisory since removed from its source keeps its row, named ``removed-N``).
 
-    NOTE: installations and advisories are read once and shared by their rows, the rows a
-    page at a time: a fleet's exposure is hundreds of thousands of rows.
+    NOTE: installations and advisories are read once and shared by their rows: a fleet's
+    exposure is hundreds of thousands of rows.
     """
+    row = ledger.query_one("SELECT rows FROM exposure_scans WHERE scan_id = ?", (scan_id,))
+    if row is None:
+        return []
+    blob = row["rows"]
+    if isinstance(blob, str):  # NOTE: the ledger hands bytes back surrogate-escaped
+        blob = blob.encode("utf-8", "surrogateescape")
+    stored = json.loads(zlib.decompress(blob))
     places = {
         r["id"]: (r["account"], r["host"], r["path"], r["cms"])
         for r in ledger.query(
@@ -149,60 +161,52 @@ def load_exposure(ledger: Ledger, scan_id: int, page: int = 5000) -> list[Exposu
             (scan_id,),
         )
     }
+    refs = {r[4] for r in stored}
     advisories: dict[int, tuple[str, str, str, tuple[str, ...], str, str | None]] = {}
     for r in ledger.query(
-        "SELECT id, source, advisory_id, package, title, cve, link FROM advisories WHERE id IN "
-        "(SELECT DISTINCT advisory FROM exposures WHERE scan_id = ?)",
-        (scan_id,),
+        "SELECT id, source, advisory_id, package, title, cve, link FROM advisories"
     ):
-        cve = tuple(json.loads(r["cve"]))
-        advisories[r["id"]] = (
-            r["advisory_id"],
-            r["source"],
-            r["package"],
-            cve,
-            r["title"],
-            r["link"],
-        )
+        if r["id"] in refs:
+            cve = tuple(json.loads(r["cve"]))
+            advisories[r["id"]] = (
+                r["advisory_id"],
+                r["source"],
+                r["package"],
+                cve,
+                r["title"],
+                r["link"],
+            )
     out: list[ExposureRow] = []
-    last = 0
-    while True:
-        rows = ledger.query(
-            "SELECT * FROM exposures WHERE scan_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (scan_id, last, page),
+    for inst, customer, component, version, ref, status, severity, fixed, detail in stored:
+        account, host, path, cms = places[inst]
+        removed = f"removed-{ref}"
+        advisory, source, package, cve, title, link = advisories.get(
+            ref, (removed, "", "", (), removed, None)
         )
-        if not rows:
-            return out
-        for r in rows:
-            account, host, path, cms = places[r["installation"]]
-            removed = f"removed-{r['advisory']}"
-            advisory, source, package, cve, title, link = advisories.get(
-                r["advisory"], (removed, "", "", (), removed, None)
+        out.append(
+            ExposureRow(
+                account,
+                customer,
+                host,
+                path,
+                cms,
+                component,
+                version,
+                advisory,
+                cve,
+                title,
+                severity,
+                fixed,
+                Status(status),
+                source,
+                package,
+                link,
+                detail,
+                inst,
+                ref,
             )
-            out.append(
-                ExposureRow(
-                    account,
-                    r["customer_id"],
-                    host,
-                    path,
-                    cms,
-                    r["component"],
-                    r["version"],
-                    advisory,
-                    cve,
-                    title,
-                    r["severity"] or "unknown",
-                    r["fixed_in"],
-                    Status(r["status"]),
-                    source,
-                    package,
-                    link,
-                    r["detail"],
-                    r["installation"],
-                    r["advisory"],
-                )
-            )
-        last = rows[-1]["id"]
+        )
+    return out
 
 
 def trend(ledger: Ledger) -> list[TrendPoint]:

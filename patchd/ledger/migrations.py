@@ -211,9 +211,10 @@ ALTER TABLE scan_installations ADD COLUMN patched_files TEXT NOT NULL DEFAULT '[
 # NOTE: issue 15. Advisories imported from public databases (one row per advisory and
 # package; ``affected`` is the JSON of its spans), the sources they came from with their
 # revision and date, the exposure computed per scan (kept: the trend compares scans), and
-# the exposure emails, never twice per scan and customer. An exposure row names its
-# installation (scan_installations.id) and advisory (advisories.id) by row id: a fleet's
-# exposure is hundreds of thousands of rows.
+# the exposure emails, never twice per scan and customer. A scan's exposure rows are one
+# zlib-compressed JSON array (each row names its installation and advisory by row id):
+# a fleet's exposure is hundreds of thousands of rows, which SQLite rows made the
+# slowest part of computing it.
 _ADVISORIES = """
 CREATE TABLE advisory_sources (
     id            INTEGER PRIMARY KEY,
@@ -251,22 +252,9 @@ CREATE TABLE exposure_scans (
     computed_at TEXT NOT NULL,
     scan_date   TEXT NOT NULL,
     advisories  INTEGER NOT NULL,
-    summary     TEXT NOT NULL DEFAULT '{}'
+    summary     TEXT NOT NULL DEFAULT '{}',
+    rows        BLOB NOT NULL
 );
-CREATE TABLE exposures (
-    id           INTEGER PRIMARY KEY,
-    scan_id      INTEGER NOT NULL REFERENCES exposure_scans(scan_id) ON DELETE CASCADE,
-    installation INTEGER NOT NULL,
-    customer_id  TEXT,
-    component    TEXT NOT NULL,
-    version      TEXT,
-    advisory     INTEGER NOT NULL,
-    status       TEXT NOT NULL,
-    severity     TEXT NOT NULL DEFAULT 'unknown',
-    fixed_in     TEXT,
-    detail       TEXT
-);
-CREATE INDEX exposures_scan ON exposures(scan_id);
 CREATE TABLE exposure_emails (
     id          INTEGER PRIMARY KEY,
     scan_id     INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
