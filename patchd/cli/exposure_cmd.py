@@ -109,9 +109,9 @@ def exposure_command(
             recompute=recompute,
         )
         points = ledger_exposure.trend(ledger)
-    rows = views.sort_rows(
-        views.filter_rows(result.rows, cms=cms, severity=severity, status=statuses)
-    )
+    rows = views.filter_rows(result.rows, cms=cms, severity=severity, status=statuses)
+    if not trend and by != "customer":
+        rows = views.sort_rows(rows)
     filters = {
         k: v
         for k, v in {

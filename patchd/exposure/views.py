@@ -57,6 +57,8 @@ def filter_rows(
     (empty: no filter)."""
     floor = SEVERITIES.index(severity) if severity else 0
     want_cms = {c.lower() for c in cms}
+    if not floor and not want_cms and not status:
+        return list(rows)
     return [
         r
         for r in rows

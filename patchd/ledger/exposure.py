@@ -101,28 +101,7 @@ def store_exposure(
     """Replace the stored exposure of ``scan_id`` with ``rows``; return them."""
     kept = list(rows)
     summary = summarize(kept, installations)
-    # NOTE: ensure_ascii (the default) writes undecodable bytes of file names (lone
-    # surrogates) as escapes that json.loads turns back into the same string.
-    packed = zlib.compress(
-        json.dumps(
-            [
-                [
-                    r.installation,
-                    r.customer,
-                    r.component,
-                    r.version,
-                    r.ref,
-                    r.status.value,
-                    r.severity,
-                    r.fixed_in,
-                    r.detail,
-                ]
-                for r in kept
-            ],
-            separators=(",", ":"),
-        ).encode("ascii"),
-        6,
-    )
+    packed = _pack(kept)
     with ledger.transaction():
         ledger.execute("DELETE FROM exposure_scans WHERE scan_id = ?", (scan_id,))
         ledger.execute(
@@ -140,6 +119,45 @@ def store_exposure(
     return kept
 
 
+_PAGE = 5000
+
+
+def _pack(rows: list[ExposureRow]) -> bytes:
+    """The rows as zlib-compressed lines, each a JSON array of up to ``_PAGE`` rows.
+
+    NOTE: ensure_ascii (the default) writes undecodable bytes of file names (lone
+    surrogates) as escapes that json.loads turns back into the same string; a status is
+    a str enum and is written as its word.
+    """
+    packer = zlib.compressobj(6)
+    parts: list[bytes] = []
+    for start in range(0, len(rows), _PAGE):
+        page = [
+            [
+                r.installation,
+                r.customer,
+                r.component,
+                r.version,
+                r.ref,
+                r.status,
+                r.severity,
+                r.fixed_in,
+                r.detail,
+            ]
+            for r in rows[start : start + _PAGE]
+        ]
+        line = json.dumps(page, separators=(",", ":")) + "\n"
+        parts.append(packer.compress(line.encode("ascii")))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+def _unpack(blob: bytes) -> Iterator[list[Any]]:
+    for line in zlib.decompress(blob).split(b"\n"):
+        if line:
+            yield from json.loads(line)
+
+
 def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
     """The stored rows of ``scan_id``, with the advisories' current titles and CVEs (an
     advisory since removed from its source keeps its row, named ``removed-N``).
@@ -153,7 +171,7 @@ def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
     blob = row["rows"]
     if isinstance(blob, str):  # NOTE: the ledger hands bytes back surrogate-escaped
         blob = blob.encode("utf-8", "surrogateescape")
-    stored = json.loads(zlib.decompress(blob))
+    stored = list(_unpack(blob))
     places = {
         r["id"]: (r["account"], r["host"], r["path"], r["cms"])
         for r in ledger.query(
