@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 
-from patchd.advisories.model import SEVERITIES, Advisory
+from patchd.advisories.model import Advisory
 from patchd.exposure.index import AdvisoryIndex, Hit
 from patchd.exposure.mitigation import Mitigations
 from patchd.exposure.model import ExposureRow, Status
@@ -50,40 +50,14 @@ def _component_rows(
         except ValueError:
             hits = None
     if hits is None:
-        candidates = index.candidates(inst.cms, component, kind)
-        if not candidates:
-            return
         why = f"version {version!r} is not a version" if version else "version unreadable"
-        for a, severity in _once(candidates):
+        for a, _, severity in index.unmatched(inst.cms, component, kind):
             yield _row(inst, customer, component, version, a, None, Status.UNKNOWN, why, severity)
         return
-    fixed_of = {id(a): fixed for a, fixed in hits}
-    for a, severity in _once([a for a, _ in hits]):
+    for a, fixed, severity in hits:
         ok, detail = mitigations.check(inst, component, a)
         status = Status.MITIGATED if ok else Status.EXPOSED
-        yield _row(inst, customer, component, version, a, fixed_of[id(a)], status, detail, severity)
-
-
-def _once(advisories: Sequence[Advisory]) -> list[tuple[Advisory, str]]:
-    """Each advisory once: one known by a name (CVE, alias, id) already given is left out,
-    its severity counting for the one kept (FriendsOfPHP gives none, OSV often does)."""
-    if len(advisories) == 1:  # NOTE: the common case, without the bookkeeping
-        (a,) = advisories
-        return [(a, a.severity)]
-    kept: list[tuple[Advisory, str]] = []
-    slot_of: dict[str, int] = {}
-    for a in advisories:
-        names = a.names
-        slot = next((slot_of[n] for n in names if n in slot_of), None)
-        if slot is None:
-            slot = len(kept)
-            kept.append((a, a.severity))
-        else:
-            first, severity = kept[slot]
-            kept[slot] = (first, max(severity, a.severity, key=SEVERITIES.index))
-        for n in names:
-            slot_of.setdefault(n, slot)
-    return kept
+        yield _row(inst, customer, component, version, a, fixed, status, detail, severity)
 
 
 def _row(
