@@ -15,11 +15,13 @@ class Status(enum.StrEnum):
     UNKNOWN = "unknown"  # the version could not be read
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExposureRow:
     """One (installation or extension, advisory) pair of a scan (DESIGN.md's keys).
 
-    NOTE: slotted: a 50,000-installation fleet has hundreds of thousands of rows.
+    NOTE: slotted and not frozen (a frozen dataclass sets each field through
+    ``object.__setattr__``): a 50,000-installation fleet has hundreds of thousands of
+    rows. Treat it as read-only.
     """
 
     account: str

@@ -171,7 +171,6 @@ def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
     blob = row["rows"]
     if isinstance(blob, str):  # NOTE: the ledger hands bytes back surrogate-escaped
         blob = blob.encode("utf-8", "surrogateescape")
-    stored = list(_unpack(blob))
     places = {
         r["id"]: (r["account"], r["host"], r["path"], r["cms"])
         for r in ledger.query(
@@ -179,23 +178,21 @@ def load_exposure(ledger: Ledger, scan_id: int) -> list[ExposureRow]:
             (scan_id,),
         )
     }
-    refs = {r[4] for r in stored}
     advisories: dict[int, tuple[str, str, str, tuple[str, ...], str, str | None]] = {}
     for r in ledger.query(
         "SELECT id, source, advisory_id, package, title, cve, link FROM advisories"
     ):
-        if r["id"] in refs:
-            cve = tuple(json.loads(r["cve"]))
-            advisories[r["id"]] = (
-                r["advisory_id"],
-                r["source"],
-                r["package"],
-                cve,
-                r["title"],
-                r["link"],
-            )
+        cve = tuple(json.loads(r["cve"]))
+        advisories[r["id"]] = (
+            r["advisory_id"],
+            r["source"],
+            r["package"],
+            cve,
+            r["title"],
+            r["link"],
+        )
     out: list[ExposureRow] = []
-    for inst, customer, component, version, ref, status, severity, fixed, detail in stored:
+    for inst, customer, component, version, ref, status, severity, fixed, detail in _unpack(blob):
         account, host, path, cms = places[inst]
         removed = f"removed-{ref}"
         advisory, source, package, cve, title, link = advisories.get(
