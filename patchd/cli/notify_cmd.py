@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,7 +19,7 @@ from patchd.inventory import Inventory, load_inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import open_ledger
 from patchd.notify.render import DEFAULT_DOMAIN, MailSettings
-from patchd.notify.run import NOTIFY_COLUMNS, notify_run
+from patchd.notify.run import NOTIFY_COLUMNS, NotifyRow, notify_run
 from patchd.notify.send import SmtpSettings
 from patchd.report.formats import render_rows
 
@@ -174,14 +175,27 @@ def notify_command(
             include_unresolved=include_unresolved,
             retry_pending=retry_pending,
         )
+    _finish(
+        ctx,
+        rows,
+        fmt,
+        f"emails of run {run_id}" if run_id else f"emails of bundle {bundle.id}",
+        {"run": run_id, "bundle": bundle.id},
+    )
+
+
+def _finish(
+    ctx: click.Context, rows: list[NotifyRow], fmt: str, title: str, meta: dict[str, Any]
+) -> None:
+    """Print what happened to each email; exit 1 when one failed or a customer was held."""
     click.echo(
         render_rows(
             [dataclasses.asdict(r) for r in rows],
             NOTIFY_COLUMNS,
             fmt,  # type: ignore[arg-type]
-            title=f"emails of run {run_id}" if run_id else f"emails of bundle {bundle.id}",
+            title=title,
             json_key="emails",
-            meta={"run": run_id, "bundle": bundle.id},
+            meta=meta,
         ),
         nl=False,
     )
@@ -223,16 +237,4 @@ def _notify_exposure(
             all_clear=all_clear,
             retry_pending=retry_pending,
         )
-    click.echo(
-        render_rows(
-            [dataclasses.asdict(r) for r in rows],
-            NOTIFY_COLUMNS,
-            fmt,  # type: ignore[arg-type]
-            title=f"exposure emails of scan {scan.id}",
-            json_key="emails",
-            meta={"scan": scan.id},
-        ),
-        nl=False,
-    )
-    failed = any(r.status in ("failed", "held", "pending") for r in rows)
-    ctx.exit(EXIT_TARGETS_FAILED if failed else EXIT_OK)
+    _finish(ctx, rows, fmt, f"exposure emails of scan {scan.id}", {"scan": scan.id})
