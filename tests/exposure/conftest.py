@@ -8,6 +8,8 @@ Accounts (all WordPress, in ``html``):
 - ``x-reverted`` (customer c1): 6.4.2, patched, then ``comment-template.php`` put back to
   the release's (vulnerable) content -> exposed;
 - ``x-open`` (customer c2): 6.4.1, notify-only (never patched) -> exposed;
+- ``x-already`` (customer c5): 6.4.2 whose security files already carry the fix (the
+  customer patched them): the rollout finds it ``already-patched`` -> mitigated;
 - ``x-new`` (customer c3): 6.4.3 without the hello-like plugin -> nothing: all clear;
 - ``x-unknown`` (customer c4): version file unreadable -> unknown.
 
@@ -32,6 +34,7 @@ ACCOUNTS = {
     "x-patched": ("c1", "6.4.2", "auto"),
     "x-reverted": ("c1", "6.4.2", "auto"),
     "x-open": ("c2", "6.4.1", "notify-only"),
+    "x-already": ("c5", "6.4.2", "auto"),
     "x-new": ("c3", "6.4.3", "auto"),
     "x-unknown": ("c4", "6.4.2", "auto"),
 }
@@ -71,6 +74,9 @@ def _build(base: Path) -> Fleet:
         inst = kit.install_wordpress(base / "srv" / acct, version)
         if acct == "x-new":
             (inst / "wp-content/plugins/hello-like.php").unlink()
+        if acct == "x-already":
+            for rel in kit.WP_FILES:
+                (inst / rel).write_bytes(kit.post_image(rel))
         if acct == "x-unknown":
             (inst / "wp-includes/version.php").write_text("<?php\n// emptied by a customer\n")
         accounts.append(
@@ -98,6 +104,7 @@ def _build(base: Path) -> Fleet:
     assert res.code == 0, res.err
     outcomes = {r["account"]: r["outcome"] for r in res.json["results"]}
     assert outcomes["x-patched"] == outcomes["x-reverted"] == "patched", outcomes
+    assert outcomes["x-already"] == "already-patched", outcomes
     # the customer of x-reverted puts the release's file back: vulnerable again
     (base / "srv/x-reverted/html" / COMMENT_TEMPLATE).write_bytes(
         kit.release_file("6.4.2", COMMENT_TEMPLATE)

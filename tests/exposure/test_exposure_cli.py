@@ -24,6 +24,9 @@ def test_exposed_mitigated_unknown(fleet: Fleet) -> None:
     rows = data["exposure"]
     # the bundle naming CVE-2099-0001 is in place with its files intact
     assert _status(rows, "x-patched", "core", "CVE-2099-0001") == "mitigated"
+    # the fix was there before patchd (already-patched) and the files still differ from
+    # the vulnerable release
+    assert _status(rows, "x-already", "core", "CVE-2099-0001") == "mitigated"
     # the customer changed a patched file back: the integrity check finds it -> exposed
     assert _status(rows, "x-reverted", "core", "CVE-2099-0001") == "exposed"
     reverted = next(r for r in rows if r["account"] == "x-reverted" and "CVE-2099-0001" in r["cve"])
@@ -31,7 +34,7 @@ def test_exposed_mitigated_unknown(fleet: Fleet) -> None:
     assert _status(rows, "x-open", "core", "CVE-2099-0001") == "exposed"
     assert _status(rows, "x-unknown", "core", "CVE-2099-0001") == "unknown"
     # the extension advisory: the plugin's own version, whatever the core's
-    for acct in ("x-patched", "x-reverted", "x-open", "x-unknown"):
+    for acct in ("x-patched", "x-reverted", "x-open", "x-unknown", "x-already"):
         assert _status(rows, acct, "hello-like", "CVE-2099-0101") == "exposed"
     assert not [r for r in rows if r["account"] == "x-new"]
     # the stable keys of DESIGN.md, and the fix to update to
@@ -49,7 +52,7 @@ def test_exposed_mitigated_unknown(fleet: Fleet) -> None:
 def test_before_the_rollout_everything_was_exposed(fleet: Fleet) -> None:
     first, _ = fleet.scans
     rows = fleet.exposure("--scan", str(first), "--json").json["exposure"]
-    for acct in ("x-patched", "x-reverted", "x-open"):
+    for acct in ("x-patched", "x-reverted", "x-open", "x-already"):
         assert _status(rows, acct, "core", "CVE-2099-0001") == "exposed"
 
 
@@ -59,11 +62,12 @@ def test_trend_keeps_each_scan(fleet: Fleet) -> None:
     assert fleet.exposure("--scan", str(second), "--json").code == 0
     trend = fleet.exposure("--trend", "--json").json["trend"]
     by_scan = {p["scan"]: p for p in trend}
-    assert by_scan[first]["exposed_installations"] == 4  # all but x-new (plugin advisory)
-    assert by_scan[first]["exposed_customers"] == 3
-    assert by_scan[second]["exposed_installations"] == 4
-    assert by_scan[second]["mitigated"] == 1
-    assert by_scan[second]["installations"] == 5
+    assert by_scan[first]["exposed_installations"] == 5  # all but x-new (plugin advisory)
+    assert by_scan[first]["exposed_customers"] == 4
+    assert by_scan[first]["mitigated"] == 0
+    assert by_scan[second]["exposed_installations"] == 5
+    assert by_scan[second]["mitigated"] == 2
+    assert by_scan[second]["installations"] == 6
     # the stored exposure is read back, not recomputed
     again = fleet.exposure("--scan", str(first), "--json").json["exposure"]
     assert _status(again, "x-patched", "core", "CVE-2099-0001") == "exposed"
@@ -74,7 +78,7 @@ def test_filters_and_by_customer(fleet: Fleet) -> None:
     assert rows and all(r["severity"] in ("high", "critical") for r in rows)
     assert fleet.exposure("--cms", "typo3", "--json").json["exposure"] == []
     only = fleet.exposure("--status", "mitigated", "--json").json["exposure"]
-    assert [r["account"] for r in only] == ["x-patched"]
+    assert sorted(r["account"] for r in only) == ["x-already", "x-patched"]
     customers = fleet.exposure("--by", "customer", "--json").json["customers"]
     c1 = next(c for c in customers if c["customer"] == "c1")
     assert c1["installations"] == 2 and c1["exposed_installations"] == 2

@@ -51,10 +51,13 @@ def test_one_email_per_customer_and_never_twice(
         "c2": ("exposed", "sent"),
         "c3": ("all-clear", "sent"),
         "c4": ("exposed", "sent"),  # its plugin is exposed although the core is unknown
+        "c5": ("exposed", "sent"),  # the core is mitigated, the plugin is not
     }, res.out
     assert res.code == 0, res.err
     mails = {m.rcpt_tos[0]: m for m in smtp_server.messages()}
-    assert len(mails) == 4
+    assert len(mails) == 5
+    c5 = _text(mails["c5@example.com"])
+    assert "CVE-2099-0101" in c5 and "CVE-2099-0001" not in c5
     c1 = _text(mails["c1@example.com"])
     # both of c1's installations in one email; only c1's accounts
     assert "Account x-patched" in c1 and "Account x-reverted" in c1
@@ -74,7 +77,7 @@ def test_one_email_per_customer_and_never_twice(
     # again: nothing is sent twice for this scan
     again = _notify(fleet, inventory, smtp_server, "--scan", str(second), "--all-clear")
     assert {e["status"] for e in again.json["emails"]} == {"already-sent"}
-    assert len(smtp_server.messages()) == 4
+    assert len(smtp_server.messages()) == 5
 
 
 def test_preview_and_no_all_clear_without_the_flag(fleet: Fleet, tmp_path: Path) -> None:
@@ -86,10 +89,11 @@ def test_preview_and_no_all_clear_without_the_flag(fleet: Fleet, tmp_path: Path)
     )  # fmt: skip
     assert res.code == 0, res.err
     customers = sorted(e["customer"] for e in res.json["emails"])
-    assert customers == ["c1", "c2", "c4"]
+    assert customers == ["c1", "c2", "c4", "c5"]
     _, second = fleet.scans
     assert sorted(p.name for p in out.iterdir()) == [
         f"scan{second}-c1.eml",
         f"scan{second}-c2.eml",
         f"scan{second}-c4.eml",
+        f"scan{second}-c5.eml",
     ]
