@@ -8,6 +8,8 @@ versions; its ``<X`` bound is the version that fixes it.
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,22 @@ def _span(name: Any, branch: Any) -> SpanModel:
     if not isinstance(branch, dict) or not branch.get("versions"):
         raise ValueError(f"branch {name!r} has no versions")
     parts = [str(v) for v in branch["versions"]]
-    return SpanModel(constraint=",".join(parts), fixed=fixed_of_constraint(parts))
+    return SpanModel(constraint=all_of(parts), fixed=fixed_of_constraint(parts))
+
+
+_OR = re.compile(r"\s*\|\|?\s*")
+
+
+def all_of(parts: list[str]) -> str:
+    """One composer constraint that holds where every one of ``parts`` holds.
+
+    NOTE: AND binds tighter than OR, so ``a || b`` AND ``c`` is ``a,c || b,c``, not the
+    text joined with ``,`` (which would read ``a || b,c``).
+    """
+    if len(parts) == 1 or not any("|" in p for p in parts):
+        return ",".join(parts)
+    choices = [_OR.split(p.strip()) for p in parts]
+    return " || ".join(",".join(combo) for combo in itertools.product(*choices))
 
 
 def _short(exc: Exception) -> str:

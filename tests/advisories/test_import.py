@@ -149,3 +149,14 @@ def test_severity_words() -> None:
     assert severity_of_cvss("7.5") == "high"
     assert severity_of_cvss("CVSS:4.0/AV:N") is None
     assert severity_of_cvss("CVSS:3.1/AV:N") is None
+
+
+def test_branch_versions_all_hold_even_with_or() -> None:
+    from patchd.advisories.constraints import satisfies
+    from patchd.advisories.friendsofphp import all_of
+
+    assert all_of([">=1.0", "<1.0.3"]) == ">=1.0,<1.0.3"
+    both = all_of(["<1.0 || >=2.0", "<3.0"])
+    assert both == "<1.0,<3.0 || >=2.0,<3.0"
+    assert satisfies("2.5", both) and satisfies("0.5", both)
+    assert not satisfies("3.5", both) and not satisfies("1.5", both)
