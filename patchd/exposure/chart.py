@@ -9,7 +9,7 @@ from html import escape
 from patchd.ledger.exposure import TrendPoint
 
 WIDTH, HEIGHT = 640, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 16, 16, 48
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 64, 16, 48
 SERIES = (
     ("exposed_installations", "exposed installations", "#c0392b"),
     ("exposed_customers", "exposed customers", "#2c6fbb"),

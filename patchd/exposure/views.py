@@ -73,6 +73,8 @@ def table_row(r: ExposureRow) -> dict[str, Any]:
     data = r.to_json()
     data["cve"] = ", ".join(r.cve)
     data["version"] = r.version or "unknown"
+    data["fixed_in"] = r.fixed_in or ""
+    data["detail"] = r.detail or ""
     return data
 
 
