@@ -50,7 +50,13 @@ def customers_of(ledger: Ledger, scan: Scan, accounts_file: Path | None) -> dict
     help="Bundle folders (or folders of bundles) whose advisories count as mitigated where "
     f"rolled out with intact files (default: ./{PATCHES}).",
 )
-@click.option("--by", "by", type=click.Choice(["installation", "customer"]), default=None)
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["installation", "customer"]),
+    default=None,
+    help="customer: one line per customer with counts (default: one line per finding).",
+)
 @click.option("--cms", multiple=True, help="Only these CMSs (repeatable).")
 @click.option(
     "--severity",
