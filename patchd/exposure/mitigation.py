@@ -86,7 +86,10 @@ class Mitigations:
                 if fix.id in seen or not _same_target(fix, inst.cms, component):
                     continue
                 seen.add(fix.id)
-                outcome = fix.states.get((inst.account, inst.path))
+                # NOTE: a classic TYPO3 site's result is recorded under its source folder.
+                outcome = fix.states.get((inst.account, inst.path)) or fix.states.get(
+                    (inst.account, inst.core_path)
+                )
                 if outcome is None:
                     continue
                 broken = _broken_files(inst, fix, outcome)

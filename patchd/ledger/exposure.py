@@ -26,6 +26,7 @@ class Installed:
     extensions: tuple[tuple[str, str, str | None], ...]  # (name, kind, version)
     modified_files: tuple[str, ...]
     patched_files: tuple[tuple[str, str], ...]  # (path, bundle)
+    core_path: str  # where a rollout records it: a classic TYPO3 site's source folder
 
 
 def iter_installed(ledger: Ledger, scan_id: int, page: int = 2000) -> Iterator[Installed]:
@@ -34,7 +35,7 @@ def iter_installed(ledger: Ledger, scan_id: int, page: int = 2000) -> Iterator[I
     while True:
         rows = ledger.query(
             "SELECT id, account, host, path, cms, version, extensions, modified_files, "
-            "patched_files FROM scan_installations WHERE scan_id = ? AND id > ? "
+            "patched_files, facts FROM scan_installations WHERE scan_id = ? AND id > ? "
             "ORDER BY id LIMIT ?",
             (scan_id, last, page),
         )
@@ -54,8 +55,17 @@ def iter_installed(ledger: Ledger, scan_id: int, page: int = 2000) -> Iterator[I
                 ),
                 tuple(_loads(r["modified_files"])),
                 tuple((p["path"], p["bundle"]) for p in _loads(r["patched_files"])),
+                _core_path(r["cms"], r["path"], r["facts"]),
             )
         last = rows[-1]["id"]
+
+
+def _core_path(cms: str, path: str, facts: str) -> str:
+    if cms != "typo3" or facts == "{}":
+        return path
+    from patchd.rollout.match import source_folder_of
+
+    return source_folder_of(cms, path, json.loads(facts))[0]
 
 
 def _loads(text: str) -> list[Any]:
