@@ -83,3 +83,7 @@ class TransportError(PatchdError):
     def __init__(self, message: str, *, host: str) -> None:
         super().__init__(message, where=f"host {host}")
         self.host = host
+
+
+class AdvisoryError(PatchdError):
+    """An advisory source (FriendsOfPHP checkout, OSV file) cannot be read."""

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: GNU patch/diff (oracles), php-cli (lint), openssh (real sshd hosts),
-# git (history fixtures).
-DEB_PACKAGES=(patch diffutils git php-cli openssh-server openssh-client chromium)
+# git (history fixtures), php-composer-semver (oracle of the composer constraint tests).
+DEB_PACKAGES=(patch diffutils git php-cli php-composer-semver openssh-server openssh-client chromium)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

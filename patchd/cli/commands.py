@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "runs": "patchd.cli.runs_cmd:runs_command",
     "report": "patchd.cli.report_cmd:report_command",
     "notify": "patchd.cli.notify_cmd:notify_command",
+    "advisories": "patchd.cli.advisories_cmd:advisories_group",
+    "exposure": "patchd.cli.exposure_cmd:exposure_command",
     "demo": "patchd.cli.demo_cmd:demo_command",
     "apply": "patchd.cli.apply_cmd:apply_command",
 }

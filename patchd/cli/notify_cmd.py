@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,11 +15,11 @@ from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.output import accounts_option, format_options, resolve_format
 from patchd.cli.selectors import PATCHES, bundle_folder, run_id_of
 from patchd.errors import UsageError
-from patchd.inventory import load_inventory
+from patchd.inventory import Inventory, load_inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import open_ledger
 from patchd.notify.render import DEFAULT_DOMAIN, MailSettings
-from patchd.notify.run import NOTIFY_COLUMNS, notify_run
+from patchd.notify.run import NOTIFY_COLUMNS, NotifyRow, notify_run
 from patchd.notify.send import SmtpSettings
 from patchd.report.formats import render_rows
 
@@ -68,6 +69,14 @@ def parse_rate(value: str) -> float:
 @click.option("--rate", default="60/min", show_default=True, help="At most N emails per minute.")
 @click.option("--all-clear", is_flag=True, help="Also tell checked, unaffected customers.")
 @click.option(
+    "--exposure",
+    is_flag=True,
+    help="Emails from a scan's exposure to the imported advisories instead of a run.",
+)
+@click.option(
+    "--scan", "scan_id", type=int, default=None, help="With --exposure: the scan (default newest)."
+)
+@click.option(
     "--include-unresolved",
     is_flag=True,
     help="Also email customers with unreachable/error installations (held otherwise).",
@@ -97,6 +106,8 @@ def notify_command(
     support: str | None,
     rate: str,
     all_clear: bool,
+    exposure: bool,
+    scan_id: int | None,
     include_unresolved: bool,
     retry_pending: bool,
     templates: Path | None,
@@ -113,8 +124,12 @@ def notify_command(
     when an email failed or a customer was held.
     """
     fmt = resolve_format(fmt, as_json)
-    if run_arg is None and bundle_arg is None:
-        raise UsageError("name a RUN, or a bundle with --bundle ID")
+    if exposure and (run_arg is not None or bundle_arg is not None):
+        raise UsageError("--exposure takes --scan ID, not a RUN or --bundle")
+    if not exposure and scan_id is not None:
+        raise UsageError("--scan goes with --exposure")
+    if run_arg is None and bundle_arg is None and not exposure:
+        raise UsageError("name a RUN, or a bundle with --bundle ID, or use --exposure")
     if send == (preview is not None):
         raise UsageError("choose exactly one of --preview DIR and --send")
     per_minute = parse_rate(rate)
@@ -136,6 +151,11 @@ def notify_command(
         else None
     )
     inventory = load_inventory(accounts_file)
+    if exposure:
+        _notify_exposure(
+            ctx, scan_id, inventory, settings, preview, smtp, all_clear, retry_pending, fmt
+        )
+        return
     with open_ledger(ctx.obj["ledger_path"]) as ledger:
         run_id = None if run_arg is None else run_id_of(ledger, run_arg)
         if bundle_arg is not None:
@@ -155,16 +175,66 @@ def notify_command(
             include_unresolved=include_unresolved,
             retry_pending=retry_pending,
         )
+    _finish(
+        ctx,
+        rows,
+        fmt,
+        f"emails of run {run_id}" if run_id else f"emails of bundle {bundle.id}",
+        {"run": run_id, "bundle": bundle.id},
+    )
+
+
+def _finish(
+    ctx: click.Context, rows: list[NotifyRow], fmt: str, title: str, meta: dict[str, Any]
+) -> None:
+    """Print what happened to each email; exit 1 when one failed or a customer was held."""
     click.echo(
         render_rows(
             [dataclasses.asdict(r) for r in rows],
             NOTIFY_COLUMNS,
             fmt,  # type: ignore[arg-type]
-            title=f"emails of run {run_id}" if run_id else f"emails of bundle {bundle.id}",
+            title=title,
             json_key="emails",
-            meta={"run": run_id, "bundle": bundle.id},
+            meta=meta,
         ),
         nl=False,
     )
     failed = any(r.status in ("failed", "held", "pending") for r in rows)
     ctx.exit(EXIT_TARGETS_FAILED if failed else EXIT_OK)
+
+
+def _notify_exposure(
+    ctx: click.Context,
+    scan_id: int | None,
+    inventory: Inventory,
+    settings: MailSettings,
+    preview: Path | None,
+    smtp: SmtpSettings | None,
+    all_clear: bool,
+    retry_pending: bool,
+    fmt: str,
+) -> None:
+    """``notify --exposure``: one email per customer with exposed installations."""
+    from patchd.exposure.service import load_bundles, pick_scan, scan_exposure
+    from patchd.notify.exposure import notify_exposure
+
+    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+        scan = pick_scan(ledger, scan_id)
+        result = scan_exposure(
+            ledger,
+            scan,
+            customers={a.id: a.customer.id for a in inventory.accounts},
+            bundles=load_bundles([PATCHES] if PATCHES.is_dir() else []),
+        )
+        rows = notify_exposure(
+            ledger,
+            scan.id,
+            result.rows,
+            inventory,
+            settings,
+            preview=preview,
+            smtp=smtp,
+            all_clear=all_clear,
+            retry_pending=retry_pending,
+        )
+    _finish(ctx, rows, fmt, f"exposure emails of scan {scan.id}", {"scan": scan.id})

@@ -68,9 +68,19 @@ def fixed_installations(
     """(account, path) of every installation whose current state for ``bundle_id`` (as
     of ``as_of``: results recorded later are left out) is ``patched`` or
     ``already-patched``: it carries the fix."""
+    return set(fix_states(ledger, bundle_id, as_of=as_of))
+
+
+def fix_states(
+    ledger: Ledger, bundle_id: str, *, as_of: datetime | None = None
+) -> dict[tuple[str, str], Outcome]:
+    """(account, path) -> ``patched`` or ``already-patched``: the installations that carry
+    ``bundle_id``'s fix as of ``as_of``, and how it got there."""
     rows: list[Result] = []
     for run in real_runs(ledger, bundle_id):
         rows.extend(
             r for r in ledger_runs.results(ledger, run.id) if as_of is None or r.updated_at <= as_of
         )
-    return {(r.account, r.path) for r in merge_results(rows) if r.outcome in SUCCESS_OUTCOMES}
+    return {
+        (r.account, r.path): r.outcome for r in merge_results(rows) if r.outcome in SUCCESS_OUTCOMES
+    }

@@ -161,6 +161,16 @@ class Ledger:
                 raise LedgerError(str(exc), where=self.where) from exc
             return cur.rowcount
 
+    def executemany_plain(self, sql: str, rows: Iterable[Params]) -> int:
+        """:meth:`executemany` for rows whose strings the caller made storable
+        (:func:`to_db`): no per-value conversion (bulk inserts of many rows)."""
+        with self._lock:
+            try:
+                cur = self._conn.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise LedgerError(str(exc), where=self.where) from exc
+            return cur.rowcount
+
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """All rows of a SELECT as dicts (column name -> value)."""
         with self._lock:

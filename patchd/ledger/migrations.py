@@ -208,6 +208,70 @@ _SCAN_PATCHED_FILES = """
 ALTER TABLE scan_installations ADD COLUMN patched_files TEXT NOT NULL DEFAULT '[]';
 """
 
+# NOTE: issue 15. Advisories imported from public databases (one row per advisory and
+# package; ``affected`` is the JSON of its spans), the sources they came from with their
+# revision and date, the exposure computed per scan (kept: the trend compares scans), and
+# the exposure emails, never twice per scan and customer. A scan's exposure rows are one
+# zlib-compressed JSON array (each row names its installation and advisory by row id):
+# a fleet's exposure is hundreds of thousands of rows, which SQLite rows made the
+# slowest part of computing it.
+_ADVISORIES = """
+CREATE TABLE advisory_sources (
+    id            INTEGER PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    location      TEXT NOT NULL,
+    revision      TEXT NOT NULL,
+    revision_date TEXT,
+    imported_at   TEXT NOT NULL,
+    advisories    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, location)
+);
+CREATE TABLE advisories (
+    id          INTEGER PRIMARY KEY,
+    source_id   INTEGER NOT NULL REFERENCES advisory_sources(id) ON DELETE CASCADE,
+    source      TEXT NOT NULL,
+    advisory_id TEXT NOT NULL,
+    package     TEXT NOT NULL,
+    cms         TEXT,
+    component   TEXT,
+    kind        TEXT,
+    title       TEXT NOT NULL,
+    link        TEXT,
+    cve         TEXT NOT NULL DEFAULT '[]',
+    aliases     TEXT NOT NULL DEFAULT '[]',
+    severity    TEXT NOT NULL DEFAULT 'unknown',
+    affected    TEXT NOT NULL,
+    revision    TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    UNIQUE (source, advisory_id, package)
+);
+CREATE INDEX advisories_target ON advisories(cms, component);
+CREATE TABLE exposure_scans (
+    scan_id     INTEGER PRIMARY KEY REFERENCES scans(id) ON DELETE CASCADE,
+    computed_at TEXT NOT NULL,
+    scan_date   TEXT NOT NULL,
+    advisories  INTEGER NOT NULL,
+    summary     TEXT NOT NULL DEFAULT '{}',
+    rows        BLOB NOT NULL
+);
+CREATE TABLE exposure_emails (
+    id          INTEGER PRIMARY KEY,
+    scan_id     INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
+    customer_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    message_id  TEXT NOT NULL UNIQUE,
+    recipient   TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL,
+    sent_at     TEXT,
+    UNIQUE (scan_id, customer_id)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_initial", _SCHEMA_V1),
     # The backup journal of a patched installation (what rollback restores from) and the
@@ -219,6 +283,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0003_inventory_cache", _INVENTORY_CACHE),
     ("0006_rolled_back", _ROLLED_BACK),
     ("0006b_scan_patched_files", _SCAN_PATCHED_FILES),
+    ("0005_advisories", _ADVISORIES),
 )
 """Every migration of the ledger, oldest first. Append only."""
 

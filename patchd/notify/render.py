@@ -129,34 +129,67 @@ def _finalize(value: Any) -> Any:
     return value
 
 
+def template_environments(settings: MailSettings) -> tuple[jinja2.Environment, jinja2.Environment]:
+    """The (text, HTML) template environments: the shipped templates, overridden file by
+    file by ``settings.templates``."""
+    loaders: list[jinja2.BaseLoader] = []
+    if settings.templates is not None:
+        loaders.append(jinja2.FileSystemLoader(str(settings.templates)))
+    loaders.append(jinja2.PackageLoader("patchd.notify", "templates"))
+    loader = jinja2.ChoiceLoader(loaders)
+
+    def env(autoescape: bool) -> jinja2.Environment:
+        # NOTE: a sandbox: override templates come from a folder an operator points at.
+        from jinja2.sandbox import SandboxedEnvironment
+
+        return SandboxedEnvironment(
+            loader=loader,
+            autoescape=autoescape,
+            finalize=_finalize,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    return env(False), env(True)
+
+
+def build_message(
+    settings: MailSettings,
+    customer_name: str,
+    customer_email: str,
+    lang: str,
+    subject: str,
+    text: str,
+    html: str,
+    headers: dict[str, str],
+) -> EmailMessage:
+    """A text + HTML email from the sender of ``settings`` to the customer."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = parse_address(settings.sender)
+    msg["To"] = Address(
+        display_name=clean_header(customer_name), addr_spec=clean_header(customer_email)
+    )
+    msg["Subject"] = clean_header(subject)
+    msg["Date"] = formatdate(usegmt=True)
+    for name, value in headers.items():
+        msg[name] = value
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    # NOTE: after add_alternative, which moves Content-* headers into the first part.
+    msg["Content-Language"] = lang
+    return msg
+
+
 class Renderer:
     """Renders notices to messages with the shipped (or overriding) templates."""
 
     def __init__(self, bundle: BundleFacts, settings: MailSettings) -> None:
         self.bundle = bundle
         self.settings = settings
-        loaders: list[jinja2.BaseLoader] = []
-        if settings.templates is not None:
-            loaders.append(jinja2.FileSystemLoader(str(settings.templates)))
-        loaders.append(jinja2.PackageLoader("patchd.notify", "templates"))
-        loader = jinja2.ChoiceLoader(loaders)
-
-        def env(autoescape: bool) -> jinja2.Environment:
-            # NOTE: a sandbox: override templates come from a folder an operator points at.
-            from jinja2.sandbox import SandboxedEnvironment
-
-            return SandboxedEnvironment(
-                loader=loader,
-                autoescape=autoescape,
-                finalize=_finalize,
-                undefined=jinja2.StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-                keep_trailing_newline=True,
-            )
-
-        self._text = env(False)
-        self._html = env(True)
+        self._text, self._html = template_environments(settings)
 
     def _item(self, item: Item, lang: Language) -> dict[str, Any]:
         return {
@@ -203,28 +236,23 @@ class Renderer:
             raise ValueError(f"customer {notice.customer_id!r} gets no email")
         lang = notice.customer.language
         ctx = self.context(notice)
-        subject = clean_header(self._text.get_template(f"{lang}/subject.txt.j2").render(ctx))
+        subject = self._text.get_template(f"{lang}/subject.txt.j2").render(ctx)
         text = self._text.get_template(f"{lang}/body.txt.j2").render(ctx)
         html = self._html.get_template(f"{lang}/body.html.j2").render(ctx)
-        msg = EmailMessage(policy=SMTP)
-        msg["From"] = parse_address(self.settings.sender)
-        msg["To"] = Address(
-            display_name=clean_header(notice.customer.name),
-            addr_spec=clean_header(notice.customer.email),
-        )
-        msg["Subject"] = subject
-        msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = message_id(
+        mid = message_id(
             notice.run_id,
             notice.customer_id,
             self.bundle.id,
             self.settings.domain,
             told_key(notice.told),
         )
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Patchd-Run"] = str(notice.run_id)
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-        # NOTE: after add_alternative, which moves Content-* headers into the first part.
-        msg["Content-Language"] = lang
-        return msg
+        return build_message(
+            self.settings,
+            notice.customer.name,
+            notice.customer.email,
+            lang,
+            subject,
+            text,
+            html,
+            {"Message-ID": mid, "X-Patchd-Run": str(notice.run_id)},
+        )

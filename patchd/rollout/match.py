@@ -135,17 +135,23 @@ def source_folder(inst: Installed) -> tuple[str, str | None]:
     """
     if inst.cms != "typo3":
         return inst.path, None
-    facts = inst.facts
+    return source_folder_of(inst.cms, inst.path, inst.facts)
+
+
+def source_folder_of(cms: str, path: str, facts: Mapping[str, Any]) -> tuple[str, str | None]:
+    """:func:`source_folder` of an installation at ``path`` with the detector's ``facts``."""
+    if cms != "typo3":
+        return path, None
     target = facts.get("typo3_src_target")
     if not target:
-        return inst.path, None
+        return path, None
     if facts.get("typo3_src_outside") == "yes" or target.startswith("/"):
-        return inst.path, (
+        return path, (
             f"typo3_src links outside the account to {target}; patch that shared source folder"
         )
-    resolved = posixpath.normpath(posixpath.join(inst.path, target))
+    resolved = posixpath.normpath(posixpath.join(path, target))
     if resolved.startswith("../") or resolved == "..":
-        return inst.path, f"typo3_src target {target} leaves the account"
+        return path, f"typo3_src target {target} leaves the account"
     return ("" if resolved == "." else resolved), None
 
 

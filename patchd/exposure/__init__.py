@@ -1,0 +1,1 @@
+"""Fleet exposure: which installations the imported advisories affect, per scan."""
