@@ -69,7 +69,9 @@ def test_swap_loop_during_rollout(
     for s in swappers:
         s.start()
     try:
-        res = site.rollout("--batch", "1")
+        # NOTE: an attacked account's apply may fail (the right answer to the race); the
+        # fleet gate would then rightly stop the run, which is not what is tested here.
+        res = site.rollout("--batch", "1", "--max-failure-rate", "100")
     finally:
         for s in swappers:
             s.stop.set()
