@@ -11,12 +11,12 @@ import click
 
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import reading_ledger
 from patchd.cli.output import accounts_option, format_options, resolve_format
 from patchd.cli.selectors import PATCHES, bundle_folder, run_id_of
 from patchd.errors import UsageError
 from patchd.inventory import load_inventory
 from patchd.ledger import runs as ledger_runs
-from patchd.ledger.db import open_ledger
 from patchd.notify.render import DEFAULT_DOMAIN, MailSettings
 from patchd.notify.run import NOTIFY_COLUMNS, notify_run
 from patchd.notify.send import SmtpSettings
@@ -136,7 +136,7 @@ def notify_command(
         else None
     )
     inventory = load_inventory(accounts_file)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         run_id = None if run_arg is None else run_id_of(ledger, run_arg)
         if bundle_arg is not None:
             bundle = load_bundle(bundle_folder(bundle_arg))

@@ -17,11 +17,11 @@ from typing import Any
 import click
 
 from patchd.bundle.manifest import Bundle, load_bundle
+from patchd.cli.ledger_use import reading_ledger
 from patchd.cli.output import format_options, resolve_format, stdout_console
 from patchd.cli.selectors import PATCHES, bundle_named, run_id_of
 from patchd.errors import BundleError, UsageError
 from patchd.ledger import runs as ledger_runs
-from patchd.ledger.db import open_ledger
 from patchd.outcomes import Outcome, Reason
 from patchd.report.formats import escape_text, json_document, render_rows
 from patchd.report.html import render_html
@@ -149,7 +149,7 @@ def report_command(
     if reason and outcome not in (None, Outcome.DRY_RUN_FAILED.value):
         raise UsageError("--reason goes with --outcome dry-run-failed (or no --outcome)")
     flt = ResultFilter(outcome, reason, host, customer, account)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         if bundle_arg is not None:
             bundle_id, folder = bundle_named(bundle_arg)
             if folder is not None:

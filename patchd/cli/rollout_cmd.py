@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.confirm import confirm_writes
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import ledger_is_new, reading_ledger, writing_ledger
 from patchd.cli.output import (
     accounts_option,
     format_options,
@@ -18,10 +20,11 @@ from patchd.cli.output import (
     resolve_format,
     stdout_console,
 )
+from patchd.cli.rollout_prompt import rollout_question
 from patchd.cli.selectors import check_known
 from patchd.errors import UsageError
-from patchd.inventory import load_inventory
-from patchd.ledger.db import open_ledger
+from patchd.inventory import Inventory, load_inventory
+from patchd.ledger.backup_store import backup_dirs, describe_stores
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.outcomes import WOULD_PATCH, Outcome
 from patchd.report.formats import json_document, json_document_chunks, render_rows
@@ -79,6 +82,16 @@ def _footer(data: dict) -> str:
     return f"success rate {rate:.1%}" if rate is not None else "nothing affected"
 
 
+def _check_limits(inventory: Inventory, options: RolloutOptions, accounts_file: Path) -> None:
+    """Every --limit-* value names something in the inventory (exit 2 otherwise)."""
+    source = str(accounts_file)
+    check_known("--limit-account", options.accounts, (a.id for a in inventory.accounts), source)
+    check_known("--limit-host", options.hosts, inventory.hosts, source)
+    check_known(
+        "--limit-customer", options.customers, (a.customer.id for a in inventory.accounts), source
+    )
+
+
 def exit_code(data: dict) -> int:
     return EXIT_TARGETS_FAILED if any(o in FAILED for o in data["summary"]) else EXIT_OK
 
@@ -124,8 +137,9 @@ def exit_code(data: dict) -> int:
 @click.option(
     "--backup-dir",
     default=None,
-    help="Backup store on every host (default: the host's backup_dir, else "
-    "/var/lib/patchd/backups).",
+    help="Backup store on every host (default: the host's backup_dir, else one tied to "
+    "the ledger: .patchd/backups for local hosts, /var/lib/patchd/backups/<ledger id> "
+    "over ssh).",
 )
 @click.option(
     "--require-tested",
@@ -178,19 +192,32 @@ def rollout_command(
         backup_dir=backup_dir,
         require_tested=require_tested,
     )
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
-        source = str(accounts_file)
-        check_known("--limit-account", options.accounts, (a.id for a in inventory.accounts), source)
-        check_known("--limit-host", options.hosts, inventory.hosts, source)
-        check_known(
-            "--limit-customer",
-            options.customers,
-            (a.customer.id for a in inventory.accounts),
-            source,
-        )
+    # NOTE (issue 17): a new ledger is created only after the inventory passed its checks.
+    inventory = None
+    if ledger_is_new(ctx):
+        inventory = load_inventory(accounts_file)
+        _check_limits(inventory, options, accounts_file)
+    with writing_ledger(ctx) as ledger:
+        inventory = inventory or load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+        _check_limits(inventory, options, accounts_file)
+        stores = backup_dirs(ledger, inventory, backup_dir)
+        options = dataclasses.replace(options, host_backup_dirs=stores)
         if not dry_run:
-            confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
+            confirm_writes(
+                lambda inv=inventory: rollout_question(
+                    bundle,
+                    inv,
+                    options,
+                    ledger,
+                    accounts_file=accounts_file,
+                    scan_id=scan_id,
+                    stores=stores,
+                ),
+                yes,
+                what=f"Roll out {bundle.id} into the accounts of {accounts_file}?",
+            )
+            used = {a.host for a in inventory.accounts if options.in_scope(a)}
+            click.echo(f"backups go to {describe_stores(stores, used)}", err=True)
         # NOTE: the inventory (and all else loaded) lives as long as the rollout; frozen,
         # the cyclic collector stops walking its objects on every full collection (a few
         # hundred thousand at 50,000 accounts). Unfrozen afterwards: nothing leaks into a
@@ -258,8 +285,8 @@ def rollback_command(
     fmt = resolve_format(fmt, as_json)
     inventory = load_inventory(accounts_file)
     what = f"account {account} of run {run_id}" if account else f"run {run_id}"
-    confirm_writes(f"Roll back {what}?", yes)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
+        confirm_writes(f"Roll back {what}?", yes)
         items = rollback_run(ledger, inventory, run_id, account=account, progress=make_progress())
     rows = [
         {

@@ -10,6 +10,7 @@ import click
 
 from patchd.bundle.manifest import Bundle, load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import ledger_is_new, reading_ledger, writing_ledger
 from patchd.cli.output import (
     accounts_option,
     format_options,
@@ -23,7 +24,7 @@ from patchd.inventory import load_inventory
 from patchd.ledger import current as ledger_current
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
-from patchd.ledger.db import Ledger, open_ledger
+from patchd.ledger.db import Ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import Scan, ScanInstallation
 from patchd.releases import register
@@ -121,8 +122,12 @@ def scan_command(
 ) -> None:
     """Detect the installations in every account and store a dated scan in the ledger."""
     fmt = resolve_format(fmt, as_json)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+    # NOTE (issue 17): a ledger is created only after the inventory passed its checks.
+    inventory = load_inventory(accounts_file) if ledger_is_new(ctx) else None
+    if inventory is not None:
+        check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
+    with writing_ledger(ctx) as ledger:
+        inventory = inventory or load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
         check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
         result = run_scan(
             inventory,
@@ -146,7 +151,7 @@ def scans_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     fmt = resolve_format(fmt, as_json)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         rows = [s.model_dump(mode="json") for s in ledger_scans.list_scans(ledger)]
     click.echo(
         render_rows(
@@ -166,7 +171,7 @@ def scans_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
 @click.pass_context
 def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> None:
     """Every installation and error of one stored scan."""
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         ledger_scans.get_scan(ledger, scan_id)
         data = scan_json(
             scan_id,
@@ -235,7 +240,7 @@ def scans_diff(
     fmt = resolve_format(fmt, as_json)
     # NOTE: load bundles before touching the ledger so a bad bundle path fails fast (exit 2).
     bundles = [load_bundle(path) for path in bundle_paths]
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         diff = ledger_scans.diff_scans(ledger, a, b)
         vulnerable: list[dict[str, Any]] = []
         if bundles:
@@ -315,7 +320,7 @@ def releases_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
     """Pristine releases registered for integrity checks; 'releases add TARBALL' adds one."""
     if ctx.invoked_subcommand is not None:
         return
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         rows = [r.model_dump(mode="json") for r in ledger_releases.list_releases(ledger)]
     click.echo(
         render_rows(
@@ -338,7 +343,7 @@ def releases_add(
     ctx: click.Context, sources: tuple[Path, ...], cms: str | None, version: str | None
 ) -> None:
     """Register release archives (or folders): their CMS, version and file checksums."""
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with writing_ledger(ctx) as ledger:
         for source in sources:
             rel = register(ledger, source, cms=cms, version=version)
             click.echo(f"registered {rel.cms} {rel.version}: {rel.files} files from {rel.source}")
