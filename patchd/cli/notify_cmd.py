@@ -23,6 +23,8 @@ from patchd.notify.send import SmtpSettings
 from patchd.report.formats import render_rows
 
 PASSWORD_ENV = "PATCHD_SMTP_PASSWORD"
+#: The sender of previews when neither --from nor PATCHD_MAIL_FROM names one.
+PREVIEW_SENDER = "Security team <security@hoster.example>"
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*min)?\s*$")
 
 
@@ -59,8 +61,9 @@ def parse_rate(value: str) -> float:
     "--from",
     "sender",
     envvar="PATCHD_MAIL_FROM",
-    required=True,
-    help="Sender, e.g. 'Security <security@hoster.example>' (env PATCHD_MAIL_FROM).",
+    default=None,
+    help="Sender, e.g. 'Security <security@hoster.example>' (env PATCHD_MAIL_FROM); "
+    f"required with --send, previews default to {PREVIEW_SENDER!r}.",
 )
 @click.option(
     "--support", default=None, help="Support contact named in the emails (default: --from)."
@@ -93,7 +96,7 @@ def notify_command(
     smtp_port: int,
     starttls: bool,
     smtp_user: str | None,
-    sender: str,
+    sender: str | None,
     support: str | None,
     rate: str,
     all_clear: bool,
@@ -117,6 +120,15 @@ def notify_command(
         raise UsageError("name a RUN, or a bundle with --bundle ID")
     if send == (preview is not None):
         raise UsageError("choose exactly one of --preview DIR and --send")
+    if sender is None:
+        if send:
+            raise UsageError("--send needs a sender: --from ADDRESS or $PATCHD_MAIL_FROM")
+        # NOTE (issue 17): a preview needs no real sender; say which one it used.
+        sender = PREVIEW_SENDER
+        click.echo(
+            f"preview: sender {PREVIEW_SENDER} (give --from or set PATCHD_MAIL_FROM for yours)",
+            err=True,
+        )
     per_minute = parse_rate(rate)
     if smtp_user and not os.environ.get(PASSWORD_ENV):
         raise UsageError(f"--smtp-user needs the password in ${PASSWORD_ENV}")

@@ -24,6 +24,7 @@ from patchd.errors import BundleError, UsageError
 from patchd.ledger import runs as ledger_runs
 from patchd.outcomes import Outcome, Reason
 from patchd.report.formats import escape_text, json_document, render_rows
+from patchd.report.headline import headline
 from patchd.report.html import render_html
 from patchd.report.lists import (
     HOST_COLUMNS,
@@ -46,8 +47,7 @@ def columns_of(data: dict[str, Any]) -> tuple[str, ...]:
 
 def render_table(data: dict[str, Any], *, console: Any = None) -> str:
     """Summary, per-host counts and the lists of ``data`` as text tables."""
-    rate = data.get("success_rate")
-    footer = f"success rate {_percent(rate)}" if rate is not None else "nothing affected"
+    footer = headline(data)
     # NOTE: a line of its own: as a table title it would wrap to the narrow table's width.
     if data.get("runs"):
         runs = ", ".join(str(r) for r in data["runs"])
@@ -65,7 +65,10 @@ def render_table(data: dict[str, Any], *, console: Any = None) -> str:
             console=console,
         )
     )
-    hosts = [{**h, "success_rate": _percent(h["success_rate"])} for h in data["per_host"]]
+    rate_of = (
+        (lambda _h: "dry run") if data.get("dry_run") else (lambda h: _percent(h["success_rate"]))
+    )
+    hosts = [{**h, "success_rate": rate_of(h)} for h in data["per_host"]]
     out += render_rows(hosts, HOST_COLUMNS, "table", title="per host", console=console)
     all_groups = data["filters"].get("outcome") == Outcome.NOT_AFFECTED.value
     groups = grouped(data["results"], all_groups=all_groups)

@@ -21,13 +21,14 @@ from patchd.cli.output import (
     stdout_console,
 )
 from patchd.cli.rollout_prompt import rollout_question
-from patchd.cli.selectors import check_known
+from patchd.cli.selectors import bundle_folder, check_known, run_id_of
 from patchd.errors import UsageError
 from patchd.inventory import Inventory, load_inventory
 from patchd.ledger.backup_store import backup_dirs, describe_stores
 from patchd.ledger.inventory_cache import LedgerInventoryCache
-from patchd.outcomes import WOULD_PATCH, Outcome
+from patchd.outcomes import Outcome
 from patchd.report.formats import json_document, json_document_chunks, render_rows
+from patchd.report.headline import headline
 from patchd.report.results import RESULT_COLUMNS, iter_result_rows, run_json, run_json_head
 from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
@@ -58,7 +59,7 @@ def emit_run(data: dict, fmt: str, *, title: str) -> None:
     )
     if fmt == "table":
         rows = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
-        footer = _footer(data)
+        footer = headline(data)
         click.echo(
             render_rows(
                 rows,
@@ -69,17 +70,6 @@ def emit_run(data: dict, fmt: str, *, title: str) -> None:
             ),
             nl=False,
         )
-
-
-def _footer(data: dict) -> str:
-    """The summary's headline. A dry run wrote nothing, so it says what *would* happen
-    (issue 17): a success rate of 0.0% there read as a failed rollout."""
-    if data.get("dry_run"):
-        would = sum(1 for r in data["results"] if (r.get("detail") or "").endswith(WOULD_PATCH))
-        failing = sum(1 for r in data["results"] if r.get("outcome") in FAILED)
-        return f"dry run, nothing written: {would} would be patched, {failing} would fail"
-    rate = data.get("success_rate")
-    return f"success rate {rate:.1%}" if rate is not None else "nothing affected"
 
 
 def _check_limits(inventory: Inventory, options: RolloutOptions, accounts_file: Path) -> None:
@@ -97,9 +87,7 @@ def exit_code(data: dict) -> int:
 
 
 @click.command(name="rollout")
-@click.argument(
-    "bundle_path", metavar="BUNDLE", type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+@click.argument("bundle_arg", metavar="BUNDLE")
 @accounts_option()
 @click.option("--dry-run", is_flag=True, help="Match and dry-run only; write nothing.")
 @click.option(
@@ -151,7 +139,7 @@ def exit_code(data: dict) -> int:
 @click.pass_context
 def rollout_command(
     ctx: click.Context,
-    bundle_path: Path,
+    bundle_arg: str,
     accounts_file: Path,
     dry_run: bool,
     scan_id: int | None,
@@ -169,7 +157,8 @@ def rollout_command(
     fmt: str,
     as_json: bool,
 ) -> None:
-    """Match BUNDLE against the accounts, dry-run it everywhere, apply where it succeeded.
+    """Match BUNDLE (a bundle folder, or an id in patches/) against the accounts, dry-run
+    it everywhere, apply where it succeeded.
 
     Running the same command again resumes an interrupted run; a finished bundle is
     reported as already-patched. Exit 1 when any installation failed.
@@ -179,7 +168,7 @@ def rollout_command(
         # NOTE: the path is used by the agent on each host (local agents run in "/", SSH
         # agents in the login's home), never relative to where patchd was started.
         raise UsageError(f"--backup-dir must be an absolute path, not {backup_dir!r}")
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_folder(bundle_arg, name="BUNDLE"))
     options = RolloutOptions(
         dry_run=dry_run,
         hosts=_split(limit_host),
@@ -266,7 +255,7 @@ def rollout_command(
 
 
 @click.command(name="rollback")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_arg", metavar="RUN")
 @accounts_option()
 @click.option("--account", default=None, help="Only this account.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -274,18 +263,20 @@ def rollout_command(
 @click.pass_context
 def rollback_command(
     ctx: click.Context,
-    run_id: int,
+    run_arg: str,
     accounts_file: Path,
     account: str | None,
     yes: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
-    """Restore the originals of run RUN exactly; files changed since are left and reported."""
+    """Restore the originals of run RUN (a number or 'latest') exactly; files changed
+    since are left and reported."""
     fmt = resolve_format(fmt, as_json)
     inventory = load_inventory(accounts_file)
-    what = f"account {account} of run {run_id}" if account else f"run {run_id}"
     with reading_ledger(ctx) as ledger:
+        run_id = run_id_of(ledger, run_arg)
+        what = f"account {account} of run {run_id}" if account else f"run {run_id}"
         confirm_writes(f"Roll back {what}?", yes)
         items = rollback_run(ledger, inventory, run_id, account=account, progress=make_progress())
     rows = [

@@ -19,6 +19,7 @@ from patchd.ledger.db import Ledger
 from patchd.ledger.models import Result
 from patchd.notify.explain import explain
 from patchd.outcomes import SUCCESS_OUTCOMES, Outcome
+from patchd.report.headline import dry_run_counts
 from patchd.report.results import (
     RESULT_COLUMNS,
     ResultFilter,
@@ -85,7 +86,11 @@ def report_data(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) ->
     data = run_json(ledger, run_id, flt)
     for row in data["results"]:
         row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
-    data["per_host"] = _host_rows(ledger_runs.results(ledger, run_id))
+    everything = ledger_runs.results(ledger, run_id)
+    data["per_host"] = _host_rows(everything)
+    if data["dry_run"]:
+        # NOTE (issue 17): over the whole run, like summary (results may be filtered).
+        data["dry_run_counts"] = dry_run_counts((r.outcome.value, r.detail) for r in everything)
     data["filters"] = {k: v for k, v in asdict(flt).items() if v is not None}
     return data
 
