@@ -178,5 +178,8 @@ def notify_command(
         ),
         nl=False,
     )
+    if fmt == "csv":
+        # NOTE (issue 17): stdout stays CSV; which run it is goes to stderr.
+        click.echo(f"# run {run_id}: {bundle.id}" if run_id else f"# bundle {bundle.id}", err=True)
     failed = any(r.status in ("failed", "held", "pending") for r in rows)
     ctx.exit(EXIT_TARGETS_FAILED if failed else EXIT_OK)

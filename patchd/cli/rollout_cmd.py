@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import textwrap
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -12,13 +14,21 @@ from patchd.bundle.manifest import load_bundle
 from patchd.cli.confirm import confirm_writes
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.ledger_use import ledger_is_new, reading_ledger, writing_ledger
+from patchd.cli.listing import (
+    TERMINAL_ROWS,
+    all_option,
+    counts_text,
+    cut,
+    more_line,
+    on_terminal,
+    table_console,
+)
 from patchd.cli.output import (
     accounts_option,
     format_options,
     make_progress,
     parallel_option,
     resolve_format,
-    stdout_console,
 )
 from patchd.cli.rollout_prompt import rollout_question
 from patchd.cli.selectors import bundle_folder, check_known, run_id_of
@@ -41,35 +51,42 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-def emit_run(data: dict, fmt: str, *, title: str) -> None:
-    """Print a run's results: a JSON object, CSV, or a summary plus results table."""
+#: Outcomes a long terminal listing leaves to the summary (nothing to act on).
+QUIET = {Outcome.NOT_AFFECTED.value, Outcome.PATCHED.value, Outcome.ALREADY_PATCHED.value}
+
+
+def emit_run(data: dict, fmt: str, *, title: str, show_all: bool = False) -> None:
+    """Print a run's results: a JSON object, CSV (the run's id on stderr), or a results
+    table fitted to the terminal and a closing summary."""
     if fmt == "json":
         click.echo(json_document(data), nl=False)
         return
-    console = stdout_console() if fmt == "table" else None
-    click.echo(
-        render_rows(
-            data["results"],
-            RESULT_COLUMNS,
-            fmt,
-            title=title,  # type: ignore[arg-type]
-            console=console,
-        ),
-        nl=False,
+    if fmt == "csv":
+        click.echo(render_rows(data["results"], RESULT_COLUMNS, "csv"), nl=False)
+        # NOTE (issue 17): stdout stays CSV; the id and headline go to stderr.
+        click.echo(f"# run {data['run']}: {data['bundle']} ({headline(data)})", err=True)
+        return
+    console = table_console()
+    rows = data["results"]
+    hidden: Counter[str] = Counter()
+    if on_terminal() and not show_all and len(rows) > TERMINAL_ROWS:
+        hidden = Counter(r["outcome"] for r in rows if r["outcome"] in QUIET)
+        rows = [r for r in rows if r["outcome"] not in QUIET]
+    shown, left = cut(rows, show_all)
+    out = render_rows(shown, RESULT_COLUMNS, "table", title=title, console=console)
+    if hidden or left:
+        hidden.update(Counter(r["outcome"] for r in rows[len(shown) :]))
+        line = f"{more_line(sum(hidden.values()))} ({counts_text(hidden)})"
+        out += (textwrap.fill(line, console.width) if console else line) + "\n"
+    summary = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
+    out += render_rows(
+        summary,
+        ("outcome", "count"),
+        "table",
+        title=f"summary of run {data['run']} ({headline(data)})",
+        console=console,
     )
-    if fmt == "table":
-        rows = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
-        footer = headline(data)
-        click.echo(
-            render_rows(
-                rows,
-                ("outcome", "count"),
-                "table",
-                title=f"summary of run {data['run']} ({footer})",
-                console=console,
-            ),
-            nl=False,
-        )
+    click.echo(out, nl=False)
 
 
 def _check_limits(inventory: Inventory, options: RolloutOptions, accounts_file: Path) -> None:
@@ -135,6 +152,7 @@ def exit_code(data: dict) -> int:
     help="Skip installations whose CMS version and PHP no 'patchd test' cell passed.",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@all_option
 @format_options()
 @click.pass_context
 def rollout_command(
@@ -154,6 +172,7 @@ def rollout_command(
     backup_dir: str | None,
     require_tested: bool,
     yes: bool,
+    show_all: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
@@ -250,7 +269,12 @@ def rollout_command(
                 click.echo(chunk, nl=False)
             ctx.exit(exit_code(head))
         data = run_json(ledger, report.run_id)
-    emit_run(data, fmt, title=f"run {report.run_id}: {bundle.id} ({report.status.value})")
+    emit_run(
+        data,
+        fmt,
+        title=f"run {report.run_id}: {bundle.id} ({report.status.value})",
+        show_all=show_all,
+    )
     ctx.exit(exit_code(data))
 
 
@@ -301,4 +325,6 @@ def rollback_command(
         ),
         nl=False,
     )
+    if fmt == "csv":
+        click.echo(f"# run {run_id}: rollback of {what}", err=True)
     ctx.exit(EXIT_OK if all(i.ok for i in items) else EXIT_TARGETS_FAILED)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from patchd.bundle.manifest import Bundle
+from patchd.cms.names import proper_name
 from patchd.inventory import Inventory
 from patchd.ledger import scans as ledger_scans
 from patchd.ledger.backup_store import describe_stores
@@ -50,7 +51,7 @@ def rollout_question(
     auto = sum(1 for a in accounts if a.policy == "auto")
     hosts = sorted({a.host for a in accounts})
     lines = [
-        f"bundle: {m.id} ({m.cms} {m.component}, affected {m.affected})",
+        f"bundle: {m.id} ({proper_name(m.cms)} {m.component}, affected {m.affected})",
         f"accounts: {len(accounts)} of {accounts_file} on {len(hosts)} host(s) "
         f"({auto} with policy auto are written to; the others are only dry-run)",
         _installations(bundle, ledger, scan_id, {a.id for a in accounts}),

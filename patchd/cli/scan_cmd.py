@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,13 @@ import click
 from patchd.bundle.manifest import Bundle, load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
 from patchd.cli.ledger_use import ledger_is_new, reading_ledger, writing_ledger
+from patchd.cli.listing import all_option, cut, more_line, table_console
 from patchd.cli.output import (
     accounts_option,
     format_options,
     make_progress,
     parallel_option,
     resolve_format,
-    stdout_console,
 )
 from patchd.cli.selectors import check_known
 from patchd.inventory import load_inventory
@@ -66,32 +67,63 @@ def _installation_rows(data: dict) -> list[dict]:
     return rows
 
 
-def _emit(data: dict, fmt: str) -> None:
+def _closing(data: dict) -> str:
+    """The scan's closing line: its id and counts (issue 17: the id was only at the top)."""
+    accounts = len({i["account"] for i in data["installations"]})
+    return (
+        f"scan {data['scan']}: {len(data['installations'])} installation(s) in {accounts} "
+        f"account(s), {len(data['errors'])} error(s)"
+    )
+
+
+def _summary_rows(data: dict) -> list[dict]:
+    """Installations counted per CMS and version (a long scan's terminal summary)."""
+    found = Counter((i["cms"], i["version"] or "unknown") for i in data["installations"])
+    return [
+        {"cms": cms, "version": version, "installations": n}
+        for (cms, version), n in sorted(found.items())
+    ]
+
+
+def _emit(data: dict, fmt: str, show_all: bool = False) -> None:
+    """A scan as JSON; as CSV (installations only on stdout; the id and the errors on
+    stderr as ``# `` lines); or as tables fitted to the terminal, ending with the id."""
     if fmt == "json":
         click.echo(json_document(data), nl=False)
         return
-    console = stdout_console()
-    click.echo(
-        render_rows(
-            _installation_rows(data),
-            INSTALLATION_COLUMNS,
-            fmt,  # type: ignore[arg-type]
-            title=f"scan {data['scan']}",
-            console=console if fmt == "table" else None,
-        ),
-        nl=False,
-    )
-    if data["errors"]:
-        click.echo(
-            render_rows(
-                data["errors"],
-                ("host", "account", "message"),
-                fmt,  # type: ignore[arg-type]
-                title="errors",
-                console=console if fmt == "table" else None,
-            ),
-            nl=False,
+    if fmt == "csv":
+        click.echo(render_rows(_installation_rows(data), INSTALLATION_COLUMNS, "csv"), nl=False)
+        click.echo(f"# {_closing(data)}", err=True)
+        for e in data["errors"]:
+            where = "/".join(x for x in (e["host"], e["account"]) if x)
+            click.echo(f"# error: {where}: {e['message']}", err=True)
+        return
+    console = table_console()
+    rows = _installation_rows(data)
+    shown, left = cut(rows, show_all)
+    if left:
+        out = render_rows(
+            _summary_rows(data),
+            ("cms", "version", "installations"),
+            "table",
+            title=f"scan {data['scan']}: installations per CMS and version",
+            console=console,
         )
+    else:
+        out = render_rows(
+            shown, INSTALLATION_COLUMNS, "table", title=f"scan {data['scan']}", console=console
+        )
+    errors, errors_left = cut(data["errors"], show_all)
+    if errors:
+        out += render_rows(
+            errors, ("host", "account", "message"), "table", title="errors", console=console
+        )
+    if errors_left:
+        out += more_line(errors_left, "errors") + "\n"
+    out += _closing(data) + "\n"
+    if left:
+        out += f"every installation: patchd scans show {data['scan']} --all, or --format csv|json\n"
+    click.echo(out, nl=False)
 
 
 @click.command(name="scan")
@@ -108,6 +140,7 @@ def _emit(data: dict, fmt: str) -> None:
 @click.option(
     "--no-integrity", is_flag=True, help="Skip comparing core files with registered releases."
 )
+@all_option
 @format_options()
 @click.pass_context
 def scan_command(
@@ -117,6 +150,7 @@ def scan_command(
     parallel: int,
     only: tuple[str, ...],
     no_integrity: bool,
+    show_all: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
@@ -139,7 +173,7 @@ def scan_command(
             only_accounts=set(only) or None,
             progress=make_progress(),
         )
-    _emit(result.to_json(), fmt)
+    _emit(result.to_json(), fmt, show_all)
     ctx.exit(EXIT_TARGETS_FAILED if result.errors else EXIT_OK)
 
 
@@ -167,9 +201,10 @@ def scans_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
 
 @scans_group.command(name="show")
 @click.argument("scan_id", type=int)
+@all_option
 @format_options()
 @click.pass_context
-def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> None:
+def scans_show(ctx: click.Context, scan_id: int, show_all: bool, fmt: str, as_json: bool) -> None:
     """Every installation and error of one stored scan."""
     with reading_ledger(ctx) as ledger:
         ledger_scans.get_scan(ledger, scan_id)
@@ -178,7 +213,7 @@ def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> Non
             ledger_scans.scan_installations(ledger, scan_id),
             ledger_scans.scan_errors(ledger, scan_id),
         )
-    _emit(data, resolve_format(fmt, as_json))
+    _emit(data, resolve_format(fmt, as_json), show_all)
 
 
 def _carries_fix(bundle: Bundle, inst: ScanInstallation, fixed: set[tuple[str, str]]) -> bool:

@@ -157,7 +157,7 @@ def test_the_prompt_names_bundle_accounts_installations_and_backups(
     res = _run("rollout", BUNDLE, "--accounts", accounts, "--limit-host", "web01", input="n\n")
     assert res.exit_code == 1  # aborted
     text = res.output
-    assert "bundle: wp-2026-001 (wordpress core, affected 6.4.0-6.4.2)" in text
+    assert "bundle: wp-2026-001 (WordPress core, affected 6.4.0-6.4.2)" in text
     assert f"accounts: 6 of {accounts} on 1 host(s)" in text, text
     assert "installations to dry-run: " in text and "(per scan 1; the rollout scans" in text
     assert f"backups: {home / '.patchd' / 'backups'} on web01" in text
