@@ -54,9 +54,10 @@ def min_width(column: str, natural: int) -> int:
 #: Which columns leave a narrow table first (columns not named here leave last, from the
 #: right; ``account``, ``outcome`` and ``reason`` never leave).
 LEAVE_ORDER = (
-    "detail", "php_source", "patched_files", "policy", "customer", "cms", "host",
+    "detail", "why", "php_source", "patched_files", "policy", "customer", "cms", "host",
     "ledger", "backups", "started", "email", "language", "extensions", "modified_files",
-    "old_version", "version", "php", "run", "explanation", "counts", "conflicts", "path",
+    "mod", "ext", "old_version", "version", "php", "run", "explanation", "counts",
+    "conflicts", "path",
 )  # fmt: skip
 #: Columns that stay whatever the width.
 STAY = frozenset({"account", "outcome", "reason", "status", "change", "id", "scan"})

@@ -171,7 +171,7 @@ _ROW_NAME = ("run", "account", "path", "host", "customer", "cms")
 
 def _detail_view(cells: Sequence[Mapping[str, str]], fit: Fit, columns: Sequence[str]) -> Group:
     """The text columns that left the table, one block per row at full width."""
-    names = [c for c in _ROW_NAME if c in columns and c not in fit.detail][:2]
+    names = [c for c in _ROW_NAME if c in columns and c not in fit.detail][:2] or fit.shown[:3]
     parts: list[Any] = [Text(f"\n{', '.join(fit.detail)} of each row:")]
     for row in cells:
         values = [(c, row[c]) for c in fit.detail if row[c]]
