@@ -18,7 +18,7 @@ from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
 from patchd.ledger.models import Result
 from patchd.notify.explain import explain
-from patchd.outcomes import SUCCESS_OUTCOMES, Outcome
+from patchd.outcomes import SUCCESS_OUTCOMES, Outcome, Reason, skipped_kind
 from patchd.report.headline import dry_run_counts
 from patchd.report.results import (
     RESULT_COLUMNS,
@@ -151,6 +151,19 @@ def bundle_report_data(
     }
 
 
+def _why_skipped(row: dict[str, Any]) -> str:
+    """``policy``, ``dry run``, ``gate`` or ``untested``: why a skipped row was not written
+    (issue 17: a dry run's rows were listed as "skipped (policy)")."""
+    kind = skipped_kind(row.get("detail"))
+    if kind == "dry-run":
+        return "dry run"
+    if kind == "policy" or row.get("reason") == Reason.POLICY.value:
+        return "policy"
+    if row.get("reason") == Reason.GATE.value:
+        return "gate"
+    return "untested" if "untested" in (row.get("detail") or "") else "other"
+
+
 def grouped(results: list[dict[str, Any]], *, all_groups: bool) -> list[tuple[str, list]]:
     """``results`` split into :data:`GROUPS` (non-empty ones; "not affected" only when
     ``all_groups``, since it is most of a fleet)."""
@@ -159,6 +172,8 @@ def grouped(results: list[dict[str, Any]], *, all_groups: bool) -> list[tuple[st
         if Outcome.NOT_AFFECTED in outcomes and not all_groups:
             continue
         rows = [r for r in results if r["outcome"] in outcomes]
+        if rows and Outcome.SKIPPED in outcomes:
+            title = f"skipped ({', '.join(sorted({_why_skipped(r) for r in rows}))})"
         if rows:
             out.append((title, rows))
     known = {o.value for _, outs in GROUPS for o in outs}

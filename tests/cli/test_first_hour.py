@@ -104,3 +104,15 @@ def test_notify_send_needs_a_sender_preview_does_not(tmp_path: Path, monkeypatch
     )
     assert "PATCHD_MAIL_FROM" in res.output
     assert res.exit_code == 2 and "no ledger at" in res.output  # nothing else missing
+
+
+def test_the_skipped_list_says_why_its_rows_were_skipped() -> None:
+    from patchd.report.lists import grouped
+
+    rows = [
+        {"outcome": "skipped", "reason": None, "detail": "dry run: 2 file(s) apply cleanly"},
+        {"outcome": "skipped", "reason": "policy", "detail": "policy skip; dry run: patched"},
+    ]
+    assert [t for t, _ in grouped(rows[:1], all_groups=False)] == ["skipped (dry run)"]
+    assert [t for t, _ in grouped(rows[1:], all_groups=False)] == ["skipped (policy)"]
+    assert [t for t, _ in grouped(rows, all_groups=False)] == ["skipped (dry run, policy)"]
