@@ -148,10 +148,12 @@ def notify_command(
         else None
     )
     inventory = load_inventory(accounts_file)
+    # NOTE: a bundle named on the command line is checked before the ledger is needed.
+    named = load_bundle(bundle_folder(bundle_arg)) if bundle_arg is not None else None
     with reading_ledger(ctx) as ledger:
         run_id = None if run_arg is None else run_id_of(ledger, run_arg)
-        if bundle_arg is not None:
-            bundle = load_bundle(bundle_folder(bundle_arg))
+        if named is not None:
+            bundle = named
         else:
             assert run_id is not None
             bundle = load_bundle(PATCHES / ledger_runs.get_run(ledger, run_id).bundle_id)

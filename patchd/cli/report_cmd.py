@@ -166,11 +166,13 @@ def report_command(
     if reason and outcome not in (None, Outcome.DRY_RUN_FAILED.value):
         raise UsageError("--reason goes with --outcome dry-run-failed (or no --outcome)")
     flt = ResultFilter(outcome, reason, host, customer, account)
+    if bundle_arg is not None:
+        # NOTE: a bundle named on the command line is checked before the ledger is needed.
+        bundle_id, folder = bundle_named(bundle_arg)
+        if folder is not None:
+            bundle_id = check_bundle_folder(folder, bundle_id).id
     with reading_ledger(ctx) as ledger:
         if bundle_arg is not None:
-            bundle_id, folder = bundle_named(bundle_arg)
-            if folder is not None:
-                bundle_id = check_bundle_folder(folder, bundle_id).id
             data = bundle_report_data(ledger, bundle_id, flt)
         else:
             run = ledger_runs.get_run(ledger, run_id_of(ledger, run_arg or ""))
