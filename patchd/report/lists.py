@@ -27,6 +27,7 @@ from patchd.report.results import (
     run_json,
     success_rate,
 )
+from patchd.report.sites import RunSites, as_site_row
 
 #: Columns of ``patchd report`` (table, CSV, HTML), in order. Stable: documented in
 #: docs/support.md. The first nine are DESIGN.md's result keys.
@@ -131,9 +132,10 @@ def bundle_report_data(
         )
     }
     rows = []
+    sites = RunSites(ledger)
     for r in merged:
         if _matches(r, flt):
-            row = result_row(r)
+            row = as_site_row(result_row(r), sites(r.run_id))
             row["run"] = r.run_id
             row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
             rows.append(row)

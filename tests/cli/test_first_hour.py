@@ -116,3 +116,43 @@ def test_the_skipped_list_says_why_its_rows_were_skipped() -> None:
     assert [t for t, _ in grouped(rows[:1], all_groups=False)] == ["skipped (dry run)"]
     assert [t for t, _ in grouped(rows[1:], all_groups=False)] == ["skipped (policy)"]
     assert [t for t, _ in grouped(rows, all_groups=False)] == ["skipped (dry run, policy)"]
+
+
+def test_a_classic_typo3_site_has_the_scans_path_everywhere(tmp_path: Path) -> None:
+    """Scan said ``html``, rollout/report/emails said ``typo3_src-12.4.9`` (issue 17)."""
+    import email
+    import email.policy
+    import json
+
+    from patchd_fixtures.fleet import generate_fleet
+
+    fleet = generate_fleet(tmp_path / "fleet", 12, seed=3, families=("typo3",))
+    accounts = str(fleet / "accounts.yaml")
+    ledger = str(tmp_path / "l.db")
+    bundle = str(REPO / "patches" / "typo3-2026-001")
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--ledger", ledger, *args])
+
+    scan = json.loads(run("scan", "--accounts", accounts, "--json").stdout)
+    paths = {(i["account"], i["path"]) for i in scan["installations"]}
+    res = run("rollout", bundle, "--accounts", accounts, "--yes", "--json")
+    assert res.exit_code in (0, 1), res.output
+    results = json.loads(res.stdout)["results"]
+    assert results and all((r["account"], r["path"]) in paths for r in results), results
+    sourced = [r for r in results if "(TYPO3 source folder typo3_src-" in (r["detail"] or "")]
+    assert sourced and any(r["outcome"] == "patched" for r in sourced)
+    report = json.loads(run("report", "latest", "--json").stdout)["results"]
+    assert {(r["account"], r["path"]) for r in report} <= paths
+    mails = tmp_path / "mails"
+    assert run("notify", "latest", "--accounts", accounts, "--preview", str(mails)).exit_code == 0
+    text = ""
+    for eml in mails.glob("*.eml"):
+        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+        text += message.get_body(("plain",)).get_content()
+    assert text and "typo3_src" not in text, text
+    assert any(f"{r['path']}" in text for r in sourced), text
+    # the ledger still knows where the files are: rollback restores them
+    site = sourced[0]
+    back = run("rollback", "latest", "--accounts", accounts, "--account", site["account"], "--yes")
+    assert back.exit_code == 0 and "restored" in back.stdout, back.output
