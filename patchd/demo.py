@@ -52,7 +52,8 @@ TOUR_ACCOUNTS = 60
 #: The line printed when the demo runs without PHP.
 NO_PHP_NOTE = (
     "PHP checks skipped: no 'php' on PATH, so patched files are not linted with 'php -l' "
-    "(bundles built with --no-lint). To enable them: apt-get install php-cli"
+    "and the dependency closure check does not run (bundles built with --no-lint). To "
+    "enable them: apt-get install php-cli"
 )
 
 

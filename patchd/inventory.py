@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import hashlib
 import io
+import ipaddress
 import os
 import posixpath
 import re
@@ -24,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
@@ -58,6 +60,27 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
+def _check_ip(value: str | None) -> str | None:
+    """An IP address to connect to instead of the URL's host (``resolve``), normalised."""
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"not an IP address: {value!r}") from None
+
+
+def _relative_path(value: str, what: str) -> str:
+    """A path relative to the account root, normalised (``""`` for the root itself)."""
+    _no_control(value, what)
+    if value.startswith("/"):
+        raise ValueError(f"{what} must be relative to the root: {value!r}")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"'..' in {what}: {value!r}")
+    return "/".join(parts)
+
+
 def _no_control(value: str, what: str) -> str:
     if _CONTROL_RE.search(value):
         raise ValueError(f"{what} contains a control character (CR/LF/tab/NUL): {value!r}")
@@ -78,6 +101,12 @@ class Host(BaseModel):
     python: str = "python3"
     max_sessions: int = Field(4, ge=1, le=256)
     backup_dir: str | None = None  # backup store on the host (default: tied to the ledger)
+    resolve: str | None = None  # the health check connects here (like curl --resolve)
+
+    @field_validator("resolve")
+    @classmethod
+    def _resolve(cls, value: str | None) -> str | None:
+        return _check_ip(value)
 
     @field_validator("backup_dir")
     @classmethod
@@ -156,12 +185,54 @@ class Customer(BaseModel):
         return value
 
 
-@pydantic_dataclass(
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+#: A slotted frozen dataclass validated by pydantic (see :class:`Account` for why).
+_lean = pydantic_dataclass(
     config=ConfigDict(extra="forbid", str_strip_whitespace=True),
     frozen=True,
     slots=True,
     kw_only=True,
 )
+
+
+@_lean
+class Site:
+    """A URL an installation answers at, for the health check after applying a patch.
+
+    ``path`` is the installation's folder relative to the account root (as ``patchd scan``
+    reports it, ``""`` for the root itself); ``resolve`` is the IP address the check
+    connects to instead of looking the URL's host up in DNS (like ``curl --resolve``).
+    """
+
+    path: str
+    url: str
+    resolve: str | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _relative_path(value, "path")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        _no_control(value, "url")
+        try:
+            parsed = _HTTP_URL.validate_python(value)
+        except ValidationError:
+            raise ValueError(f"not an http(s) URL: {value!r}") from None
+        if parsed.username or parsed.password:
+            # NOTE: URLs end up in reports and emails; no credentials in them.
+            raise ValueError(f"no user or password in the URL, please: {value!r}")
+        return value
+
+    @field_validator("resolve")
+    @classmethod
+    def _resolve(cls, value: str | None) -> str | None:
+        return _check_ip(value)
+
+
+@_lean
 class Account:
     """One customer account: a root folder on a host, optional docroots and PHP facts.
 
@@ -179,6 +250,7 @@ class Account:
     uid: int | None = Field(None, ge=0, le=2**32 - 2)
     policy: Literal["auto", "notify-only", "skip"] = "auto"
     customer: Customer
+    sites: list[Site] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -202,16 +274,7 @@ class Account:
     @field_validator("docroots")
     @classmethod
     def _docroots(cls, value: list[str]) -> list[str]:
-        cleaned: list[str] = []
-        for docroot in value:
-            _no_control(docroot, "docroot")
-            if docroot.startswith("/"):
-                raise ValueError(f"docroot must be relative to the root: {docroot!r}")
-            parts = [p for p in docroot.split("/") if p not in ("", ".")]
-            if ".." in parts:
-                raise ValueError(f"'..' in docroot: {docroot!r}")
-            cleaned.append("/".join(parts))
-        return cleaned
+        return [_relative_path(docroot, "docroot") for docroot in value]
 
     @field_validator("php")
     @classmethod

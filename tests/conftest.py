@@ -1,3 +1,3 @@
 """Suite-wide fixtures. Harnesses live in ``tests/support`` and are registered here."""
 
-pytest_plugins = ["tests.support.sshd"]
+pytest_plugins = ["tests.support.sshd", "tests.support.phpserver"]

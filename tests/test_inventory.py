@@ -356,3 +356,39 @@ def test_loading_pauses_the_cyclic_collector_and_restores_it(tmp_path: Path) -> 
             gc.enable()
     finally:
         inventory_module._parse_inventory = original
+
+
+def test_sites_and_resolve(tmp_path: Path) -> None:
+    sites = (
+        "    sites:\n"
+        "      - {path: ./html/, url: 'https://www.kunde.example/'}\n"
+        "      - {path: html, url: 'http://shop.kunde.example:8080/', resolve: '2001:db8::1'}\n"
+    )
+    inv = _load(
+        tmp_path,
+        "hosts:\n  web01: {transport: local, resolve: 192.0.2.10}\naccounts:\n" + _account(sites),
+    )
+    assert inv.hosts["web01"].resolve == "192.0.2.10"
+    first, second = inv.account("p10001").sites
+    assert (first.path, first.url, first.resolve) == ("html", "https://www.kunde.example/", None)
+    assert (second.path, second.resolve) == ("html", "2001:db8::1")
+    assert _load(tmp_path, HOSTS + "accounts:\n" + _account()).accounts[0].sites == []
+
+
+@pytest.mark.parametrize(
+    ("site", "expected"),
+    [
+        ("{path: html, url: 'ftp://x.example/'}", "field sites.0.url: not an http(s) URL"),
+        ("{path: html, url: 'https://u:pw@x.example/'}", "field sites.0.url: no user or password"),
+        ("{path: ../x, url: 'https://x.example/'}", "field sites.0.path: '..' in path"),
+        ("{path: /srv, url: 'https://x.example/'}", "field sites.0.path: path must be relative"),
+        ("{path: html}", "field sites.0.url: required field missing"),
+        ("{path: html, url: 'https://x.example/', resolve: w1}", "field sites.0.resolve: not an"),
+        ("{path: html, url: 'https://x.example/', port: 1}", "field sites.0.port: unknown field"),
+    ],
+)
+def test_site_errors(tmp_path: Path, site: str, expected: str) -> None:
+    text = HOSTS + "accounts:\n" + _account(f"    sites:\n      - {site}\n")
+    assert _error(tmp_path, text).startswith(f"account p10001: {expected}")
+    bad_host = "hosts:\n  web01: {transport: local, resolve: example.com}\naccounts: []\n"
+    assert _error(tmp_path, bad_host).startswith("host web01: field resolve: not an IP address")

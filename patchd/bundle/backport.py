@@ -10,10 +10,15 @@ order, the first that succeeds wins:
 3. the same merge chained from the nearest newer backport that ported the file: base =
    that release's file, theirs = its patched file (code that changed in steps along the
    branch);
-4. fuzz, only when asked (``--fuzz N``).
+4. the merge's conflicts resolved by a person (``--review``; recorded in the rules file
+   by version, conflict id and a digest of both sides, so a rebuild reproduces it);
+5. fuzz, only when asked (``--fuzz N``).
 
 A file that none of these ports is listed in the build report with each conflict's two
 sides (the release's lines and the patched lines), for a person.
+
+The variant's ``method`` is the strongest step any of its files needed: ``exact`` <
+``merge`` < ``resolved`` < ``fuzz``.
 
 When every file ports, the result is diffed again against that release's files, giving
 a variant whose hunks apply there at their exact positions with exact context (what a
@@ -28,11 +33,12 @@ listed in the build report as needing manual work instead, per version.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from patchd.bundle.merge3 import merge_file
+from patchd.bundle.merge3 import Merge, merge_file, resolve_conflicts
 from patchd.bundle.report import CheckEntry, ManualHunk, VariantEntry
+from patchd.bundle.rules import Resolution, conflict_digest
 from patchd.bundle.validate import ReadFile, validate_patch
 from patchd.engine.apply import FileOutcome, apply_file
 from patchd.engine.model import FilePatch, Hunk
@@ -77,13 +83,16 @@ def port_patch(
     php: str | None,
     read_base: ReadFile | None = None,
     newer: Sequence[Newer] = (),
+    resolutions: Mapping[str, Resolution] | None = None,
 ) -> Ported:
     """Port ``patches`` to the release ``read`` reads (its version is ``version``).
 
     ``read_base`` reads OLD (the release ``patches`` was made against) for the 3-way
-    merge; ``newer`` are the newer backports that ported, nearest first, for chaining.
+    merge; ``newer`` are the newer backports that ported, nearest first, for chaining;
+    ``resolutions`` the recorded conflict resolutions of this version by conflict id.
     """
     manual: list[ManualHunk] = []
+    methods: set[str] = set()
     offsets: dict[str, int] = {}
     merged: dict[str, str] = {}
     results: dict[str, tuple[bytes | None, bytes | None]] = {}
@@ -94,17 +103,20 @@ def port_patch(
         if outcome.ok:
             results[fp.path] = (old, None if outcome.deleted else outcome.content)
             offsets.update(_offsets(fp.path, outcome, known))
+            methods.add("exact")
             continue
-        port = _merge(fp, old, read_base, newer)
+        port = _merge(fp, old, read_base, newer, resolutions or {})
         if port.content is not None:
             results[fp.path] = (old, port.content)
             merged[fp.path] = port.how
+            methods.add("resolved" if port.resolved else "merge")
             continue
         if fuzz:
             fuzzed = apply_file(fp, old, fuzz=fuzz)
             if fuzzed.ok:
                 results[fp.path] = (old, None if fuzzed.deleted else fuzzed.content)
                 offsets.update(_offsets(fp.path, fuzzed, known))
+                methods.add("fuzz")
                 continue
         manual.extend(port.conflicts)
         for h in outcome.hunks:
@@ -115,22 +127,23 @@ def port_patch(
         if outcome.error and not any(m.path == fp.path for m in manual):
             manual.append(ManualHunk(f"{fp.path}@file", fp.path, outcome.error))
     name = variant_file(version)
+    method = next((m for m in ("fuzz", "resolved", "merge") if m in methods), "exact")
     if manual:
-        entry = VariantEntry(version, None, "manual", offsets, tuple(manual), merged)
+        entry = VariantEntry(version, None, "manual", offsets, tuple(manual), merged, method)
         return Ported(version, entry, None, (), {})
     variant = tuple(_exact(fp.path, *results[fp.path]) for fp in patches)
     checks = list(validate_patch(variant, read, variant=name, php=php).checks)
     same = _changes(variant) == _changes(patches)
-    checks.append(
-        CheckEntry(
-            name,
-            "same-changes",
-            same,
-            "" if same else "the variant adds or removes other lines than patch.diff",
-        )
-    )
+    if not same and method == "resolved":
+        # NOTE: a person wrote these lines for code the fix's lines do not fit; that the
+        # changes differ is the point. The other checks (exact apply, php -l) still hold.
+        detail = "differs from patch.diff where a person resolved a conflict (rules file)"
+        checks.append(CheckEntry(name, "same-changes", True, detail))
+    else:
+        detail = "" if same else "the variant adds or removes other lines than patch.diff"
+        checks.append(CheckEntry(name, "same-changes", same, detail))
     patched = {path: new for path, (_old, new) in results.items()}
-    entry = VariantEntry(version, name, "ok", offsets, (), merged)
+    entry = VariantEntry(version, name, "ok", offsets, (), merged, method)
     return Ported(version, entry, variant, tuple(checks), patched)
 
 
@@ -139,15 +152,22 @@ class _Port:
     content: bytes | None  # the merged file; None when no merge was clean
     how: str
     conflicts: tuple[ManualHunk, ...]
+    resolved: bool = False
 
 
 def _merge(
-    fp: FilePatch, ours: bytes | None, read_base: ReadFile | None, newer: Sequence[Newer]
+    fp: FilePatch,
+    ours: bytes | None,
+    read_base: ReadFile | None,
+    newer: Sequence[Newer],
+    resolutions: Mapping[str, Resolution],
 ) -> _Port:
-    """3-way merge of ``fp``'s change into ``ours``: from OLD, then chained from newer."""
+    """3-way merge of ``fp``'s change into ``ours``: from OLD, then chained from newer,
+    then the first merge with its conflicts resolved as recorded."""
     if ours is None or fp.old_path is None or fp.new_path is None or read_base is None:
         return _Port(None, "", ())  # creations and deletions port only as they are
     first: tuple[ManualHunk, ...] = ()
+    first_merge: tuple[str, Merge] | None = None
     sources: list[tuple[str, bytes | None, bytes | None]] = []
     base = read_base(fp.path)
     if base is not None:
@@ -164,6 +184,7 @@ def _merge(
         if m.clean:
             return _Port(m.content, how, ())
         if not first:
+            first_merge = (how, m)
             first = tuple(
                 ManualHunk(
                     f"{fp.path}@conflict{i}",
@@ -174,7 +195,42 @@ def _merge(
                 )
                 for i, c in enumerate(m.conflicts, 1)
             )
+    if first_merge is not None and resolutions:
+        return _resolved(first_merge, first, resolutions)
     return _Port(None, "", first)
+
+
+def _resolved(
+    first_merge: tuple[str, Merge],
+    conflicts: tuple[ManualHunk, ...],
+    resolutions: Mapping[str, Resolution],
+) -> _Port:
+    """The first merge with every conflict replaced by its recorded resolution, or the
+    conflicts (stale or missing resolutions say so)."""
+    how, merge = first_merge
+    answers: list[bytes] = []
+    left: list[ManualHunk] = []
+    for c in conflicts:
+        res = resolutions.get(c.hunk)
+        if res is None:
+            left.append(c)
+        elif res.resolve.conflict != conflict_digest(c.ours, c.theirs):
+            left.append(
+                ManualHunk(
+                    c.hunk,
+                    c.path,
+                    f"{c.reason}; the resolution recorded for it no longer fits (the conflict "
+                    "changed): resolve it again with --review",
+                    c.ours,
+                    c.theirs,
+                )
+            )
+        else:
+            answers.append(res.result.encode("utf-8", "surrogateescape"))
+    if left:
+        return _Port(None, "", tuple(left))
+    content = resolve_conflicts(merge.content, answers)
+    return _Port(content, f"{how}, {len(answers)} conflict(s) resolved in review", (), True)
 
 
 def _offsets(path: str, outcome: FileOutcome, known: list[str]) -> dict[str, int]:

@@ -5,8 +5,9 @@ Steps (each its own function, so tests and the bench can time or reuse them):
 1. open OLD and NEW (archives extracted safely into a work folder) and detect their CMS
    and version (:func:`patchd.releases.detect_release`);
 2. the full release diff (:func:`patchd.release.tree.diff_trees`);
-3. the classifier chain (rules > noise > git > heuristics), then the interactive review of
-   the undecided hunks when a reviewer is given;
+3. the classifier chain (rules > noise > git > siblings > heuristics; the sibling release
+   pairs are opened with OLD and NEW and diffed, :mod:`patchd.bundle.siblings`), then the
+   interactive review of the undecided hunks when a reviewer is given;
 4. minimise: a hunk kept by a rules-file ``line`` matcher keeps only the runs of changed
    lines that match (the same way a review "split" is recorded); classifier splits (git
    attribution of mixed hunks) are used as they come;
@@ -37,12 +38,15 @@ from typing import Literal
 
 from patchd import __version__
 from patchd.bundle.backport import HunkIds, Newer, Ported, port_patch
+from patchd.bundle.branches import BranchVariant, same_branch, sibling_variant
 from patchd.bundle.classifiers import (
     DEFAULT_SECURITY_PATTERN,
     DEFAULT_THRESHOLD,
     RulesClassifier,
+    add_siblings,
     default_chain,
 )
+from patchd.bundle.closure import VariantPatch, check_all, refusal_message, variant_problem
 from patchd.bundle.interface import (
     ClassifiedHunk,
     Classifier,
@@ -54,13 +58,23 @@ from patchd.bundle.manifest import BUILD_REPORT, MAIN_DIFF, Manifest, write_bund
 from patchd.bundle.report import (
     BuildReport,
     CheckEntry,
+    ClosureEntry,
     HunkEntry,
     LinkEntry,
     ManualHunk,
     ReleaseInfo,
+    SiblingsInfo,
     Suggestion,
     VariantEntry,
 )
+from patchd.bundle.rules import (
+    ConflictKey,
+    Resolution,
+    append_resolution,
+    conflict_digest,
+    load_resolutions,
+)
+from patchd.bundle.siblings import SiblingSources, check_min_siblings, sibling_classifier
 from patchd.bundle.split import change_runs, renumber, split_hunk
 from patchd.bundle.validate import (
     ReadFile,
@@ -69,6 +83,7 @@ from patchd.bundle.validate import (
     find_php,
     validate_patch,
 )
+from patchd.cms import DETECTORS
 from patchd.cms.interface import Installation
 from patchd.cms.names import default_summary, default_title
 from patchd.engine.model import FilePatch, Hunk
@@ -82,6 +97,9 @@ from patchd.versions import Version, VersionSet, branch_start, releases_in
 
 #: The interactive review: undecided hunks in, replacement verdicts by hunk id out.
 Reviewer = Callable[[Sequence[ClassifiedHunk]], dict[str, Verdict]]
+#: The review of a backport conflict: (version, conflict) in, the resolved lines out
+#: (None: leave it for later, the version stays without a variant).
+ConflictResolver = Callable[[str, ManualHunk], str | None]
 
 SEVERITIES = ("low", "medium", "high", "critical")
 
@@ -104,6 +122,85 @@ class UndecidedError(BuildError):
             f"in the manifest):{listing}"
         )
         self.hunks = tuple(hunks)
+
+
+# --- dependency closure check (issue 12, item 4) ---------------------------------------
+class ClosureError(BuildError):
+    """Kept hunks use symbols NEW defines only in dropped hunks (patchd.bundle.closure)."""
+
+    exit_code = 1
+
+    def __init__(self, result: ClosureEntry) -> None:
+        super().__init__(refusal_message(result))
+        self.result = result
+
+
+def closure_check(
+    diff: ReleaseDiff,
+    minimal: MinimalPatch,
+    patched: dict[str, bytes | None],
+    old: OpenedRelease,
+    new: OpenedRelease,
+    opts: BuildOptions,
+    php: str | None,
+    ported: list[tuple[OpenedRelease, Ported]],
+) -> tuple[ClosureEntry, list[tuple[OpenedRelease, Ported]]]:
+    """The closure check of the main patch and every stored variant, in one ``php``
+    process: :class:`ClosureError` when the main patch fails it; a variant that fails it
+    is not stored (its problems are listed as manual work, like a failed validation).
+
+    NOTE: it only tokenizes (never runs release code), so with --no-lint it still runs
+    when the machine has PHP; without PHP it is skipped and the manifest says so.
+    """
+    tool = php or shutil.which(opts.php or "php")
+    if tool is None:
+        return ClosureEntry("skipped", note="built with --no-lint on a machine without PHP"), ported
+    variants = [
+        VariantPatch(
+            p.version, p.patches, _variant_ids(p.patches, minimal.ids), p.patched, r.read, r.root
+        )
+        for r, p in ported
+        if p.patches is not None
+    ]
+    result, problems = check_all(
+        diff,
+        minimal.patches,
+        minimal.ids,
+        patched,
+        old.read,
+        new.read,
+        php=tool,
+        variants=variants,
+        old_root=old.root,
+    )
+    if result.problems:
+        raise ClosureError(result)
+    out = []
+    for rel, p in ported:
+        found = problems.get(p.version)
+        if found:
+            manual = tuple(
+                ManualHunk(c.used_in, c.path, variant_problem(c, p.version)) for c in found
+            )
+            entry = VariantEntry(
+                p.version, None, "manual", p.entry.offsets, manual, p.entry.merged, p.entry.method
+            )
+            p = Ported(p.version, entry, None, p.checks, {})
+        out.append((rel, p))
+    return result, out
+
+
+def _variant_ids(patches: Sequence[FilePatch], ids: HunkIds) -> dict[str, list[str]]:
+    """A variant's hunk ids: the main patch's where a file has as many hunks, else #N."""
+    out: dict[str, list[str]] = {}
+    for fp in patches:
+        known = ids.get(fp.path, [])
+        n = len(fp.hunks)
+        out[fp.path] = known if len(known) == n else [f"{fp.path}#{i}" for i in range(1, n + 1)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def _undecided_listing(ch: ClassifiedHunk) -> str:
@@ -183,6 +280,10 @@ class BuildOptions:
     # What happens to hunks no classifier (and no review) decided: "refuse" stops the
     # build listing them; "keep"/"drop" decide them all and the manifest records it.
     undecided: Literal["refuse", "keep", "drop"] = "refuse"
+    # Sibling release pairs (OLD2, NEW2) of other branches, and how many must share a
+    # change (None: a majority), issue 12.
+    siblings: tuple[SiblingSources, ...] = ()
+    min_siblings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +397,28 @@ def open_input(source: Path, workdir: Path, *, what: str) -> OpenedRelease:
             f"{what} is no CMS release patchd knows: {exc.message}", where=str(source)
         ) from None
     return OpenedRelease(Path(source), root, installation, links)
+
+
+#: Every file a detector reads to tell a release's CMS and version.
+DETECTION_FILES = frozenset(
+    path for detector in DETECTORS for path in (*detector.markers, *detector.release_files)
+)
+
+
+def open_backport(source: Path, workdir: Path, touched: frozenset[str], cms: str) -> OpenedRelease:
+    """A backport release with only ``touched`` and :data:`DETECTION_FILES` written; the
+    whole archive when that is not enough to tell it is a ``cms`` release."""
+    wanted = touched | DETECTION_FILES
+    root, links = open_release_links(source, workdir, wanted=wanted.__contains__)
+    try:
+        installation = detect_release(root.resolve())
+    except PatchdError:
+        installation = None
+    if installation is None or installation.cms != cms:
+        # NOTE: never remove ``root`` here: for a folder it is the user's own tree. The
+        # partial extraction goes with the work folder.
+        return open_input(source, workdir, what="backport release")
+    return OpenedRelease(Path(source), root.resolve(), installation, links)
 
 
 def classify(
@@ -442,6 +565,9 @@ def report_entries(classified: Sequence[ClassifiedHunk]) -> tuple[HunkEntry, ...
                     Suggestion(s.classifier, s.reason, s.score) for s in ch.suggestions
                 ),
                 text=hunk_text(ch.hunk.hunk) if ch.hunk is not None else "",
+                siblings=next(
+                    (s.siblings for s in (v, *ch.suggestions) if s.siblings is not None), None
+                ),
             )
         )
     return tuple(entries)
@@ -484,6 +610,7 @@ def _check_options(opts: BuildOptions) -> None:
         raise UsageError("--fuzz must be 0 or more")
     if (opts.git_repo is None) != (opts.git_range is None):
         raise UsageError("--git and --range go together (--git REPO --range OLDREF..NEWREF)")
+    check_min_siblings(len(opts.siblings), opts.min_siblings)
     for name, value in (("--affected", opts.affected),):
         if value is not None:
             try:
@@ -502,6 +629,7 @@ def build_bundle(
     opts: BuildOptions,
     *,
     review: Reviewer | None = None,
+    resolve: ConflictResolver | None = None,
     progress: Progress | None = None,
 ) -> BuildResult:
     """Build, validate and write the bundle ``<opts.out>/<id>`` (see the module docstring)."""
@@ -521,15 +649,30 @@ def build_bundle(
         threshold=opts.threshold,
     )
     with _workdir(opts.workdir) as work:
-        progress.start(5 + len(opts.backports), "build")
-        # NOTE: both archives are extracted at once: decompression and file writes
+        progress.start(5 + len(opts.backports) + bool(opts.siblings), "build")
+        # NOTE: the archives are extracted at once: decompression and file writes
         # release the GIL, and extraction is most of a build's time.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=min(4, 2 + 2 * len(opts.siblings))) as pool:
             old_job = pool.submit(open_input, opts.old, work, what="OLD")
             new_job = pool.submit(open_input, opts.new, work, what="NEW")
+            sibling_jobs = [
+                (
+                    pool.submit(open_input, o, work, what="--sibling OLD2"),
+                    pool.submit(open_input, n, work, what="--sibling NEW2"),
+                )
+                for o, n in opts.siblings
+            ]
             old, new = old_job.result(), new_job.result()
+            pairs = [(o.result(), n.result()) for o, n in sibling_jobs]
         _check_pair(old, new, opts)
         progress.advance(label="opened")
+        siblings: SiblingsInfo | None = None
+        if pairs:
+            classifier, siblings = sibling_classifier(
+                old, new, pairs, opts.siblings, opts.min_siblings
+            )
+            chain = add_siblings(chain, classifier)
+            progress.advance(label="siblings diffed")
         diff, links = split_links(
             diff_trees(old.root, new.root, old_links=old.links, new_links=new.links)
         )
@@ -555,10 +698,16 @@ def build_bundle(
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
-        ported = _backports(work, old, minimal, opts, php, progress)
+        branches = [
+            _branch_variant(pair, minimal, php) for pair in pairs
+        ]  # issue 13: each sibling branch's own variant
+        ported = _backports(work, old, minimal, opts, php, progress, resolve, branches)
+        ported += [(o2, bv.ported) for (o2, _n2), bv in zip(pairs, branches, strict=True)]
+        closure, ported = closure_check(diff, minimal, main.patched, old, new, opts, php, ported)
         result = _write(
-            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links
-        )
+            opts, bundle_id, stamp, old, new, chain, entries, minimal, main, ported, forced, links,
+            closure, siblings=siblings,
+        )  # fmt: skip
         progress.advance(label="written")
         progress.finish()
         return result
@@ -590,12 +739,34 @@ def _backports(
     opts: BuildOptions,
     php: str | None,
     progress: Progress,
+    resolve: ConflictResolver | None = None,
+    branches: Sequence[BranchVariant] = (),
 ) -> list[tuple[OpenedRelease, Ported]]:
     """Port to every ``--backport`` release, newest first (an older one may merge from a
-    newer one's result); returned in the order given."""
+    newer one's result); returned in the order given. Conflicts are resolved as the rules
+    file records; with ``resolve`` (``--review``) a person resolves the others, and each
+    answer is recorded there at once. A release of a sibling's branch is ported from that
+    sibling's variant (``branches``), the others from the minimal patch."""
+    recorded = load_resolutions(opts.rules) if opts.rules is not None else []
+    main_base = PortBase(old.version, minimal.patches, minimal.ids, old.read)
+    bases = [main_base] + [
+        PortBase(b.version, b.ported.patches, b.ids, b.read)
+        for b in branches
+        if b.ported.patches is not None
+    ]
     releases = []
-    for source in opts.backports:
-        rel = open_input(source, work, what="backport release")
+    touched = frozenset(fp.path for fp in minimal.patches)
+    # NOTE: only the files the patch touches (and the version files) are written: a
+    # backport costs a read of its archive, not an extraction (issue 13: 10 backports
+    # within 3x of a build without). Two at once: decompression releases the GIL.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        opened = list(
+            pool.map(
+                lambda source: open_backport(source, work, touched, old.installation.cms),
+                opts.backports,
+            )
+        )
+    for source, rel in zip(opts.backports, opened, strict=True):
         if rel.installation.cms != old.installation.cms:
             raise BuildError(
                 f"backport release is {rel.installation.cms}, not {old.installation.cms}",
@@ -605,34 +776,89 @@ def _backports(
             raise BuildError(f"backport release is OLD's version {old.version}", where=str(source))
         releases.append(rel)
     done: dict[int, tuple[OpenedRelease, Ported]] = {}
-    newer: list[Newer] = []
+    newer: dict[str, list[Newer]] = {b.version: [] for b in bases}
     order = sorted(range(len(releases)), key=lambda i: Version.parse(releases[i].version).key)
     for i in reversed(order):
-        rel, ported = _backport(releases[i], old, minimal, opts, php, newer)
+        rel = releases[i]
+        base = next((b for b in bases[1:] if same_branch(b.version, rel.version)), main_base)
+        chain = newer[base.version]
+        ported = _backport(rel, base, opts, php, chain, _for(recorded, rel.version))
+        conflicts = [m for m in ported.entry.manual if m.ours or m.theirs]
+        if resolve is not None and opts.rules is not None and conflicts:
+            answered = _ask_conflicts(resolve, rel.version, conflicts, opts.rules)
+            if answered:
+                recorded = load_resolutions(opts.rules)
+                ported = _backport(rel, base, opts, php, chain, _for(recorded, rel.version))
         done[i] = (rel, ported)
         if ported.patches is not None:
-            newer.insert(0, Newer(rel.version, rel.read, ported.patched))
+            chain.insert(0, Newer(rel.version, rel.read, ported.patched))
         progress.advance(label="backported")
     return [done[i] for i in range(len(releases))]
 
 
+def _for(resolutions: Sequence[Resolution], version: str) -> dict[str, Resolution]:
+    return {r.resolve.hunk: r for r in resolutions if r.resolve.version == version}
+
+
+def _ask_conflicts(
+    resolve: ConflictResolver, version: str, conflicts: Sequence[ManualHunk], rules: Path
+) -> int:
+    """Ask for each conflict; record every answer in the rules file; the number answered."""
+    answered = 0
+    for c in conflicts:
+        text = resolve(version, c)
+        if text is None:
+            continue
+        key = ConflictKey(version=version, hunk=c.hunk, conflict=conflict_digest(c.ours, c.theirs))
+        append_resolution(
+            rules,
+            Resolution(
+                resolve=key, result=text, comment=f"review: resolved backport conflict in {c.path}"
+            ),
+        )
+        answered += 1
+    return answered
+
+
+@dataclass(frozen=True)
+class PortBase:
+    """What backports of one branch are ported from: the minimal patch against OLD, or a
+    sibling branch's variant against its OLD2."""
+
+    version: str
+    patches: tuple[FilePatch, ...]
+    ids: HunkIds
+    read: ReadFile
+
+
+def _branch_variant(
+    pair: tuple[OpenedRelease, OpenedRelease], minimal: MinimalPatch, php: str | None
+) -> BranchVariant:
+    old2, new2 = pair
+    diff = diff_trees(old2.root, new2.root, old_links=old2.links, new_links=new2.links)
+    return sibling_variant(
+        old2.version, diff, old2.read, new2.read, minimal.patches, php=php, label=new2.version
+    )
+
+
 def _backport(
     rel: OpenedRelease,
-    old: OpenedRelease,
-    minimal: MinimalPatch,
+    base: PortBase,
     opts: BuildOptions,
     php: str | None,
     newer: Sequence[Newer],
-) -> tuple[OpenedRelease, Ported]:
+    resolutions: dict[str, Resolution] | None = None,
+) -> Ported:
     ported = port_patch(
-        minimal.patches,
-        minimal.ids,
+        base.patches,
+        base.ids,
         rel.read,
         version=rel.version,
         fuzz=opts.fuzz,
         php=php,
-        read_base=old.read,
+        read_base=base.read,
         newer=newer,
+        resolutions=resolutions,
     )
     failed = [c for c in ported.checks if not c.ok]
     if failed:
@@ -640,22 +866,30 @@ def _backport(
         # report as manual work, like hunks that do not port.
         manual = tuple(ManualHunk(f"{c.check}", c.detail.split(":")[0], c.detail) for c in failed)
         entry = VariantEntry(
-            rel.version, None, "manual", ported.entry.offsets, manual, ported.entry.merged
+            rel.version,
+            None,
+            "manual",
+            ported.entry.offsets,
+            manual,
+            ported.entry.merged,
+            ported.entry.method,
         )
         ported = Ported(rel.version, entry, None, ported.checks, {})
-    return rel, ported
+    return ported
 
 
-def default_affected(old: str, backports: Sequence[str]) -> str:
+def default_affected(old: str, backports: Sequence[str], siblings: Sequence[str] = ()) -> str:
     """``--affected`` when not given: OLD's branch from its first release up to OLD
-    (``12.4.0-12.4.10``), plus every backport release outside it.
+    (``12.4.0-12.4.10``), each sibling branch the same way up to its OLD2, plus every
+    backport release outside them.
 
     NOTE (issue 13): not just the versions that got a variant; an affected version without
     one is reported ``no-variant`` (update needed), never ``not-affected``.
     """
-    branch = VersionSet.parse(f"{branch_start(old)}-{old}")
-    extra = sorted({Version.parse(b) for b in backports if b not in branch}, key=lambda v: v.key)
-    return ",".join([str(branch), *(str(v) for v in extra)])
+    ranges = [f"{branch_start(v)}-{v}" for v in (old, *siblings)]
+    covered = VersionSet.parse(",".join(ranges))
+    extra = sorted({Version.parse(b) for b in backports if b not in covered}, key=lambda v: v.key)
+    return ",".join([*ranges, *(str(v) for v in extra)])
 
 
 def uncovered_versions(affected: str, variant_sets: Sequence[str]) -> list[str]:
@@ -690,6 +924,9 @@ def _write(
     ported: list[tuple[OpenedRelease, Ported]],
     forced: tuple[str, ...] = (),
     links: tuple[LinkEntry, ...] = (),
+    closure: ClosureEntry | None = None,
+    *,
+    siblings: SiblingsInfo | None = None,
 ) -> BuildResult:
     diffs = {MAIN_DIFF: render_patch(minimal.patches)}
     variants = [
@@ -697,6 +934,7 @@ def _write(
             "versions": old.version,
             "file": MAIN_DIFF,
             "files": touched_files(minimal.patches, old.read, main.patched),
+            "method": "exact",
         }
     ]
     stored = sorted(
@@ -711,9 +949,13 @@ def _write(
                 "versions": p.version,
                 "file": p.entry.file,
                 "files": touched_files(p.patches, rel.read, p.patched),
+                "method": p.entry.method,
             }
         )
-    affected = opts.affected or default_affected(old.version, [p.version for _, p in ported])
+    sibling_olds = [p.version for _, p in ported if p.entry.method == "sibling"]
+    affected = opts.affected or default_affected(
+        old.version, [p.version for _, p in ported if p.entry.method != "sibling"], sibling_olds
+    )
     cms = old.installation.cms
     fixed_in = opts.fixed_in or new.version
     fields = {
@@ -733,7 +975,8 @@ def _write(
         "variants": variants,
         "created_at": stamp,
         "patchd_version": __version__,
-        "skipped_checks": [] if opts.lint else ["php-lint"],
+        "skipped_checks": ([] if opts.lint else ["php-lint"])
+        + (["closure"] if closure is not None and closure.status == "skipped" else []),
         "undecided": opts.undecided if forced else None,
         "undecided_hunks": list(forced),
     }
@@ -752,6 +995,8 @@ def _write(
         validation=tuple(checks),
         uncovered=tuple(uncovered_versions(affected, [v["versions"] for v in variants])),
         links=links,
+        siblings=siblings,
+        closure=closure,
     )
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)

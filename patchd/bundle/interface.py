@@ -89,7 +89,8 @@ class Verdict:
     scoring classifiers (heuristics), ``rule`` names the rules-file entry that decided.
     ``split``, when set on a ``keep`` verdict, replaces the hunk by these smaller hunks
     (computed against the old file, see :func:`patchd.bundle.split.split_hunk`): only the
-    security part of a mixed hunk is shipped.
+    security part of a mixed hunk is shipped. ``siblings``, set by the sibling classifier,
+    names the sibling releases where a change of the hunk was found (issue 12).
     """
 
     decision: Decision
@@ -100,6 +101,7 @@ class Verdict:
     split: tuple[Hunk, ...] | None = None
     #: evidence: the (short) commits the decision rests on (git attribution)
     commits: tuple[str, ...] = ()
+    siblings: tuple[str, ...] | None = None
 
     @property
     def definite(self) -> bool:

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from patchd import __version__
 from patchd.engine.model import FilePatch
@@ -69,6 +77,18 @@ class Variant(_Model):
     versions: str = Field(description="version set, e.g. 6.4.0-6.4.2")
     file: str = Field(description="patch.diff or variants/NAME.diff")
     files: tuple[TouchedFile, ...] = ()
+    method: Literal["exact", "merge", "resolved", "fuzz", "sibling"] | None = Field(
+        default=None,
+        description="how the variant was made (absent in bundles built before issue 13)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_absent_method(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # NOTE: a bundle sealed before ``method`` existed must keep its digest.
+        data = handler(self)
+        if data.get("method") is None:
+            data.pop("method", None)
+        return data
 
     @field_validator("versions")
     @classmethod
@@ -112,8 +132,9 @@ class Manifest(_Model):
     digest: str
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     patchd_version: str = __version__
-    skipped_checks: tuple[Literal["php-lint"], ...] = Field(
-        default=(), description="validation checks the build did not run (--no-lint)"
+    skipped_checks: tuple[Literal["php-lint", "closure"], ...] = Field(
+        default=(),
+        description="validation checks the build did not run (--no-lint; closure: no PHP)",
     )
     undecided: Literal["keep", "drop"] | None = Field(
         default=None,

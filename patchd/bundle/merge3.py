@@ -77,6 +77,30 @@ def merge_file(base: bytes, ours: bytes, theirs: bytes, *, git: str | None = Non
     return Merge(proc.stdout, conflicts)
 
 
+def resolve_conflicts(content: bytes, answers: list[bytes]) -> bytes:
+    """``content`` of a conflicted merge with its i-th conflict region (markers included)
+    replaced by ``answers[i]``; ValueError when the counts differ."""
+    out: list[bytes] = []
+    n = 0
+    inside = False
+    for line in content.splitlines(keepends=True):
+        if not inside and line.startswith(_OURS + b"target"):
+            inside = True
+            continue
+        if inside:
+            if line.startswith(_THEIRS + b"patched"):
+                if n >= len(answers):
+                    raise ValueError("more conflicts than answers")
+                out.append(answers[n])
+                n += 1
+                inside = False
+            continue
+        out.append(line)
+    if n != len(answers):
+        raise ValueError(f"{n} conflicts, {len(answers)} answers")
+    return b"".join(out)
+
+
 def _conflicts(content: bytes) -> tuple[Conflict, ...]:
     out: list[Conflict] = []
     ours: list[bytes] = []

@@ -17,12 +17,17 @@ review: ``include``/``exclude`` by hunk id, and for a split ``include`` by hunk 
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from patchd.bundle.builder import Reviewer, hunk_text, split_by_regex
+from patchd.bundle.builder import ConflictResolver, Reviewer, hunk_text, split_by_regex
 from patchd.bundle.interface import ClassifiedHunk, Verdict
+from patchd.bundle.report import ManualHunk
 from patchd.bundle.rules import Matcher, Rule, append_rule, load_rules
 from patchd.bundle.split import change_runs
 from patchd.engine.model import HunkLine
@@ -151,3 +156,90 @@ def _record(
     return Verdict(
         "keep" if decision == "keep" else "drop", comment, classifier="review", rule=label
     )
+
+
+# -- backport conflicts ------------------------------------------------------------------
+
+CONFLICT_HELP = (
+    "e      - edit the resolution in $EDITOR (the two sides are pre-filled; remove the markers)\n"
+    "f FILE - take the resolved lines from FILE\n"
+    "s      - skip: this version gets no variant for now (listed as manual work)\n"
+    "? - print help\n"
+)
+_MARKERS = ("<<<<<<< ", "=======", ">>>>>>> ")
+
+
+def make_conflict_resolver(
+    read_line: ReadLine, write: Write, *, editor: str | None = None
+) -> ConflictResolver:
+    """A :data:`~patchd.bundle.builder.ConflictResolver` asking through ``read_line``/``write``:
+    the person writes the lines that replace the conflict, in ``editor`` (``$EDITOR``) or
+    in a file. The builder records each answer in the rules file."""
+
+    def resolve(version: str, conflict: ManualHunk) -> str | None:
+        write(
+            f"\nbackport {version}: {conflict.hunk} ({conflict.reason})\n"
+            f"release {version} has:\n{_block(conflict.ours)}"
+            f"the fix (patched OLD) has:\n{_block(conflict.theirs)}"
+        )
+        while True:
+            write("Resolve [e,f FILE,s,?]? ")
+            answer = read_line()
+            if answer is None:
+                return None
+            answer = answer.strip()
+            if answer == "s":
+                return None
+            if answer == "e":
+                text = _edit(version, conflict, editor, write)
+            elif answer.startswith("f "):
+                text = _from_file(Path(answer[2:].strip()), write)
+            else:
+                write(CONFLICT_HELP)
+                continue
+            if text is not None:
+                return text
+
+    return resolve
+
+
+def _block(text: str) -> str:
+    body = text if text.endswith("\n") or not text else text + "\n"
+    return "".join(f"  | {ln}" for ln in body.splitlines(keepends=True)) or "  | (nothing)\n"
+
+
+def _checked(text: str, write: Write) -> str | None:
+    if any(ln.startswith(_MARKERS) for ln in text.splitlines()):
+        write("the resolution still has conflict markers (<<<<<<<, =======, >>>>>>>)\n")
+        return None
+    return text
+
+
+def _from_file(path: Path, write: Write) -> str | None:
+    try:
+        return _checked(path.read_text(encoding="utf-8"), write)
+    except (OSError, UnicodeDecodeError) as exc:
+        write(f"cannot read {path}: {exc}\n")
+        return None
+
+
+def _edit(version: str, conflict: ManualHunk, editor: str | None, write: Write) -> str | None:
+    editor = editor or os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        write("no editor: set $EDITOR, or answer 'f FILE'\n")
+        return None
+    ours = (
+        conflict.ours if conflict.ours.endswith("\n") or not conflict.ours else conflict.ours + "\n"
+    )
+    theirs = conflict.theirs
+    if theirs and not theirs.endswith("\n"):
+        theirs += "\n"
+    draft = f"<<<<<<< release {version}\n{ours}=======\n{theirs}>>>>>>> the fix (patched OLD)\n"
+    with tempfile.TemporaryDirectory(prefix="patchd-resolve-") as tmp:
+        path = Path(tmp) / "resolution.txt"
+        path.write_text(draft, encoding="utf-8")
+        proc = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        if proc.returncode != 0:
+            write(f"the editor exited with {proc.returncode}; nothing recorded\n")
+            return None
+        return _from_file(path, write)

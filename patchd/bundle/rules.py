@@ -28,12 +28,24 @@ Format (YAML)::
   without its end-of-line; it never matches a file without hunks.
 - Rules are tried in file order; the first match decides.
 
+Backport conflicts a person resolved (``patchd build --review``) are recorded next to the
+rules, by backport version and conflict id, with a digest of the conflict's two sides so a
+changed conflict is never resolved with a stale answer::
+
+    resolutions:
+      - resolve: {version: "6.4.0", hunk: "wp-includes/comment-template.php@conflict1",
+                  conflict: "<sha256>"}
+        result: |
+          print( esc_html( $author ) ); // legacy output path
+        comment: "review: resolved backport conflict"
+
 ``patchd build --review`` appends the reviewer's decisions with :func:`append_rule`, which
 keeps the existing text (comments included) and adds the new entry at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -44,7 +56,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from patchd.errors import PatchdError
 
@@ -137,12 +156,51 @@ class Rule(BaseModel):
         }
 
 
+class ConflictKey(BaseModel):
+    """Which backport conflict a resolution answers: version, conflict id and its digest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    hunk: str
+    conflict: str = Field(description="sha256 of the conflict's two sides (see conflict_digest)")
+
+
+class Resolution(BaseModel):
+    """A person's resolution of one backport conflict: the lines that replace it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resolve: ConflictKey
+    result: str
+    comment: str
+
+    def to_yaml_obj(self) -> dict[str, Any]:
+        """The plain form written to the rules file."""
+        return {
+            "resolve": self.resolve.model_dump(),
+            "result": self.result,
+            "comment": self.comment,
+        }
+
+
+def conflict_digest(ours: str, theirs: str) -> str:
+    """The digest that ties a resolution to the conflict it was made for: a conflict whose
+    sides changed (another release, another fix) is never resolved with a stale answer."""
+    h = hashlib.sha256()
+    h.update(ours.encode("utf-8", "surrogateescape"))
+    h.update(b"\0")
+    h.update(theirs.encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
 class RulesFile(BaseModel):
-    """The whole file: ``rules: [...]``."""
+    """The whole file: ``rules: [...]`` and ``resolutions: [...]`` (backport conflicts)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: list[Rule] = []
+    resolutions: list[Resolution] = []
 
 
 @dataclass(frozen=True)
@@ -199,7 +257,23 @@ def parse_rules(
     text: str, *, source: str = "rules", where: str | None = None
 ) -> list[CompiledRule]:
     """Validate rules from YAML text (see the module docstring for the format)."""
-    where = where or source
+    parsed = parse_rules_file(text, where=where or source)
+    return [CompiledRule(rule, i, source) for i, rule in enumerate(parsed.rules)]
+
+
+def load_resolutions(path: Path) -> list[Resolution]:
+    """The backport conflict resolutions of a rules file (none when it does not exist)."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"cannot read rules file: {exc.strerror}", where=str(path)) from None
+    return list(parse_rules_file(text, where=str(path)).resolutions)
+
+
+def parse_rules_file(text: str, *, where: str) -> RulesFile:
+    """The whole rules file validated (rules and resolutions)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -209,10 +283,9 @@ def parse_rules(
     if not isinstance(data, dict):
         raise RulesError("expected a mapping with a 'rules' list at the top", where=where)
     try:
-        parsed = RulesFile.model_validate(data)
+        return RulesFile.model_validate(data)
     except ValidationError as exc:
         raise RulesError(_describe_errors(exc), where=where) from None
-    return [CompiledRule(rule, i, source) for i, rule in enumerate(parsed.rules)]
 
 
 def append_rule(path: Path, rule: Rule) -> None:
@@ -239,6 +312,45 @@ def append_rule(path: Path, rule: Rule) -> None:
     # NOTE: fallback loses YAML comments but never loses or reorders a rule.
     dumped = yaml.safe_dump(
         {"rules": [r.to_yaml_obj() for r in wanted]},
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+    )
+    _write_atomic(path, dumped)
+
+
+def append_resolution(path: Path, resolution: Resolution) -> None:
+    """Add (or replace: same version and conflict id) a conflict resolution in the rules
+    file at ``path``, keeping the ``rules`` and the other resolutions. Written atomically.
+
+    NOTE: the file is rewritten from its parsed data when it has resolutions already (YAML
+    comments in it are lost then, never a rule or a resolution).
+    """
+    old_text = path.read_text(encoding="utf-8") if path.exists() else ""
+    parsed = parse_rules_file(old_text, where=str(path))
+    key = (resolution.resolve.version, resolution.resolve.hunk)
+    kept = [r for r in parsed.resolutions if (r.resolve.version, r.resolve.hunk) != key]
+    wanted = RulesFile(rules=parsed.rules, resolutions=[*kept, resolution])
+    if not parsed.resolutions:
+        entry = yaml.safe_dump(
+            {"resolutions": [resolution.to_yaml_obj()]},
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=False,
+        )
+        base = old_text if old_text.endswith("\n") or not old_text else old_text + "\n"
+        candidate = base + entry
+        try:
+            if parse_rules_file(candidate, where=str(path)) == wanted:
+                _write_atomic(path, candidate)
+                return
+        except RulesError:
+            pass
+    dumped = yaml.safe_dump(
+        {
+            "rules": [r.to_yaml_obj() for r in wanted.rules],
+            "resolutions": [r.to_yaml_obj() for r in wanted.resolutions],
+        },
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,

@@ -9,7 +9,7 @@ import click
 
 from patchd.bundle.builder import SEVERITIES, BuildOptions, build_bundle
 from patchd.bundle.classifiers import DEFAULT_THRESHOLD
-from patchd.bundle.review import make_reviewer
+from patchd.bundle.review import make_conflict_resolver, make_reviewer
 from patchd.cli.output import make_progress
 from patchd.errors import UsageError
 
@@ -27,12 +27,29 @@ _PATH = click.Path(exists=False, path_type=Path)
 @click.option("--auto", is_flag=True, help="Keep hunks whose heuristic score reaches --threshold.")
 @click.option("--threshold", type=float, default=DEFAULT_THRESHOLD, show_default=True)
 @click.option(
-    "--review", is_flag=True, help="Decide undecided hunks interactively (needs --rules)."
+    "--review",
+    is_flag=True,
+    help="Decide undecided hunks and resolve backport conflicts interactively (needs --rules).",
 )
 @click.option(
     "--backport", "backports", multiple=True, type=_PATH, help="Older release to port to."
 )
 @click.option("--fuzz", type=int, default=0, show_default=True, help="Fuzz for backports only.")
+@click.option(
+    "--sibling",
+    "siblings",
+    nargs=2,
+    multiple=True,
+    type=_PATH,
+    metavar="OLD2 NEW2",
+    help="Another branch's release pair of the same security day (repeatable): a change "
+    "they share is security.",
+)
+@click.option(
+    "--min-siblings",
+    type=int,
+    help="How many sibling pairs must share a change (default: a majority of them).",
+)
 @click.option(
     "--undecided",
     type=click.Choice(["keep", "drop"]),
@@ -77,6 +94,8 @@ def build_command(
     review: bool,
     backports: tuple[Path, ...],
     fuzz: int,
+    siblings: tuple[tuple[Path, Path], ...],
+    min_siblings: int | None,
     undecided: str | None,
     bundle_id: str | None,
     title: str | None,
@@ -136,9 +155,11 @@ def build_command(
         lint=not no_lint,
         workdir=workdir,
         undecided=undecided or "refuse",  # type: ignore[arg-type]
+        siblings=tuple(siblings),
+        min_siblings=min_siblings,
         **({"security_pattern": pattern} if pattern is not None else {}),
     )
-    reviewer = None
+    reviewer = resolver = None
     if review:
         assert rules is not None
         if not rules.exists():
@@ -150,7 +171,10 @@ def build_command(
             return line if line else None
 
         reviewer = make_reviewer(rules, read_line, lambda text: click.echo(text, nl=False))
-    result = build_bundle(opts, review=reviewer, progress=make_progress(not review))
+        resolver = make_conflict_resolver(read_line, lambda text: click.echo(text, nl=False))
+    result = build_bundle(
+        opts, review=reviewer, resolve=resolver, progress=make_progress(not review)
+    )
     summary = result.report.summary
     manual = [v for v in result.report.variants if v.status != "ok"]
     click.echo(
@@ -170,6 +194,8 @@ def build_command(
             "(no-variant: update needed); add --backport RELEASE for each to patch them",
             err=True,
         )
+    if result.report.siblings is not None:
+        click.echo(result.report.siblings.describe())
     for link in result.report.links:
         click.echo(f"manual: {link.path}: {link.note}", err=True)
     m = result.manifest
@@ -182,6 +208,13 @@ def build_command(
         )
     if no_lint:
         click.echo("php -l skipped (--no-lint): patched PHP files were not linted", err=True)
+    closure = result.report.closure
+    if closure is not None and closure.status == "skipped":
+        click.echo(
+            f"closure check skipped ({closure.note}): kept hunks may use symbols only dropped "
+            "hunks define; build on a machine with PHP before publishing",
+            err=True,
+        )
     for v in manual:
         click.echo(
             f"backport {v.version}: needs manual work for "

@@ -24,6 +24,7 @@ from patchd.cli.output import format_options, resolve_format, stdout_console
 from patchd.cli.selectors import PATCHES, bundle_named, run_id_of
 from patchd.errors import BundleError, UsageError
 from patchd.ledger import runs as ledger_runs
+from patchd.ledger.models import reason_fits
 from patchd.outcomes import Outcome, Reason
 from patchd.report.formats import escape_text, json_document, render_rows
 from patchd.report.headline import headline
@@ -126,7 +127,7 @@ def _write(text: str, output: Path | None) -> None:
     "--reason",
     type=click.Choice([r.value for r in Reason]),
     default=None,
-    help="Only this dry-run-failed reason.",
+    help="Only this reason (of dry-run-failed, skipped or reverted).",
 )
 @click.option("--host", default=None, help="Only this host.")
 @click.option("--customer", default=None, help="Only this customer id.")
@@ -163,8 +164,8 @@ def report_command(
     fmt = resolve_format(fmt, as_json)
     if (run_arg is None) == (bundle_arg is None):
         raise UsageError("name a RUN (a number or 'latest') or --bundle ID, not both")
-    if reason and outcome not in (None, Outcome.DRY_RUN_FAILED.value):
-        raise UsageError("--reason goes with --outcome dry-run-failed (or no --outcome)")
+    if reason and outcome and not reason_fits(Outcome(outcome), Reason(reason)):
+        raise UsageError(f"--reason {reason} does not go with --outcome {outcome}")
     flt = ResultFilter(outcome, reason, host, customer, account)
     if bundle_arg is not None:
         # NOTE: a bundle named on the command line is checked before the ledger is needed.

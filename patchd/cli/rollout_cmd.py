@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import shlex
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -36,6 +37,7 @@ from patchd.errors import UsageError
 from patchd.inventory import Inventory, load_inventory
 from patchd.ledger.backup_store import backup_dirs, describe_stores
 from patchd.ledger.inventory_cache import LedgerInventoryCache
+from patchd.ledger.models import RunStatus
 from patchd.outcomes import Outcome
 from patchd.report.formats import json_document, json_document_chunks, render_rows
 from patchd.report.headline import headline
@@ -44,7 +46,13 @@ from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
 
 #: Outcomes after which the command exits 1 ("some targets failed").
-FAILED = {Outcome.DRY_RUN_FAILED, Outcome.APPLY_FAILED, Outcome.UNREACHABLE, Outcome.ERROR}
+FAILED = {
+    Outcome.DRY_RUN_FAILED,
+    Outcome.APPLY_FAILED,
+    Outcome.REVERTED,
+    Outcome.UNREACHABLE,
+    Outcome.ERROR,
+}
 
 
 def _split(values: tuple[str, ...]) -> frozenset[str]:
@@ -100,7 +108,21 @@ def _check_limits(inventory: Inventory, options: RolloutOptions, accounts_file: 
 
 
 def exit_code(data: dict) -> int:
+    if data.get("status") == RunStatus.GATE_STOPPED.value:
+        return EXIT_TARGETS_FAILED
     return EXIT_TARGETS_FAILED if any(o in FAILED for o in data["summary"]) else EXIT_OK
+
+
+def _failure_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    """``--max-failure-rate``: a percentage (``5``, ``5%``, ``2.5``) as a fraction."""
+    text = value.strip().removesuffix("%").strip()
+    try:
+        percent = float(text)
+    except ValueError:
+        raise click.BadParameter(f"not a percentage: {value!r} (e.g. 5 or 5%)") from None
+    if not 0 <= percent <= 100:
+        raise click.BadParameter(f"must be between 0 and 100 (percent), not {value!r}")
+    return percent / 100
 
 
 @click.command(name="rollout")
@@ -151,6 +173,49 @@ def exit_code(data: dict) -> int:
     is_flag=True,
     help="Skip installations whose CMS version and PHP no 'patchd test' cell passed.",
 )
+@click.option(
+    "--no-health-check",
+    "no_health_check",
+    is_flag=True,
+    help="Do not fetch the sites' URLs before and after applying (see docs/operator.md).",
+)
+@click.option(
+    "--health-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 300),
+    help="Seconds a health check request may take.",
+)
+@click.option(
+    "--health-per-host",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Health check requests to one host at once.",
+)
+@click.option(
+    "--health-settle",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(0, 60),
+    help="Seconds after an apply during which PHP's opcache may still serve the old code "
+    "(opcache.revalidate_freq + 1; a site found fine earlier is fetched again then).",
+)
+@click.option(
+    "--max-failure-rate",
+    metavar="P",
+    default="5%",
+    show_default=True,
+    callback=_failure_rate,
+    help="Fleet failure gate: stop applying when more than this share of the installations "
+    "applied failed (apply-failed or reverted); judged after max(canary, 4) applies; "
+    "100 turns it off.",
+)
+@click.option(
+    "--continue-past-gate",
+    is_flag=True,
+    help="Resume a run the fleet failure gate stopped (after looking at its failures).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @all_option
 @format_options()
@@ -171,6 +236,12 @@ def rollout_command(
     batch: int,
     backup_dir: str | None,
     require_tested: bool,
+    no_health_check: bool,
+    health_timeout: float,
+    health_per_host: int,
+    health_settle: float,
+    max_failure_rate: float,
+    continue_past_gate: bool,
     yes: bool,
     show_all: bool,
     fmt: str,
@@ -199,6 +270,12 @@ def rollout_command(
         batch=batch,
         backup_dir=backup_dir,
         require_tested=require_tested,
+        health_check=not no_health_check,
+        health_per_host=health_per_host,
+        health_timeout=health_timeout,
+        health_settle=health_settle,
+        max_failure_rate=max_failure_rate,
+        continue_past_gate=continue_past_gate,
     )
     # NOTE (issue 17): a new ledger is created only after the inventory passed its checks.
     inventory = None
@@ -247,6 +324,8 @@ def rollout_command(
         del inventory  # NOTE: not needed for the output; large fleets need the room
         if report.resumed and fmt != "json":
             click.echo(f"resumed run {report.run_id}", err=True)
+        if report.gate is not None:
+            _gate_message(ctx, report.run_id, report.gate)
         if report.untested:
             action = (
                 "skipped"
@@ -276,6 +355,18 @@ def rollout_command(
         show_all=show_all,
     )
     ctx.exit(exit_code(data))
+
+
+def _gate_message(ctx: click.Context, run_id: int, why: str) -> None:
+    """Tell the operator the gate stopped the run, and how to look and go on."""
+    argv = (ctx.find_root().meta.get("patchd.argv") or []) + ["--continue-past-gate"]
+    again = " ".join(shlex.quote(a) for a in argv)
+    click.echo(
+        f"fleet failure gate: {why}; stopped applying, the rest is skipped (gate).\n"
+        f"Look at the failures: patchd report {run_id} --outcome reverted (and apply-failed);"
+        f" to go on: patchd {again}",
+        err=True,
+    )
 
 
 @click.command(name="rollback")

@@ -8,14 +8,16 @@ from ``build-report.json``; on a terminal each hunk is syntax-highlighted (rich
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 from rich.syntax import Syntax
 
-from patchd.bundle.manifest import BUILD_REPORT, Manifest, load_bundle
-from patchd.bundle.report import BuildReport, HunkEntry, load_report
+from patchd.bundle.manifest import BUILD_REPORT, Manifest, Variant, load_bundle
+from patchd.bundle.report import BuildReport, ClosureEntry, HunkEntry, load_report
 from patchd.cli.output import stdout_console
+from patchd.versions import Version, branch_start
 
 
 @click.command(name="show")
@@ -44,6 +46,8 @@ def show_command(bundle: Path, fmt: str, as_json: bool, only_kept: bool) -> None
             "variants": full["variants"],
             "validation": full["validation"],
             "uncovered": full["uncovered"],
+            **({"siblings": full["siblings"]} if "siblings" in full else {}),
+            "closure": full.get("closure"),
         }
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -80,14 +84,19 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
         out(f"  not checked: {', '.join(manifest.skipped_checks)} (built with --no-lint)", "yellow")
     out(f"  summary (en): {manifest.summary.en}")
     out(f"  summary (de): {manifest.summary.de}")
-    for v in manifest.variants:
-        out(f"  variant {v.file}: versions {v.versions}, {len(v.files)} files")
+    for branch, variants in _by_branch(manifest.variants):
+        out(f"  branch {branch}:")
+        for v in variants:
+            how = f", {v.method}" if v.method else ""
+            out(f"    variant {v.file}: versions {v.versions}, {len(v.files)} files{how}")
     if report.uncovered:
         out(
             f"  no variant (installations: dry-run-failed, no-variant): "
             f"{', '.join(report.uncovered)}",
             "yellow",
         )
+    if report.siblings is not None:
+        out(f"  {report.siblings.describe()}")
     for link in report.links:
         out(f"  manual: {link.path}: {link.note}", "yellow")
     for v in report.variants:
@@ -100,6 +109,9 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
                 if m.ours or m.theirs:
                     out(_indent(f"release {v.version} has:", m.ours), "yellow")
                     out(_indent("the fix (patched OLD) has:", m.theirs), "yellow")
+    if report.closure is not None:
+        for line, style in _closure_lines(report.closure):
+            out(line, style)
     s = report.summary
     failed = [c for c in report.validation if not c.ok]
     out(
@@ -121,12 +133,50 @@ def _print_table(manifest: Manifest, report: BuildReport, hunks: list[HunkEntry]
             out(f"  score: {h.score:.1f}")
         for sug in h.suggestions:
             out(f"  suggestion from {sug.classifier}: {sug.reason}")
+        if h.siblings is not None and report.siblings is not None:
+            n = len(report.siblings.releases)
+            where = ", ".join(h.siblings) if h.siblings else "none"
+            out(f"  found in siblings: {where} ({len(h.siblings)} of {n})")
         if not h.text:
             out(f"  ({h.file_kind} change without text hunks)")
         elif fancy:
             console.print(Syntax(h.text.rstrip("\n"), "diff", theme="ansi_dark", word_wrap=True))
         else:
             click.echo(h.text, nl=False)
+
+
+def _by_branch(variants: Sequence[Variant]) -> list[tuple[str, list[Variant]]]:
+    """Variants grouped by branch (``6.4``, ``6.3``, ...), newest branch first."""
+    groups: dict[Version, list[Variant]] = {}
+    for v in variants:
+        groups.setdefault(branch_start(str(v.version_set.ranges[0].low)), []).append(v)
+    return [
+        (str(start).removesuffix(".0"), groups[start])
+        for start in sorted(groups, key=lambda b: b.key, reverse=True)
+    ]
+
+
+def _closure_lines(c: ClosureEntry) -> list[tuple[str, str | None]]:
+    """The closure check in words (issue 12, item 4)."""
+    if c.status == "skipped":
+        return [(f"  closure: not checked ({c.note})", "yellow")]
+    lines: list[tuple[str, str | None]] = [
+        (
+            f"  closure: ok: no kept hunk uses a symbol that only dropped hunks define "
+            f"({len(c.files)} PHP files read, {c.references} new references, "
+            f"{len(c.dropped)} definitions left out with dropped hunks"
+            + (f"; variants {', '.join(c.variants)} checked too" if c.variants else "")
+            + ")",
+            None,
+        )
+    ]
+    for d in c.dropped[:10]:
+        lines.append((f"    left out: {d.symbol} ({d.hunk})", None))
+    if len(c.dropped) > 10:
+        lines.append((f"    ... and {len(c.dropped) - 10} more (build-report.json)", None))
+    if c.unreadable:
+        lines.append((f"  closure: PHP could not read {', '.join(c.unreadable)}", "yellow"))
+    return lines
 
 
 def _indent(title: str, text: str) -> str:

@@ -30,6 +30,7 @@ class DrupalDetector(Detector):
 
     name = "drupal"
     markers = (VERSION_FILE,)
+    release_files = (VERSION_FILE,)
     owned_dirs = frozenset(
         {"core", "modules", "themes", "profiles", "sites", "vendor", "libraries"}
     )

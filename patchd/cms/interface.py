@@ -125,6 +125,10 @@ class Detector(ABC):
     #: Markers that, present in a folder :meth:`detect` finds nothing in, make the folder
     #: ``unrecognised`` (the completeness guard); default: every marker.
     guard_markers: tuple[str, ...] | None = None
+    #: The files of a release tree (paths from its root) that :meth:`detect` reads to tell
+    #: the CMS and its version, besides :attr:`markers`: a backport release is extracted
+    #: with only these and the files its patch touches.
+    release_files: tuple[str, ...] = ()
 
     @abstractmethod
     def detect(self, root: SafeRoot, path: str) -> Installation | None:

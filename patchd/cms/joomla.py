@@ -32,6 +32,7 @@ class JoomlaDetector(Detector):
 
     name = "joomla"
     markers = (VERSION_FILE, MANIFEST)
+    release_files = (VERSION_FILE, MANIFEST)
     owned_dirs = frozenset(
         {
             "administrator",

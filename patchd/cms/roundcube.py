@@ -26,6 +26,7 @@ class RoundcubeDetector(Detector):
 
     name = "roundcube"
     markers = (VERSION_FILE,)
+    release_files = (VERSION_FILE,)
     owned_dirs = frozenset(
         {
             "program",

@@ -59,6 +59,13 @@ class Typo3Detector(Detector):
     owned_dirs = frozenset(
         {"typo3", "typo3_src", "typo3conf", "typo3temp", "fileadmin", "uploads", "vendor"}
     )
+    release_files = (
+        f"typo3/{VERSION_FILE}",
+        f"typo3/{OLD_VERSION_FILE}",
+        COMPOSER_VERSION_FILE,
+        "composer.json",
+        "composer.lock",
+    )
 
     def detect(self, root: SafeRoot, path: str) -> Installation | None:
         """The TYPO3 installation in ``path``, or None."""

@@ -31,6 +31,7 @@ class WordPressDetector(Detector):
 
     name = "wordpress"
     markers = (VERSION_FILE, "wp-load.php", "wp-config.php")
+    release_files = (VERSION_FILE, "wp-load.php")
     # NOTE: a lone wp-config.php is normal (WordPress also reads it from the folder above).
     guard_markers = (VERSION_FILE, "wp-load.php")
     owned_dirs = frozenset({"wp-admin", "wp-includes", "wp-content"})

@@ -57,12 +57,15 @@ class ScanStatus(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
-    """State of a run (``canary-stopped``: the canary batch failed, the rest was not done)."""
+    """State of a run (``canary-stopped``: the canary batch failed, the rest was not done;
+    ``gate-stopped``: the fleet failure gate stopped applying, the rest is ``skipped``
+    with reason ``gate`` until the run is continued with ``--continue-past-gate``)."""
 
     RUNNING = "running"
     FINISHED = "finished"
     INTERRUPTED = "interrupted"
     CANARY_STOPPED = "canary-stopped"
+    GATE_STOPPED = "gate-stopped"
 
 
 class FileState(enum.StrEnum):
@@ -231,8 +234,10 @@ class Run(_Row):
 class ResultRecord(_Row):
     """The outcome of one installation in one run.
 
-    ``reason`` is set exactly when ``outcome`` is ``dry-run-failed`` (DESIGN.md
-    "Outcomes"); other explanations go into ``detail``.
+    ``reason`` is set when ``outcome`` is ``dry-run-failed`` or ``reverted`` (DESIGN.md
+    "Outcomes"), and may be set on ``skipped`` (``policy``, ``gate``) and on an ``error``
+    of the health check (``health-check``: the undo failed); other explanations go into
+    ``detail``.
     """
 
     account: str
@@ -251,11 +256,27 @@ class ResultRecord(_Row):
 
     @model_validator(mode="after")
     def _reason_matches_outcome(self) -> ResultRecord:
-        if self.outcome is Outcome.DRY_RUN_FAILED and self.reason is None:
-            raise ValueError("outcome dry-run-failed needs a reason")
-        if self.outcome is not Outcome.DRY_RUN_FAILED and self.reason is not None:
-            raise ValueError(f"reason {self.reason} only goes with dry-run-failed")
+        if self.outcome in _NEEDS_REASON and self.reason is None:
+            raise ValueError(f"outcome {self.outcome} needs a reason")
+        if self.reason is not None and not reason_fits(self.outcome, self.reason):
+            allowed = "/".join(sorted(_OUTCOMES_OF.get(self.reason, _DRY_RUN_FAILED)))
+            raise ValueError(f"reason {self.reason} only goes with {allowed}")
         return self
+
+
+_DRY_RUN_FAILED = frozenset({Outcome.DRY_RUN_FAILED})
+#: The outcomes each reason that is not a dry run's goes with.
+_OUTCOMES_OF: dict[Reason, frozenset[Outcome]] = {
+    Reason.POLICY: frozenset({Outcome.SKIPPED}),
+    Reason.GATE: frozenset({Outcome.SKIPPED}),
+    Reason.HEALTH_CHECK: frozenset({Outcome.REVERTED, Outcome.ERROR}),
+}
+_NEEDS_REASON = frozenset({Outcome.DRY_RUN_FAILED, Outcome.REVERTED})
+
+
+def reason_fits(outcome: Outcome, reason: Reason) -> bool:
+    """Whether a result may have ``outcome`` with ``reason`` (see :class:`ResultRecord`)."""
+    return outcome in _OUTCOMES_OF.get(reason, _DRY_RUN_FAILED)
 
 
 class Result(ResultRecord):

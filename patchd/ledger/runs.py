@@ -29,8 +29,8 @@ from patchd.ledger.models import (
     TouchedFileRecord,
 )
 
-UNFINISHED = (RunStatus.RUNNING, RunStatus.INTERRUPTED)
-"""Statuses of a run that a rollout may resume."""
+UNFINISHED = (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.GATE_STOPPED)
+"""Statuses of a run that a rollout may resume (``gate-stopped`` only when told to)."""
 
 RETRY_ON_RESUME = frozenset({Outcome.UNREACHABLE})
 """Outcomes that a resumed run tries again (the host may be back)."""
@@ -102,12 +102,13 @@ def list_runs(ledger: Ledger, *, bundle_id: str | None = None) -> list[Run]:
 
 
 def find_unfinished_run(ledger: Ledger, bundle_id: str, options_key: str) -> Run | None:
-    """The newest ``running`` or ``interrupted`` run of ``bundle_id`` with these options.
+    """The newest ``running``, ``interrupted`` or ``gate-stopped`` run of ``bundle_id`` with
+    these options.
 
     ``options_key`` is :func:`options_key` of the options the new rollout would use.
     """
     row = ledger.query_one(
-        "SELECT * FROM runs WHERE bundle_id = ? AND options_key = ? AND status IN (?, ?) "
+        "SELECT * FROM runs WHERE bundle_id = ? AND options_key = ? AND status IN (?, ?, ?) "
         "ORDER BY id DESC LIMIT 1",
         (bundle_id, options_key, *(s.value for s in UNFINISHED)),
     )
@@ -306,14 +307,17 @@ def done_installations(
     """(account, path) of every installation of ``run_id`` a resume must not redo.
 
     That is every installation with a result, except those whose outcome is in ``retry``
-    (by default ``unreachable``).
+    (by default ``unreachable``) and those ``skipped`` by the fleet failure gate (they
+    were never looked at).
     """
     get_run(ledger, run_id)
     skip = sorted(Outcome(o).value for o in retry)
     marks = ", ".join("?" * len(skip))
     cond = f" AND outcome NOT IN ({marks})" if skip else ""
+    cond += " AND NOT (outcome = ? AND COALESCE(reason, '') = ?)"
+    gate = (Outcome.SKIPPED.value, Reason.GATE.value)
     rows = ledger.query(
-        f"SELECT account, path FROM results WHERE run_id = ?{cond}", (run_id, *skip)
+        f"SELECT account, path FROM results WHERE run_id = ?{cond}", (run_id, *skip, *gate)
     )
     return {(r["account"], r["path"]) for r in rows}
 

@@ -31,6 +31,11 @@ _OUTCOME: dict[Language, dict[str, str]] = {
             "Installing the fix failed (a write error on the server); the installation was "
             "restored exactly as it was."
         ),
+        "reverted": (
+            "We installed the security fix, but the site reacted badly to it (it answered "
+            "worse than before), so we undid the fix at once: the installation is exactly as "
+            "it was, and still vulnerable."
+        ),
         "rolled-back": (
             "We had installed the security fix and then undid it (rollback): the installation "
             "is vulnerable again until it is updated or patched again."
@@ -51,6 +56,12 @@ _OUTCOME: dict[Language, dict[str, str]] = {
         "apply-failed": (
             "Das Einspielen ist fehlgeschlagen (Schreibfehler auf dem Server); die Installation "
             "wurde exakt in ihren vorherigen Zustand zurückversetzt."
+        ),
+        "reverted": (
+            "Wir haben die Sicherheitskorrektur eingespielt, aber die Website hat darauf "
+            "schlecht reagiert (sie antwortete schlechter als vorher); wir haben die Korrektur "
+            "daher sofort zurückgenommen: die Installation ist genau wie vorher und weiterhin "
+            "angreifbar."
         ),
         "rolled-back": (
             "Wir hatten die Sicherheitskorrektur eingespielt und sie dann zurückgenommen "
@@ -86,6 +97,10 @@ _REASON: dict[Language, dict[str, str]] = {
             "We could not read this installation's version, and none of our fixes fits its "
             "files unambiguously, so it must be updated"
         ),
+        "gate": (
+            "Not patched yet: the rollout was paused for a safety check after problems "
+            "elsewhere; it will continue"
+        ),
     },
     "de": {
         "modified": (
@@ -112,6 +127,10 @@ _REASON: dict[Language, dict[str, str]] = {
         "version-unknown": (
             "Wir konnten die Version dieser Installation nicht lesen, und keine unserer "
             "Korrekturen passt eindeutig zu ihren Dateien; sie muss aktualisiert werden"
+        ),
+        "gate": (
+            "Noch nicht korrigiert: das Einspielen wurde nach Problemen an anderer Stelle für "
+            "eine Sicherheitsprüfung angehalten; es wird fortgesetzt"
         ),
     },
 }
@@ -165,7 +184,6 @@ _SKIPPED: dict[Language, dict[str, str]] = {
         "notify-only": "Not patched automatically: the account is set to notify only.",
         "skip": "Not patched automatically: the account is set to skip.",
         "dry-run": "Dry run only: nothing was written; a rollout would install the fix here.",
-        "gate": "Not attempted: the rollout stopped when too many installations failed.",
         "other": "Not patched.",
     },
     "de": {
@@ -176,10 +194,6 @@ _SKIPPED: dict[Language, dict[str, str]] = {
         "dry-run": (
             "Nur ein Probelauf: nichts wurde geschrieben; eine Ausführung würde die Korrektur "
             "hier einspielen."
-        ),
-        "gate": (
-            "Nicht versucht: die Ausführung wurde angehalten, weil zu viele Installationen "
-            "fehlschlugen."
         ),
         "other": "Nicht korrigiert.",
     },
@@ -195,8 +209,6 @@ def _skipped(reason: str | None, detail: str | None, lang: Language) -> str:
         return _SKIPPED[lang].get(policy, _OUTCOME[lang]["skipped"])
     if kind == "dry-run":
         return _SKIPPED[lang]["dry-run"]
-    if reason == Reason.GATE.value:
-        return _SKIPPED[lang]["gate"]
     if reason == Reason.POLICY.value:
         return _OUTCOME[lang]["skipped"]
     return _SKIPPED[lang]["other"]
@@ -208,6 +220,8 @@ def explain(outcome: str, reason: str | None, detail: str | None, lang: Language
     ``modified`` names the file and hunk, ``php-incompatible`` the PHP versions,
     ``unreachable`` the host's error, other failures their technical detail.
     """
+    if outcome == Outcome.SKIPPED.value and reason == Reason.GATE.value:
+        return f"{_REASON[lang][reason]}."
     if outcome == Outcome.DRY_RUN_FAILED.value and reason in _REASON[lang]:
         extra = specifics(reason, detail, lang)
         base = _REASON[lang][reason]
@@ -218,6 +232,7 @@ def explain(outcome: str, reason: str | None, detail: str | None, lang: Language
     if outcome in (
         Outcome.UNREACHABLE.value,
         Outcome.APPLY_FAILED.value,
+        Outcome.REVERTED.value,
         Outcome.ERROR.value,
         Outcome.SKIPPED.value,
     ):

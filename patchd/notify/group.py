@@ -6,6 +6,8 @@ installations by case:
 - ``patched``: patched for you (``patched``);
 - ``action``: could not be patched, action needed (``dry-run-failed``, ``apply-failed``,
   and any other outcome of an affected installation that leaves it unpatched);
+- ``reverted``: patched, the site got worse, undone at once by the health check:
+  vulnerable still, and a conflict to fix before the fix can go in;
 - ``rolled_back``: patched, then undone by ``patchd rollback``: vulnerable again;
 - ``notify_only``: affected, but the account's policy is ``notify-only`` (``skipped`` with
   that policy and a dry run that did not find the fix present);
@@ -32,7 +34,7 @@ from patchd.inventory import Customer, Inventory
 from patchd.ledger.models import Result
 from patchd.outcomes import Outcome, skipped_verdict
 
-Kind = Literal["action", "rolled-back", "notify-only", "patched", "all-clear"]
+Kind = Literal["action", "reverted", "rolled-back", "notify-only", "patched", "all-clear"]
 """The case an email is about (the most urgent of its items)."""
 
 #: The bucket of each outcome; an outcome not named here (of an affected installation,
@@ -40,11 +42,20 @@ Kind = Literal["action", "rolled-back", "notify-only", "patched", "all-clear"]
 _BUCKET: dict[str, str] = {
     Outcome.PATCHED.value: "patched",
     Outcome.ALREADY_PATCHED.value: "protected",
+    Outcome.REVERTED.value: "reverted",
     Outcome.ROLLED_BACK.value: "rolled_back",
     Outcome.UNREACHABLE.value: "unresolved",
     Outcome.ERROR.value: "unresolved",
 }
-BUCKETS = ("patched", "action", "rolled_back", "notify_only", "protected", "unresolved")
+BUCKETS = (
+    "patched",
+    "action",
+    "reverted",
+    "rolled_back",
+    "notify_only",
+    "protected",
+    "unresolved",
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class Notice:
     customer: Customer | None
     patched: tuple[Item, ...] = ()
     action: tuple[Item, ...] = ()
+    reverted: tuple[Item, ...] = ()
     rolled_back: tuple[Item, ...] = ()
     notify_only: tuple[Item, ...] = ()
     protected: tuple[Item, ...] = ()
@@ -82,6 +94,8 @@ class Notice:
         """The email's case; None when there is nothing to tell."""
         if self.action or self.unresolved:
             return "action"
+        if self.reverted:
+            return "reverted"
         if self.rolled_back:
             return "rolled-back"
         if self.notify_only:
@@ -98,6 +112,7 @@ class Notice:
         return (
             self.action
             + self.unresolved
+            + self.reverted
             + self.rolled_back
             + self.notify_only
             + self.patched

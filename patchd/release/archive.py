@@ -47,7 +47,7 @@ from typing import BinaryIO, Literal
 from patchd.errors import ArchiveError
 from patchd.release.limits import DEFAULT_LIMITS, RATIO_GRACE_BYTES, ArchiveLimits
 from patchd.release.names import link_leaves_tree, split_member_name
-from patchd.release.sink import ExtractionSink
+from patchd.release.sink import ExtractionSink, Parts, SkippedMember
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -114,10 +114,20 @@ def open_release(source: Path, workdir: Path, *, limits: ArchiveLimits = DEFAULT
 
 
 def open_release_links(
-    source: Path, workdir: Path, *, limits: ArchiveLimits = DEFAULT_LIMITS
+    source: Path,
+    workdir: Path,
+    *,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    wanted: Callable[[str], bool] | None = None,
 ) -> tuple[Path, dict[str, str]]:
     """Like :func:`open_release`, plus an archive's symlink members (path below the
-    returned root -> target text); empty for a folder, whose links are on disk."""
+    returned root -> target text); empty for a folder, whose links are on disk.
+
+    ``wanted`` (release-relative path -> bool): write only those files of an archive
+    (a backport needs the few files the patch touches and the version files); every
+    member is still read and checked against every limit and rule. A wanted hardlink to
+    a member that was not written makes it extract the whole archive after all.
+    """
     source = Path(source)
     if source.is_dir():
         return strip_single_folder(source), {}
@@ -126,12 +136,20 @@ def open_release_links(
     fmt = detect_format(source)
     Path(workdir).mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="release-", dir=workdir))
+    tops: set[str] = set()
     try:
-        links = _Extraction(source, target, fmt, limits).run()
+        try:
+            links, tops = _Extraction(source, target, fmt, limits, _member_filter(wanted)).run()
+        except SkippedMember:
+            shutil.rmtree(target)
+            target.mkdir()
+            links, tops = _Extraction(source, target, fmt, limits).run()
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    root = strip_single_folder(target)
+    # NOTE: members that were not written are not on disk: only strip a lone top folder
+    # when the archive had nothing else at its top.
+    root = strip_single_folder(target) if len(tops) <= 1 else target
     if root == target:
         return root, links
     prefix = root.name + "/"
@@ -168,10 +186,30 @@ class _CountingReader:
         """Closing is left to the owner of the inner file."""
 
 
+def _member_filter(wanted: Callable[[str], bool] | None) -> Callable[[Parts], bool] | None:
+    """``wanted`` on a member's path, with and without its first component (the one top
+    folder a release archive usually has)."""
+    if wanted is None:
+        return None
+
+    def want(parts: Parts) -> bool:
+        return wanted("/".join(parts)) or (len(parts) > 1 and wanted("/".join(parts[1:])))
+
+    return want
+
+
 class _Extraction:
     """One archive's extraction: budgets, the current member, and the format readers."""
 
-    def __init__(self, source: Path, target: Path, fmt: Format, limits: ArchiveLimits) -> None:
+    def __init__(
+        self,
+        source: Path,
+        target: Path,
+        fmt: Format,
+        limits: ArchiveLimits,
+        wanted: Callable[[Parts], bool] | None = None,
+    ) -> None:
+        self.wanted = wanted
         self.source = source
         self.target = target
         self.fmt = fmt
@@ -228,9 +266,10 @@ class _Extraction:
 
     # -- driver --------------------------------------------------------------------------
 
-    def run(self) -> dict[str, str]:
-        """Extract; return the symlink members (path -> target), which are not created."""
-        sink = ExtractionSink(str(self.target), archive=self.archive)
+    def run(self) -> tuple[dict[str, str], set[str]]:
+        """Extract; return the symlink members (path -> target), which are not created, and
+        the first path component of every member."""
+        sink = ExtractionSink(str(self.target), archive=self.archive, wanted=self.wanted)
         try:
             if self.fmt == "zip":
                 self._zip(sink)
@@ -253,7 +292,7 @@ class _Extraction:
             sink.close()
         if self.members == 0:
             raise ArchiveError("archive holds no members", archive=self.archive)
-        return sink.links
+        return sink.links, sink.top_level
 
     # -- tar -----------------------------------------------------------------------------
 

@@ -25,16 +25,42 @@ _MAX_OPEN_DIRS = 64
 Kind = Literal["dir", "file", "implicit-dir", "link"]
 
 
+class SkippedMember(Exception):
+    """A wanted member needs the content of one that was not written (a hardlink): the
+    caller extracts the archive whole instead."""
+
+
+def _drain(src: BinaryIO, on_chunk: Callable[[int], None]) -> int:
+    total = 0
+    while True:
+        chunk = src.read(_CHUNK)
+        if not chunk:
+            return total
+        on_chunk(len(chunk))
+        total += len(chunk)
+
+
 class ExtractionSink:
     """Creates folders and files under ``root_fd``; call :meth:`close` when done."""
 
-    def __init__(self, root: str, *, archive: str) -> None:
+    def __init__(
+        self, root: str, *, archive: str, wanted: Callable[[Parts], bool] | None = None
+    ) -> None:
         self.archive = archive
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._dir_fds: dict[Parts, int] = {}
         self._kinds: dict[Parts, Kind] = {}
         #: Symlink members: recorded (path -> target text), never created.
         self.links: dict[str, str] = {}
+        #: Only file members ``wanted`` says yes to are written (None: all). The others are
+        #: read through (every limit still counts them) and checked like written ones.
+        self.wanted = wanted
+        self.skipped: set[Parts] = set()
+
+    @property
+    def top_level(self) -> set[str]:
+        """The first path component of every member seen (written or not)."""
+        return {parts[0] for parts in self._kinds if len(parts) == 1}
 
     def close(self) -> None:
         """Close every descriptor held."""
@@ -107,8 +133,11 @@ class ExtractionSink:
         if kind is not None:
             raise self._refuse(parts, "file member clashes with a folder of the same name")
         parent_fd = self._dir_fd(parts[:-1], parts)
-        fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=parent_fd)
         self._kinds[parts] = "file"
+        if self.wanted is not None and not self.wanted(parts):
+            self.skipped.add(parts)
+            return _drain(src, on_chunk)
+        fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=parent_fd)
         written = 0
         try:
             while True:
@@ -149,6 +178,8 @@ class ExtractionSink:
             raise self._refuse(
                 member, f"hardlink to {'/'.join(parts)!r}, which is no earlier file member"
             )
+        if parts in self.skipped:
+            raise SkippedMember(self._refuse(member, "hardlink to a member that was not written"))
         parent_fd = self._dir_fd(parts[:-1], member)
         fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
         return os.fdopen(fd, "rb")

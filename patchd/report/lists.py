@@ -41,6 +41,7 @@ FAILURE_OUTCOMES = frozenset(
     {
         Outcome.DRY_RUN_FAILED,
         Outcome.APPLY_FAILED,
+        Outcome.REVERTED,
         Outcome.ROLLED_BACK,
         Outcome.UNREACHABLE,
         Outcome.ERROR,
@@ -51,7 +52,7 @@ FAILURE_OUTCOMES = frozenset(
 GROUPS: tuple[tuple[str, frozenset[Outcome]], ...] = (
     ("success list", frozenset(SUCCESS_OUTCOMES)),
     ("failure list", FAILURE_OUTCOMES),
-    ("skipped (policy)", frozenset({Outcome.SKIPPED})),
+    ("skipped (policy or gate)", frozenset({Outcome.SKIPPED})),
     ("not affected", frozenset({Outcome.NOT_AFFECTED})),
 )
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchd.errors import LedgerError, TransportError, UsageError
-from patchd.inventory import Inventory
+from patchd.inventory import Account, Inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
 from patchd.ledger.models import FileState, Result
-from patchd.outcomes import Outcome
+from patchd.outcomes import Outcome, Reason
 from patchd.progress import Progress, SilentProgress
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.pool import run_per_host
@@ -69,14 +69,7 @@ def rollback_run(
         rows = by_host[session.host]
         args = {
             "installations": [
-                {
-                    "account": r.account,
-                    "root": accounts[r.account].root,
-                    "path": r.path,
-                    "journal": r.journal,
-                    "uid": accounts[r.account].uid,
-                }
-                for r in rows
+                undo_request(accounts[r.account], r.path, r.journal or "") for r in rows
             ]
         }
         out = []
@@ -116,10 +109,25 @@ def rollback_run(
     return items
 
 
+def undo_request(account: Account, path: str, journal: str) -> dict[str, Any]:
+    """The agent's ``rollback`` request entry restoring one installation from ``journal``
+    (also used by the health check to undo an apply at once)."""
+    return {
+        "account": account.id,
+        "root": account.root,
+        "path": path,
+        "journal": journal,
+        "uid": account.uid,
+    }
+
+
 def _to_undo(ledger: Ledger, run_id: int, r: Result) -> bool:
-    """Whether rollback acts on ``r``: patched, or rolled back with files left in conflict
-    (a second rollback, after the operator resolved them, restores the rest)."""
+    """Whether rollback acts on ``r``: patched, an installation the health check could not
+    undo (``error``, ``health-check``), or rolled back with files left in conflict (a
+    second rollback, after the operator resolved them, restores the rest)."""
     if r.outcome is Outcome.PATCHED:
+        return True
+    if r.outcome is Outcome.ERROR and r.reason is Reason.HEALTH_CHECK:
         return True
     if r.outcome is not Outcome.ROLLED_BACK:
         return False

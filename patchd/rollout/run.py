@@ -21,6 +21,7 @@ from typing import Any
 
 from patchd.bundle.manifest import Bundle, Variant
 from patchd.errors import TransportError, UsageError
+from patchd.health.checker import HealthChecker
 from patchd.inventory import Account, Inventory
 from patchd.ledger import runs as ledger_runs
 from patchd.ledger import scans as ledger_scans
@@ -36,6 +37,15 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
+from patchd.rollout.gate import DEFAULT_MAX_FAILURE_RATE, FailureGate, gate_minimum
+from patchd.rollout.health_step import (
+    BatchChecks,
+    HealthStep,
+    Recorded,
+    Undo,
+    undo_in,
+    undo_with,
+)
 from patchd.rollout.match import (
     Match,
     Matcher,
@@ -69,6 +79,12 @@ class RolloutOptions:
     host_backup_dirs: Mapping[str, str] = field(default_factory=dict)
     max_file_size: int = MAX_FILE_SIZE
     require_tested: bool = False
+    health_check: bool = True  # check the sites' URLs after applying, undo what got worse
+    health_per_host: int = 4  # health check requests to one host at once
+    health_timeout: float = 10.0  # seconds per health check request
+    health_settle: float = 3.0  # opcache may serve the old code this long after an apply
+    max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE  # the fleet failure gate (1.0: off)
+    continue_past_gate: bool = False  # resume a run the gate stopped
 
     def identity(self) -> dict[str, Any]:
         """The options that make two rollouts "the same command" (for automatic resume)."""
@@ -99,6 +115,7 @@ class RolloutReport:
     status: RunStatus
     summary: dict[str, int] = field(default_factory=dict)
     untested: list[str] = field(default_factory=list)  # "account:path: why" per target
+    gate: str | None = None  # why the fleet failure gate stopped the run (if it did)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,19 +157,32 @@ _RECORD_EARLY = 1000
 
 
 class _Recorder:
-    """Writes results to the ledger from the host threads and counts outcomes."""
+    """Writes results to the ledger from the host threads and counts outcomes (for the
+    canary and the fleet failure gate)."""
 
-    def __init__(self, ledger: Ledger, run_id: int, progress: Progress, canary: int | None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        progress: Progress,
+        canary: int | None,
+        gate: FailureGate | None = None,
+    ) -> None:
         self.ledger = ledger
         self.run_id = run_id
         self.progress = progress
         self.canary = canary
+        self.gate = gate or FailureGate(active=False)
         self.patched = 0
         self.lock = threading.Lock()
 
     def canary_reached(self) -> bool:
         with self.lock:
             return self.canary is not None and self.patched >= self.canary
+
+    def stopped(self) -> bool:
+        """No further batch: the canary is complete, or the gate tripped."""
+        return self.gate.tripped or self.canary_reached()
 
     def result(self, record: ResultRecord) -> None:
         self.results([(record, ())])
@@ -166,6 +196,7 @@ class _Recorder:
         """Record several results (with their touched files) in one ledger transaction;
         ``advance=False`` leaves the progress bar alone (it may not be started yet)."""
         ledger_runs.record_results(self.ledger, self.run_id, batch)
+        self.gate.count(r for r, _f in batch)
         with self.lock:
             self.patched += sum(r.outcome is Outcome.PATCHED for r, _f in batch)
         if advance:
@@ -255,13 +286,15 @@ def _host_work(
     transport: Transport,
     max_sessions: int,
     resumed: bool = True,
+    health: HealthStep | None = None,
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping).
 
     The host's batches are shared by ``options.per_host`` agent sessions (the first is
     the one the pool opened; the others are opened here), so a host works on several
     installations at once (at most the host's ``max_sessions``); with ``--canary`` one
-    session only, so the count is exact.
+    session only, so the count is exact. With ``health``, each batch's sites are checked
+    (see :mod:`patchd.rollout.health_step`) before its results are recorded.
     """
     by_file = {v.file: v for v in bundle.manifest.variants}
     wanted = {(t.variant.file, t.layout) for t in targets if t.variant}
@@ -278,16 +311,33 @@ def _host_work(
 
     def run_batches(
         session: AgentSession,
-        batches: queue.SimpleQueue[list[_Target]],
+        batches: queue.SimpleQueue[_Target],
         finished: list[tuple[str, str]],
     ) -> None:
+        settling: list[threading.Thread] = []
+        try:
+            send_batches(session, batches, finished, settling)
+        finally:
+            for thread in settling:
+                thread.join()
+
+    def send_batches(
+        session: AgentSession,
+        batches: queue.SimpleQueue[_Target],
+        finished: list[tuple[str, str]],
+        settling: list[threading.Thread],
+    ) -> None:
         first = True
-        while not rec.canary_reached():
-            try:
-                chunk = batches.get_nowait()
-            except queue.Empty:
+        while not rec.stopped():
+            chunk = _take(batches, rec.gate.batch_size(batch_size), batch_size)
+            if not chunk:
                 return
             by_key = {t.key: t for t in chunk}
+            checks = None
+            if health is not None and not options.dry_run:
+                checks = health.batch(
+                    session.host, ((t.account, t.path, t.account.policy == "auto") for t in chunk)
+                )
             args = _rollout_args(chunk)
             if first:  # the agent keeps the parsed variants for the session's later batches
                 args["variants"] = payload_variants
@@ -295,18 +345,39 @@ def _host_work(
             # NOTE: one ledger transaction per batch, also when the session fails half-way
             # (what arrived is recorded; the rest is the host's unreachable bookkeeping).
             got: list[tuple[ResultRecord, Sequence[TouchedFileRecord]]] = []
+            streamed = False
             try:
                 for item in session.call("rollout", args):
                     t = by_key[(item["account"], item["path"])]
                     record = _result_from_item(t, item, options.dry_run, bundle.manifest.fixed_in)
                     got.append((record, _touched_files(t, item)))
                     finished.append(t.key)
+                    if checks is not None:
+                        checks.applied(record)
+                streamed = True
             finally:
-                rec.results(got)
+                if checks is None or not checks.checking:
+                    rec.results(got)
+                elif streamed and options.canary is None and rec.gate.judging():
+                    # NOTE: the checks settle (opcache) while the session sends the next
+                    # batch; an undo then runs in a session of its own. One batch at most
+                    # runs ahead of its results (the gate must see them before the next).
+                    for thread in settling:
+                        thread.join()
+                    settle = threading.Thread(
+                        target=_settle_and_record,
+                        args=(rec, checks, got, undo_with(transport)),
+                        daemon=True,
+                    )
+                    settle.start()
+                    settling.append(settle)
+                else:
+                    # NOTE: the canary and the gate's first judgement need these results
+                    # before the next batch.
+                    undo = undo_in(session) if streamed else undo_with(transport)
+                    rec.results(checks.finish(undo, got))
 
-    def extra_session(
-        batches: queue.SimpleQueue[list[_Target]], finished: list[tuple[str, str]]
-    ) -> None:
+    def extra_session(batches: queue.SimpleQueue[_Target], finished: list[tuple[str, str]]) -> None:
         # NOTE: a second session failing leaves its batch without results; the host's
         # bookkeeping afterwards records those installations as unreachable.
         with contextlib.suppress(TransportError), transport.open() as session:
@@ -360,9 +431,9 @@ def _host_work(
                     "recover", {"backup_dir": backup_dir, "runs": bundle_runs, "roots": roots}
                 )
             )
-        batches: queue.SimpleQueue[list[_Target]] = queue.SimpleQueue()
-        for start in range(0, len(targets), batch_size):
-            batches.put(targets[start : start + batch_size])
+        batches: queue.SimpleQueue[_Target] = queue.SimpleQueue()
+        for t in targets:
+            batches.put(t)
         helpers = [
             threading.Thread(target=extra_session, args=(batches, finished), daemon=True)
             for _ in range(min(sessions, -(-len(targets) // batch_size)) - 1)
@@ -377,6 +448,32 @@ def _host_work(
         return finished
 
     return work
+
+
+def _settle_and_record(
+    rec: _Recorder, checks: BatchChecks, got: list[Recorded], undo: Undo
+) -> None:
+    """Wait for a batch's health checks, undo what got worse, record the batch."""
+    try:
+        got = checks.finish(undo, got)
+    finally:
+        rec.results(got)
+
+
+def _take(targets: queue.SimpleQueue[_Target], size: int, most: int) -> list[_Target]:
+    """The next batch off the host's queue: up to ``size`` installations that may be
+    applied (policy ``auto``), with the dry-run-only ones among them riding along; at
+    most ``most`` in all."""
+    chunk: list[_Target] = []
+    applies = 0
+    while applies < size and len(chunk) < most:
+        try:
+            t = targets.get_nowait()
+        except queue.Empty:
+            break
+        chunk.append(t)
+        applies += t.account.policy == "auto"
+    return chunk
 
 
 def _variant_key(file: str, layout: str) -> str:
@@ -395,8 +492,8 @@ def _start_run(
     options: RolloutOptions,
     resume_run: int | None,
     scan_id: int | None,
-) -> tuple[int, bool, int | None]:
-    """(run id, resumed?, scan id of the run if known)."""
+) -> tuple[int, bool, int | None, FailureGate]:
+    """(run id, resumed?, scan id of the run if known, the run's failure gate)."""
     identity = options.identity()
     if resume_run is not None:
         run = ledger_runs.get_run(ledger, resume_run)
@@ -407,16 +504,18 @@ def _start_run(
             )
         if run.status == RunStatus.FINISHED:
             raise UsageError(f"run {resume_run} has finished; start a new rollout instead")
+        gate = _gate(ledger, run, options)
         ledger_runs.set_run_status(ledger, run.id, RunStatus.RUNNING)
-        return run.id, True, run.scan_id
+        return run.id, True, run.scan_id, gate
     run = ledger_runs.find_unfinished_run(ledger, bundle.id, ledger_runs.options_key(identity))
     if (
         run is not None
         and run.bundle_digest == bundle.manifest.digest
         and scan_id in (None, run.scan_id)
     ):
+        gate = _gate(ledger, run, options)
         ledger_runs.set_run_status(ledger, run.id, RunStatus.RUNNING)
-        return run.id, True, run.scan_id
+        return run.id, True, run.scan_id, gate
     run_id = ledger_runs.create_run(
         ledger,
         bundle_id=bundle.id,
@@ -425,7 +524,31 @@ def _start_run(
         scan_id=scan_id,
         options=identity,
     )
-    return run_id, False, scan_id
+    return run_id, False, scan_id, _gate(ledger, None, options)
+
+
+def _gate(ledger: Ledger, run: Any, options: RolloutOptions) -> FailureGate:
+    """The failure gate of a new or resumed ``run``: a resumed run counts what it applied
+    so far, a run continued past the gate counts afresh; a run the gate stopped is
+    resumed only with ``--continue-past-gate``."""
+    gate = FailureGate(
+        max_rate=options.max_failure_rate,
+        minimum=gate_minimum(options.canary),
+        active=not options.dry_run and options.max_failure_rate < 1.0,
+    )
+    if run is None:
+        return gate
+    if run.status is RunStatus.GATE_STOPPED:
+        if not options.continue_past_gate:
+            raise UsageError(
+                f"run {run.id} was stopped by the fleet failure gate; look at its failures "
+                f"(patchd report {run.id}), then run the same command with "
+                "--continue-past-gate to go on"
+            )
+        return gate
+    # NOTE: outcome counts, not 50,000 result rows; a failed undo (error) is not told apart
+    gate.count_summary(ledger_runs.summary(ledger, run.id))
+    return gate
 
 
 def run_rollout(
@@ -443,7 +566,9 @@ def run_rollout(
     """Roll ``bundle`` out over the inventory's accounts in scope (see the module docstring)."""
     progress = progress or SilentProgress()
     with acquire_rollout_lock(ledger, bundle.id) as lock:
-        run_id, resumed, run_scan_id = _start_run(ledger, bundle, options, resume_run, scan_id)
+        run_id, resumed, run_scan_id, gate = _start_run(
+            ledger, bundle, options, resume_run, scan_id
+        )
         # NOTE: a second rollout of the bundle is refused with a message naming this run.
         lock.set_run(run_id)
         untested_targets: list[str] = []
@@ -460,13 +585,20 @@ def run_rollout(
                 progress,
                 transports,
                 untested_targets,
+                gate,
             )
         except BaseException:
             ledger_runs.set_run_status(ledger, run_id, RunStatus.INTERRUPTED)
             raise
         ledger_runs.set_run_status(ledger, run_id, status)
     return RolloutReport(
-        run_id, bundle.id, resumed, status, ledger_runs.summary(ledger, run_id), untested_targets
+        run_id,
+        bundle.id,
+        resumed,
+        status,
+        ledger_runs.summary(ledger, run_id),
+        untested_targets,
+        gate.describe() if status is RunStatus.GATE_STOPPED else None,
     )
 
 
@@ -482,6 +614,7 @@ def _execute(
     progress: Progress,
     transports: dict[str, Transport] | None,
     untested_targets: list[str],
+    gate: FailureGate,
 ) -> RunStatus:
     accounts = {a.id: a for a in inventory.accounts if options.in_scope(a)}
     if not accounts:
@@ -518,6 +651,7 @@ def _execute(
             {**transports, **early},
             untested_targets,
             accounts,
+            gate,
         )
     finally:
         for transport in early.values():
@@ -536,13 +670,14 @@ def _match_and_roll_out(
     transports: dict[str, Transport],
     untested_targets: list[str],
     accounts: dict[str, Account],
+    gate: FailureGate,
 ) -> RunStatus:
     installations = ledger_scans.iter_match_rows(
         ledger, scan_id, with_extensions=needs_extensions(bundle)
     )
     errors = ledger_scans.scan_errors(ledger, scan_id)
     done = ledger_runs.done_installations(ledger, run_id)
-    rec = _Recorder(ledger, run_id, progress, options.canary)
+    rec = _Recorder(ledger, run_id, progress, options.canary, gate)
 
     per_host: dict[str, list[_Target]] = {}
     pending_records: list[ResultRecord] = []
@@ -556,6 +691,7 @@ def _match_and_roll_out(
         return verdicts[(version, php)]
 
     seen: set[tuple[str, str]] = set()
+    site_paths: dict[tuple[str, str], set[str]] = {}  # target -> the sites' paths using it
     matcher = Matcher(bundle)
     for inst in installations:
         account = accounts.get(inst.account)
@@ -563,6 +699,9 @@ def _match_and_roll_out(
             continue
         m = matcher.match(inst)
         t = _Target.of(m, account)
+        if account.sites and inst.path != t.path:
+            # NOTE: the health check fetches the URLs of every site using this source.
+            site_paths.setdefault(t.key, set()).add(inst.path)
         # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
         if t.key in done or t.key in seen:
             continue
@@ -622,12 +761,19 @@ def _match_and_roll_out(
     total = recorded_early.total() + len(pending_records)
     total += sum(len(v) for v in per_host.values())
     progress.start(total, f"rollout {bundle.id}")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(progress.finish)
         # NOTE: the counts of results stored while matching (the bar starts only now)
         for label, count in sorted(recorded_early.items()):
             progress.advance(count, label=label)
         rec.results([(r, ()) for r in pending_records])
         bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
+        checker = _health_checker(options, per_host)
+        if checker is not None:
+            stack.callback(checker.close)
+        health = None
+        if checker is not None:
+            health = HealthStep(checker, inventory.hosts, site_paths)
         works = {
             h: _host_work(
                 bundle,
@@ -639,6 +785,7 @@ def _match_and_roll_out(
                 transports[h],
                 inventory.hosts[h].max_sessions,
                 resumed,
+                health,
             )
             for h, ts in per_host.items()
         }
@@ -654,11 +801,46 @@ def _match_and_roll_out(
                 finished = set(ledger_runs.done_installations(ledger, run_id, retry=()))
                 left = [t for t in per_host[host] if t.key not in finished]
                 _unreachable(rec, left, res.message)
-    finally:
-        progress.finish()
+        if gate.tripped:
+            _gate_skipped(rec, per_host, gate)
+            return RunStatus.GATE_STOPPED
     if options.canary is not None and rec.canary_reached():
         return RunStatus.CANARY_STOPPED
     return RunStatus.FINISHED
+
+
+def _gate_skipped(rec: _Recorder, per_host: dict[str, list[_Target]], gate: FailureGate) -> None:
+    """Record every target the run did not get to as ``skipped`` by the ``gate``."""
+    done = ledger_runs.done_installations(rec.ledger, rec.run_id, retry=())
+    detail = gate.skipped_detail()
+    rec.results(
+        [
+            (
+                ResultRecord(
+                    **_base(t), outcome=Outcome.SKIPPED, reason=Reason.GATE, detail=detail
+                ),
+                (),
+            )
+            for ts in per_host.values()
+            for t in ts
+            if t.key not in done
+        ]
+    )
+
+
+def _health_checker(
+    options: RolloutOptions, per_host: dict[str, list[_Target]]
+) -> HealthChecker | None:
+    """The health checker of a rollout that writes into installations with URLs."""
+    if options.dry_run or not options.health_check:
+        return None
+    if not any(t.account.sites for ts in per_host.values() for t in ts):
+        return None
+    return HealthChecker(
+        per_host=options.health_per_host,
+        timeout=options.health_timeout,
+        settle=options.health_settle,
+    )
 
 
 def _no_variant(t: _Target, detail: str) -> ResultRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from patchd.bundle.classifiers.noise import NoiseClassifier
+from patchd.bundle.classifiers.noise import BUNDLED_EXTENSION, NoiseClassifier
 from patchd.release.tree import FileChange
 from tests.bundle.helpers import file_change
 
@@ -51,6 +51,18 @@ def _reason(path: str, lines: list[str], kind: str = "modified") -> str | None:
             "documentation (changelog, readme, licence)",
         ),
         ("docs/index.php", "documentation (changelog, readme, licence)"),
+        ("wp-admin/about.php", "release notes or about page"),
+        ("wp-admin/credits.php", "release notes or about page"),
+        ("RELEASE_NOTES", "release notes or about page"),
+        ("release-notes.html", "release notes or about page"),
+        ("NEWS", "release notes or about page"),
+        ("UPGRADING", "release notes or about page"),
+        ("wp-content/plugins/akismet/class.akismet.php", BUNDLED_EXTENSION),
+        ("wp-content/plugins/hello.php", BUNDLED_EXTENSION),
+        ("wp-content/themes/twentytwentyfour/functions.php", BUNDLED_EXTENSION),
+        # a bundled plugin's tests and translations keep their own reason
+        ("wp-content/plugins/akismet/tests/test-akismet.php", "test suite"),
+        ("wp-content/plugins/akismet/languages/akismet-de_DE.po", "translation file"),
     ],
 )
 def test_path_categories_drop_whole_files(path: str, reason: str) -> None:
@@ -69,6 +81,14 @@ def test_path_categories_drop_whole_files(path: str, reason: str) -> None:
         "wp-admin/includes/update-core.php",
         "composer.json",
         "lib/Testing.php",
+        # core code beside the release-notes and bundled-extension look-alikes
+        "wp-admin/about-us.php",
+        "wp-admin/includes/plugin.php",
+        "wp-includes/theme.php",
+        "plugins/password/password.php",  # Roundcube's core plugins are core
+        "typo3/sysext/core/ext_localconf.php",
+        "core/modules/system/system.module",
+        "lib/news.php",
     ],
 )
 def test_real_code_paths_are_not_noise(path: str) -> None:

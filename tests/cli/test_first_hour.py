@@ -23,7 +23,7 @@ def test_skipped_rows_say_why_they_were_not_written() -> None:
     assert "set to notify only." in notify and "skip" not in notify.split("Detail")[0]
     skip = explain("skipped", "policy", "policy skip; dry run: already-patched", "de")
     assert "Auslassen" in skip and "Benachrichtigen" not in skip
-    assert explain("skipped", "gate", "").startswith("Not attempted")
+    assert "notify only" not in explain("skipped", "gate", "")
 
 
 def test_a_dry_runs_headline_counts_what_a_real_run_would_write() -> None:

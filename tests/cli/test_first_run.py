@@ -44,9 +44,9 @@ def test_demo_runs_without_php_and_says_so(tmp_path: Path) -> None:
     assert NO_PHP_NOTE in flat
     assert "outcomes over all runs: " in flat and "patched=" in flat
     folder = Path(flat.split("patchd demo in ", 1)[1].split()[0])
-    # the bundles record that php -l did not run
+    # the bundles record that php -l and the closure check (no PHP to tokenize) did not run
     manifest = load_bundle(folder / "demo" / "patches" / "wp-2026-001").manifest
-    assert manifest.skipped_checks == ("php-lint",)
+    assert manifest.skipped_checks == ("php-lint", "closure")
     assert f"cd {folder}" in flat
     shutil.rmtree(folder)
 
@@ -70,9 +70,10 @@ def test_build_needs_php_unless_no_lint_is_given(tmp_path: Path, monkeypatch) ->
     assert "warning: affected 6.4.0-6.4.2, but no variant covers 6.4.0, 6.4.1: " in built.output
     assert "add --backport RELEASE for each to patch them" in built.output
     raw = yaml.safe_load((tmp_path / "p" / "wordpress-6.4.3" / "manifest.yaml").read_text())
-    assert raw["skipped_checks"] == ["php-lint"]
+    assert raw["skipped_checks"] == ["php-lint", "closure"]  # no PHP: nothing to tokenize with
+    assert "closure check skipped (built with --no-lint on a machine without PHP)" in built.output
     shown = CliRunner().invoke(cli, ["show", str(tmp_path / "p" / "wordpress-6.4.3")])
-    assert "not checked: php-lint (built with --no-lint)" in shown.output
+    assert "not checked: php-lint, closure (built with --no-lint)" in shown.output
 
 
 def test_a_fully_checked_manifest_has_no_skipped_checks_key(tmp_path: Path) -> None:

@@ -276,3 +276,24 @@ def test_record_touched_file_replaces(ledger: Ledger) -> None:
     record_touched_file(ledger, run_id, rec.model_copy(update={"state": FileState.VERIFIED}))
     (f,) = touched_files(ledger, run_id)
     assert f.state is FileState.VERIFIED
+
+
+def test_reasons_of_skipped_reverted_and_the_health_checks_error() -> None:
+    assert _res("p1", Outcome.SKIPPED, Reason.GATE).reason is Reason.GATE
+    assert _res("p1", Outcome.SKIPPED).reason is None
+    assert _res("p1", Outcome.ERROR, Reason.HEALTH_CHECK).reason is Reason.HEALTH_CHECK
+    with pytest.raises(ValidationError, match="outcome reverted needs a reason"):
+        _res("p1", Outcome.REVERTED)
+    with pytest.raises(ValidationError, match="reason gate only goes with skipped"):
+        _res("p1", Outcome.PATCHED, Reason.GATE)
+    with pytest.raises(ValidationError, match="reason health-check only goes with error/reverted"):
+        _res("p1", Outcome.SKIPPED, Reason.HEALTH_CHECK)
+
+
+def test_gate_skipped_installations_are_not_done(ledger: Ledger) -> None:
+    run_id = _run(ledger)
+    record_result(ledger, run_id, _res("p1", Outcome.SKIPPED, Reason.GATE))
+    record_result(ledger, run_id, _res("p2", Outcome.SKIPPED))
+    record_result(ledger, run_id, _res("p3", Outcome.REVERTED, Reason.HEALTH_CHECK))
+    assert done_installations(ledger, run_id) == {("p2", ""), ("p3", "")}
+    assert done_installations(ledger, run_id, retry=()) == {("p2", ""), ("p3", "")}

@@ -8,6 +8,7 @@ import os
 import stat
 import tarfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Area:
     work: Path
     sentinel: Path
     inputs: Path
+    #: None: full extraction; else a backport's selective extraction (issue 13), which
+    #: must refuse every hostile archive the same way
+    wanted: Callable[[str], bool] | None = None
 
     def refused(
         self,
@@ -46,9 +50,9 @@ class Area:
         before = snapshot(self.root)
         with pytest.raises(ArchiveError) as info:
             if limits is None:
-                open_release(archive, self.work)
+                open_release_links(archive, self.work, wanted=self.wanted)
             else:
-                open_release(archive, self.work, limits=limits)
+                open_release_links(archive, self.work, limits=limits, wanted=self.wanted)
         err = info.value
         assert err.archive == str(archive)
         assert err.member is not None and member in err.member, (err.member, member)
@@ -59,13 +63,14 @@ class Area:
         return err
 
 
-@pytest.fixture
-def area(tmp_path: Path) -> Area:
+@pytest.fixture(params=["full", "selective"])
+def area(tmp_path: Path, request: pytest.FixtureRequest) -> Area:
     work, sentinel, inputs = tmp_path / "work", tmp_path / "sentinel", tmp_path / "in"
     for p in (work, sentinel, inputs):
         p.mkdir()
     (sentinel / "keep.txt").write_bytes(b"keep\n")
-    return Area(tmp_path, work, sentinel, inputs)
+    wanted = None if request.param == "full" else (lambda path: path.endswith("version.php"))
+    return Area(tmp_path, work, sentinel, inputs, wanted)
 
 
 # -- traversal ---------------------------------------------------------------------------

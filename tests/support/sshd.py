@@ -75,13 +75,7 @@ class SSHServer:
         if self.host.port not in _servers:
             return
         kill_connections(self.host, include_agents=True)
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         _servers.pop(self.host.port, None)
 
 
@@ -105,6 +99,17 @@ def make_key(path: Path, comment: str = "patchd-test") -> Path:
     """Generate an unencrypted ed25519 key pair at ``path`` (and ``path.pub``)."""
     _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)])
     return path
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process`` (kill it after 5 s) and reap it; nothing if it has ended."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _die_with_parent() -> None:

@@ -1,8 +1,8 @@
 """The classifiers of the chain, one module each, and the chain in its fixed order.
 
 Order: rules file (the security team's explicit decisions) > noise filters > git
-attribution > heuristics. Adding a classifier is adding a module here and a place in
-:func:`default_chain`.
+attribution > sibling releases > heuristics. Adding a classifier is adding a module here
+and a place in :func:`default_chain`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from patchd.bundle.classifiers.git import DEFAULT_SECURITY_PATTERN, GitAttributi
 from patchd.bundle.classifiers.heuristics import DEFAULT_THRESHOLD, HeuristicsClassifier
 from patchd.bundle.classifiers.noise import NoiseClassifier
 from patchd.bundle.classifiers.rules import RulesClassifier
+from patchd.bundle.classifiers.siblings import SiblingRelease, SiblingsClassifier
 from patchd.bundle.interface import Classifier
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "HeuristicsClassifier",
     "NoiseClassifier",
     "RulesClassifier",
+    "SiblingRelease",
+    "SiblingsClassifier",
+    "add_siblings",
     "default_chain",
 ]
 
@@ -36,8 +40,10 @@ def default_chain(
     security_pattern: re.Pattern[str] = DEFAULT_SECURITY_PATTERN,
     auto: bool = False,
     threshold: float = DEFAULT_THRESHOLD,
+    siblings: SiblingsClassifier | None = None,
 ) -> list[Classifier]:
-    """The chain ``patchd build`` runs: rules > noise > git > heuristics (absent parts skipped)."""
+    """The chain ``patchd build`` runs: rules > noise > git > siblings > heuristics (absent
+    parts skipped)."""
     chain: list[Classifier] = []
     if rules_file is not None:
         chain.append(RulesClassifier.from_file(rules_file))
@@ -49,4 +55,14 @@ def default_chain(
             )
         )
     chain.append(HeuristicsClassifier(auto=auto, threshold=threshold))
-    return chain
+    return add_siblings(chain, siblings) if siblings is not None else chain
+
+
+def add_siblings(chain: list[Classifier], siblings: SiblingsClassifier) -> list[Classifier]:
+    """``chain`` with ``siblings`` in its place: after git, before heuristics.
+
+    NOTE: the builder opens the sibling releases after the chain is made (a bad rules file
+    fails before any archive is extracted), so it adds the classifier with this.
+    """
+    at = next((i for i, c in enumerate(chain) if isinstance(c, HeuristicsClassifier)), len(chain))
+    return [*chain[:at], siblings, *chain[at:]]

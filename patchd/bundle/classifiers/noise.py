@@ -1,7 +1,8 @@
 """Noise filters: drop what never belongs in a security patch, each with a specific reason.
 
 By path (whole files): binary files, lock files, minified/generated assets, translations,
-test suites, documentation (changelogs, readmes, licences, ``docs/``). By content (one
+test suites, documentation (changelogs, readmes, licences, ``docs/``), release notes and
+about pages, bundled plugins and themes (see :data:`BUNDLED_EXTENSION_DIRS`). By content (one
 hunk): whitespace-only changes, comment-only changes (PHP, JS, CSS), and version-constant
 bumps (``$wp_version = '6.4.3'``, ``const VERSION``, ``define('X_VERSION', ...)``,
 ``'version' => ...``, ``"version": ...``).
@@ -50,6 +51,38 @@ def _has_dir(*names: str, case: bool = False) -> Callable[[PurePosixPath], bool]
 
 def _any(*tests: Callable[[PurePosixPath], bool]) -> Callable[[PurePosixPath], bool]:
     return lambda p: any(t(p) for t in tests)
+
+
+def _path_is(*paths: str) -> Callable[[PurePosixPath], bool]:
+    wanted = frozenset(paths)
+    return lambda p: str(p) in wanted
+
+
+def _under(*folders: str) -> Callable[[PurePosixPath], bool]:
+    prefixes = tuple(f.rstrip("/") + "/" for f in folders)
+    return lambda p: str(p).startswith(prefixes)
+
+
+#: WordPress's about page and its tabs: text about the release, rewritten every release.
+WORDPRESS_ABOUT_PAGES = (
+    "wp-admin/about.php",
+    "wp-admin/credits.php",
+    "wp-admin/freedoms.php",
+    "wp-admin/privacy.php",
+)
+
+#: Where a release ships plugins and themes that have their own updater and their own
+#: releases (WordPress bundles Akismet, Hello Dolly and the default themes). Their update
+#: inside a core release differs per branch, and one updated identically in every branch
+#: would pass the sibling check as a "fix": such changes are dropped here, before the
+#: sibling and heuristic classifiers; a rules-file ``include`` keeps one when the advisory
+#: names it. NOTE: core-maintained extension folders (TYPO3 ``typo3/sysext``, Roundcube
+#: ``plugins/``, Drupal ``core/modules``) are core code and are not listed.
+BUNDLED_EXTENSION_DIRS = ("wp-content/plugins", "wp-content/themes")
+BUNDLED_EXTENSION = (
+    "bundled plugin or theme (released and updated on its own; keep it with a rule when "
+    "the advisory names it)"
+)
 
 
 def _language_dir(p: PurePosixPath) -> bool:
@@ -101,6 +134,15 @@ PATH_RULES: tuple[PathRule, ...] = (
             _has_dir("Documentation", "docs"),
         ),
     ),
+    PathRule(
+        "release notes or about page",
+        _any(
+            _name_matches(r"release[-_ ]?notes(?:\.html?)?", r"NEWS", r"UPGRADING"),
+            _path_is(*WORDPRESS_ABOUT_PAGES),
+        ),
+    ),
+    # NOTE (issue 12): last, so a bundled plugin's tests or translations keep their reason.
+    PathRule(BUNDLED_EXTENSION, _under(*BUNDLED_EXTENSION_DIRS)),
 )
 
 _COMMENT_STYLES: dict[str, tuple[bool, bool]] = {
