@@ -47,6 +47,8 @@ FAMILIES = ("wordpress", "typo3", "roundcube")
 DEMO_MIN_PHP = {"wordpress": "7.4"}
 DEFAULT_ACCOUNTS = 60
 DEFAULT_SEED = 3
+#: The size of the tour's fleet (README.md's run numbers and account ids depend on it).
+TOUR_ACCOUNTS = 60
 #: The line printed when the demo runs without PHP.
 NO_PHP_NOTE = (
     "PHP checks skipped: no 'php' on PATH, so patched files are not linted with 'php -l' "
@@ -190,14 +192,18 @@ def run_demo(
                 )
             console.print(table)
     if tour:
-        prepare_tour(top, accounts=accounts, seed=seed)
+        prepare_tour(top)
         result.tour = True
     return result
 
 
-def prepare_tour(folder: Path, *, accounts: int, seed: int) -> None:
+def prepare_tour(folder: Path) -> None:
     """Lay out README.md's tour in ``folder``: release tarballs, rules, matrix, a fresh
-    fleet and an empty ledger (``.patchd/``), none of them touched by the demo."""
+    fleet and an empty ledger (``.patchd/``), none of them touched by the demo.
+
+    NOTE: the tour's fleet is always the same (:data:`TOUR_ACCOUNTS`, :data:`DEFAULT_SEED`)
+    whatever ``--accounts``/``--seed`` the demo ran with: README.md names its accounts."""
+    accounts, seed = TOUR_ACCOUNTS, DEFAULT_SEED
     for version in ("6.4.0", "6.4.1", "6.4.2", "6.4.3"):
         write_release_archive("wordpress", version, folder)
     shutil.copyfile(RULES / f"{RECIPES['wordpress'][0]}.yaml", folder / "rules.yaml")

@@ -100,7 +100,7 @@ class Host(BaseModel):
     known_hosts: Path | None = None
     python: str = "python3"
     max_sessions: int = Field(4, ge=1, le=256)
-    backup_dir: str | None = None  # backup store on the host (default /var/lib/patchd/backups)
+    backup_dir: str | None = None  # backup store on the host (default: tied to the ledger)
     resolve: str | None = None  # the health check connects here (like curl --resolve)
 
     @field_validator("resolve")

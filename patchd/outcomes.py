@@ -53,6 +53,22 @@ SKIPPED_DETAIL = "policy {policy}; dry run: {verdict}"
 WOULD_PATCH = "would be patched"
 
 
+#: ``detail`` prefix of a ``skipped`` result of a ``--dry-run`` on an ``auto`` account:
+#: the dry run succeeded, a real run would patch it.
+DRY_RUN_PREFIX = "dry run: "
+
+
+def skipped_kind(detail: str | None) -> str:
+    """Why a ``skipped`` result was not written: ``policy`` (the account's policy),
+    ``dry-run`` (a ``--dry-run`` on an ``auto`` account) or ``other`` (gate, untested)."""
+    text = detail or ""
+    if text.startswith("policy ") and "; dry run: " in text:
+        return "policy"
+    if text.startswith(DRY_RUN_PREFIX):
+        return "dry-run"
+    return "other"
+
+
 def skipped_detail(policy: str, outcome: str | None, detail: str = "") -> str:
     """The ``detail`` of an installation skipped by ``policy`` after a dry run."""
     verdict = WOULD_PATCH if outcome is None else outcome + (f" ({detail})" if detail else "")

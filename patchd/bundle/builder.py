@@ -85,6 +85,7 @@ from patchd.bundle.validate import (
 )
 from patchd.cms import DETECTORS
 from patchd.cms.interface import Installation
+from patchd.cms.names import default_summary, default_title
 from patchd.engine.model import FilePatch, Hunk
 from patchd.engine.render import render_patch
 from patchd.errors import PatchdError, UsageError
@@ -959,7 +960,7 @@ def _write(
     fixed_in = opts.fixed_in or new.version
     fields = {
         "id": bundle_id,
-        "title": opts.title or f"{cms} {fixed_in} security fix",
+        "title": opts.title or default_title(cms, fixed_in),
         "advisories": list(opts.advisories),
         "severity": opts.severity,
         "cms": cms,
@@ -968,8 +969,8 @@ def _write(
         "fixed_in": fixed_in,
         "min_php": opts.min_php or old.installation.facts.get("required_php"),
         "summary": {
-            "de": opts.summary_de or f"Sicherheitskorrektur für {cms} (behoben in {fixed_in}).",
-            "en": opts.summary_en or f"Security fix for {cms} (fixed in {fixed_in}).",
+            "de": opts.summary_de or default_summary(cms, fixed_in, "de"),
+            "en": opts.summary_en or default_summary(cms, fixed_in, "en"),
         },
         "variants": variants,
         "created_at": stamp,

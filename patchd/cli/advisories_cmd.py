@@ -9,9 +9,9 @@ import click
 from patchd.advisories.importer import import_source
 from patchd.advisories.mapping import PackageMap, load_mapping
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import reading_ledger, writing_ledger
 from patchd.cli.output import format_options, resolve_format
 from patchd.ledger.advisories import list_sources
-from patchd.ledger.db import open_ledger
 from patchd.report.formats import render_rows
 
 
@@ -25,7 +25,7 @@ def advisories_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         rows = [vars(s) for s in list_sources(ledger)]
     click.echo(
         render_rows(
@@ -67,7 +67,7 @@ def import_command(
     """
     mapping = load_mapping(mapping_file) if mapping_file else PackageMap()
     problems = 0
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with writing_ledger(ctx) as ledger:
         for source in sources:
             read, counts = import_source(ledger, source, mapping, source_format)  # type: ignore[arg-type]
             click.echo(

@@ -189,9 +189,9 @@ def build_command(
     )
     if result.report.uncovered:
         click.echo(
-            f"affected {result.manifest.affected}; no variant for "
-            f"{', '.join(result.report.uncovered)} (their installations get dry-run-failed, "
-            "no-variant: update needed)",
+            f"warning: affected {result.manifest.affected}, but no variant covers "
+            f"{', '.join(result.report.uncovered)}: their installations get dry-run-failed "
+            "(no-variant: update needed); add --backport RELEASE for each to patch them",
             err=True,
         )
     if result.report.siblings is not None:

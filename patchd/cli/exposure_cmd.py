@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from patchd.cli.exits import EXIT_OK
+from patchd.cli.ledger_use import reading_ledger
 from patchd.cli.output import format_options, resolve_format
 from patchd.cli.selectors import PATCHES
 from patchd.errors import UsageError
@@ -17,7 +18,7 @@ from patchd.exposure.service import load_bundles, pick_scan, scan_exposure
 from patchd.inventory import load_inventory
 from patchd.ledger import exposure as ledger_exposure
 from patchd.ledger.advisories import count_advisories
-from patchd.ledger.db import Ledger, open_ledger
+from patchd.ledger.db import Ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import Scan
 from patchd.report.formats import json_document_chunks, render_rows
@@ -103,7 +104,7 @@ def exposure_command(
     fmt = resolve_format(fmt, as_json)
     if not bundle_dirs and PATCHES.is_dir():
         bundle_dirs = (PATCHES,)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         if count_advisories(ledger) == 0:
             raise UsageError("no advisories imported: run 'patchd advisories import SOURCE'")
         scan = pick_scan(ledger, scan_id)

@@ -20,6 +20,7 @@ from patchd import __version__
 from patchd.cli.commands import COMMANDS
 from patchd.cli.exits import EXIT_INPUT
 from patchd.errors import PatchdError
+from patchd.ledger.locate import locate_ledger
 
 log = logging.getLogger("patchd")
 
@@ -83,8 +84,8 @@ class PatchdGroup(click.Group):
     "ledger_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    envvar="PATCHD_LEDGER",
-    help="Ledger database (default ./.patchd/ledger.db; env PATCHD_LEDGER).",
+    help="Ledger database (env PATCHD_LEDGER; default: the nearest .patchd/ledger.db "
+    "in this folder or a parent, else ./.patchd/ledger.db for commands that write).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output on stderr.")
 @click.pass_context
@@ -96,9 +97,9 @@ def cli(ctx: click.Context, ledger_path: Path | None, verbose: int) -> None:
         stream=sys.stderr,
     )
     ctx.ensure_object(dict)
-    ctx.obj["ledger_path"] = ledger_path or Path(
-        os.environ.get("PATCHD_LEDGER", ".patchd/ledger.db")
-    )
+    location = locate_ledger(ledger_path)
+    ctx.obj["ledger"] = location
+    ctx.obj["ledger_path"] = location.path
 
 
 def main() -> None:

@@ -12,18 +12,20 @@ import click
 
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import reading_ledger
 from patchd.cli.output import accounts_option, format_options, resolve_format
 from patchd.cli.selectors import PATCHES, bundle_folder, run_id_of
 from patchd.errors import UsageError
 from patchd.inventory import Inventory, load_inventory
 from patchd.ledger import runs as ledger_runs
-from patchd.ledger.db import open_ledger
 from patchd.notify.render import DEFAULT_DOMAIN, MailSettings
 from patchd.notify.run import NOTIFY_COLUMNS, NotifyRow, notify_run
 from patchd.notify.send import SmtpSettings
 from patchd.report.formats import render_rows
 
 PASSWORD_ENV = "PATCHD_SMTP_PASSWORD"
+#: The sender of previews when neither --from nor PATCHD_MAIL_FROM names one.
+PREVIEW_SENDER = "Security team <security@hoster.example>"
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*min)?\s*$")
 
 
@@ -60,8 +62,9 @@ def parse_rate(value: str) -> float:
     "--from",
     "sender",
     envvar="PATCHD_MAIL_FROM",
-    required=True,
-    help="Sender, e.g. 'Security <security@hoster.example>' (env PATCHD_MAIL_FROM).",
+    default=None,
+    help="Sender, e.g. 'Security <security@hoster.example>' (env PATCHD_MAIL_FROM); "
+    f"required with --send, previews default to {PREVIEW_SENDER!r}.",
 )
 @click.option(
     "--support", default=None, help="Support contact named in the emails (default: --from)."
@@ -102,7 +105,7 @@ def notify_command(
     smtp_port: int,
     starttls: bool,
     smtp_user: str | None,
-    sender: str,
+    sender: str | None,
     support: str | None,
     rate: str,
     all_clear: bool,
@@ -132,6 +135,15 @@ def notify_command(
         raise UsageError("name a RUN, or a bundle with --bundle ID, or use --exposure")
     if send == (preview is not None):
         raise UsageError("choose exactly one of --preview DIR and --send")
+    if sender is None:
+        if send:
+            raise UsageError("--send needs a sender: --from ADDRESS or $PATCHD_MAIL_FROM")
+        # NOTE (issue 17): a preview needs no real sender; say which one it used.
+        sender = PREVIEW_SENDER
+        click.echo(
+            f"preview: sender {PREVIEW_SENDER} (give --from or set PATCHD_MAIL_FROM for yours)",
+            err=True,
+        )
     per_minute = parse_rate(rate)
     if smtp_user and not os.environ.get(PASSWORD_ENV):
         raise UsageError(f"--smtp-user needs the password in ${PASSWORD_ENV}")
@@ -156,10 +168,12 @@ def notify_command(
             ctx, scan_id, inventory, settings, preview, smtp, all_clear, retry_pending, fmt
         )
         return
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    # NOTE: a bundle named on the command line is checked before the ledger is needed.
+    named = load_bundle(bundle_folder(bundle_arg)) if bundle_arg is not None else None
+    with reading_ledger(ctx) as ledger:
         run_id = None if run_arg is None else run_id_of(ledger, run_arg)
-        if bundle_arg is not None:
-            bundle = load_bundle(bundle_folder(bundle_arg))
+        if named is not None:
+            bundle = named
         else:
             assert run_id is not None
             bundle = load_bundle(PATCHES / ledger_runs.get_run(ledger, run_id).bundle_id)
@@ -199,6 +213,9 @@ def _finish(
         ),
         nl=False,
     )
+    if fmt == "csv":
+        # NOTE (issue 17): stdout stays CSV; which run (or scan) it is goes to stderr.
+        click.echo("# " + ", ".join(f"{k} {v}" for k, v in meta.items() if v is not None), err=True)
     failed = any(r.status in ("failed", "held", "pending") for r in rows)
     ctx.exit(EXIT_TARGETS_FAILED if failed else EXIT_OK)
 
@@ -218,7 +235,7 @@ def _notify_exposure(
     from patchd.exposure.service import load_bundles, pick_scan, scan_exposure
     from patchd.notify.exposure import notify_exposure
 
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         scan = pick_scan(ledger, scan_id)
         result = scan_exposure(
             ledger,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.console import Console, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgressBar
+from rich.text import Text
 
 from patchd.progress import Progress, SilentProgress
 from patchd.report.formats import FORMATS
@@ -70,32 +71,51 @@ def resolve_format(fmt: str, as_json: bool) -> str:
     return "json" if as_json else fmt
 
 
-class BarProgress:
-    """A rich progress bar on stderr with live counts per label."""
+class _CountsProgress(RichProgressBar):
+    """A rich progress bar with the live counts on a line of their own below it, so that
+    at 80 columns neither the bar's numbers nor the counts are squeezed out (issue 17)."""
 
-    def __init__(self) -> None:
-        self._bar = RichProgressBar(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TimeElapsedColumn(),
-            console=stderr_console(),
-            transient=False,
-        )
-        self._task = None
+    def __init__(self, *columns: Any, counts: Callable[[], str], **kwargs: Any) -> None:
+        self._counts = counts  # NOTE: before super(): it renders once while starting
+        super().__init__(*columns, **kwargs)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        text = self._counts()
+        if text:
+            yield Text("  " + text, overflow="fold")
+
+
+class BarProgress:
+    """A rich progress bar on stderr with live counts per label (below the bar)."""
+
+    def __init__(self, console: Console | None = None) -> None:
         self.counts: Counter[str] = Counter()
+        self._bar = _CountsProgress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console or stderr_console(),
+            transient=False,
+            expand=False,
+            counts=self.counts_text,
+        )
+        self._task: TaskID | None = None
+
+    def counts_text(self) -> str:
+        """``patched 15 · not-affected 40 · ...`` (largest first)."""
+        return " · ".join(f"{k} {v}" for k, v in self.counts.most_common())
 
     def start(self, total: int | None, description: str) -> None:
         self._bar.start()
-        self._task = self._bar.add_task(description, total=total, counts="")
+        self._task = self._bar.add_task(description, total=total)
 
     def advance(self, steps: int = 1, *, label: str | None = None) -> None:
         if label:
             self.counts[label] += steps
-        counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
         if self._task is not None:
-            self._bar.update(self._task, advance=steps, counts=counts)
+            self._bar.update(self._task, advance=steps)
 
     def finish(self) -> None:
         self._bar.stop()

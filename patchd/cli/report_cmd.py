@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import click
 
 from patchd.bundle.manifest import Bundle, load_bundle
+from patchd.cli.ledger_use import reading_ledger
+from patchd.cli.listing import TERMINAL_ROWS, all_option, more_line
 from patchd.cli.output import format_options, resolve_format, stdout_console
 from patchd.cli.selectors import PATCHES, bundle_named, run_id_of
 from patchd.errors import BundleError, UsageError
 from patchd.ledger import runs as ledger_runs
-from patchd.ledger.db import open_ledger
 from patchd.ledger.models import reason_fits
 from patchd.outcomes import Outcome, Reason
 from patchd.report.formats import escape_text, json_document, render_rows
+from patchd.report.headline import headline
 from patchd.report.html import render_html
 from patchd.report.lists import (
     HOST_COLUMNS,
@@ -45,16 +48,17 @@ def columns_of(data: dict[str, Any]) -> tuple[str, ...]:
     return ("run", *REPORT_COLUMNS) if data.get("runs") else REPORT_COLUMNS
 
 
-def render_table(data: dict[str, Any], *, console: Any = None) -> str:
+def render_table(data: dict[str, Any], *, console: Any = None, show_all: bool = True) -> str:
     """Summary, per-host counts and the lists of ``data`` as text tables."""
-    rate = data.get("success_rate")
-    footer = f"success rate {_percent(rate)}" if rate is not None else "nothing affected"
+    footer = headline(data)
     # NOTE: a line of its own: as a table title it would wrap to the narrow table's width.
     if data.get("runs"):
         runs = ", ".join(str(r) for r in data["runs"])
         head = escape_text(f"bundle {data['bundle']}, runs {runs} merged ({footer})")
     else:
         head = escape_text(f"run {data['run']}: {data['bundle']} ({data['status']}; {footer})")
+    if console is not None:
+        head = textwrap.fill(head, width=console.width, subsequent_indent="  ")
     out = (
         head
         + "\n"
@@ -66,16 +70,27 @@ def render_table(data: dict[str, Any], *, console: Any = None) -> str:
             console=console,
         )
     )
-    hosts = [{**h, "success_rate": _percent(h["success_rate"])} for h in data["per_host"]]
+    rate_of = (
+        (lambda _h: "dry run") if data.get("dry_run") else (lambda h: _percent(h["success_rate"]))
+    )
+    hosts = [{**h, "success_rate": rate_of(h)} for h in data["per_host"]]
     out += render_rows(hosts, HOST_COLUMNS, "table", title="per host", console=console)
     all_groups = data["filters"].get("outcome") == Outcome.NOT_AFFECTED.value
     groups = grouped(data["results"], all_groups=all_groups)
+    cut_any = False
     for title, rows in groups:
+        # NOTE (issue 17): on a terminal a list shows TERMINAL_ROWS rows unless --all.
+        shown = rows if show_all else rows[:TERMINAL_ROWS]
         out += render_rows(
-            rows, columns_of(data), "table", title=f"{title} ({len(rows)})", console=console
+            shown, columns_of(data), "table", title=f"{title} ({len(rows)})", console=console
         )
+        if len(shown) < len(rows):
+            cut_any = True
+            out += more_line(len(rows) - len(shown)) + "\n"
     if not groups:
         out += "no installation matches the filters\n"
+    if cut_any:
+        out += head + "\n"
     return out
 
 
@@ -124,6 +139,7 @@ def _write(text: str, output: Path | None) -> None:
     default=None,
     help="Write to this file (mode 0600) instead of stdout.",
 )
+@all_option
 @format_options(extra=("html",))
 @click.pass_context
 def report_command(
@@ -136,6 +152,7 @@ def report_command(
     customer: str | None,
     account: str | None,
     output: Path | None,
+    show_all: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
@@ -150,11 +167,13 @@ def report_command(
     if reason and outcome and not reason_fits(Outcome(outcome), Reason(reason)):
         raise UsageError(f"--reason {reason} does not go with --outcome {outcome}")
     flt = ResultFilter(outcome, reason, host, customer, account)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    if bundle_arg is not None:
+        # NOTE: a bundle named on the command line is checked before the ledger is needed.
+        bundle_id, folder = bundle_named(bundle_arg)
+        if folder is not None:
+            bundle_id = check_bundle_folder(folder, bundle_id).id
+    with reading_ledger(ctx) as ledger:
         if bundle_arg is not None:
-            bundle_id, folder = bundle_named(bundle_arg)
-            if folder is not None:
-                bundle_id = check_bundle_folder(folder, bundle_id).id
             data = bundle_report_data(ledger, bundle_id, flt)
         else:
             run = ledger_runs.get_run(ledger, run_id_of(ledger, run_arg or ""))
@@ -166,10 +185,13 @@ def report_command(
         text = json_document(data)
     elif fmt == "csv":
         text = render_rows(data["results"], columns_of(data), "csv")
+        # NOTE (issue 17): stdout stays CSV; which run it is goes to stderr.
+        runs = ", ".join(str(r) for r in data.get("runs") or [data["run"]])
+        click.echo(f"# run {runs}: {data['bundle']} ({headline(data)})", err=True)
     elif fmt == "html":
         text = render_html(data)
     else:
         # NOTE: off a terminal the default console is wide enough that nothing wraps.
         console = stdout_console() if output is None and sys.stdout.isatty() else None
-        text = render_table(data, console=console)
+        text = render_table(data, console=console, show_all=show_all or console is None)
     _write(text, output)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import shlex
+import textwrap
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -11,22 +14,33 @@ import click
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.confirm import confirm_writes
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import ledger_is_new, reading_ledger, writing_ledger
+from patchd.cli.listing import (
+    TERMINAL_ROWS,
+    all_option,
+    counts_text,
+    cut,
+    more_line,
+    on_terminal,
+    table_console,
+)
 from patchd.cli.output import (
     accounts_option,
     format_options,
     make_progress,
     parallel_option,
     resolve_format,
-    stdout_console,
 )
-from patchd.cli.selectors import check_known
+from patchd.cli.rollout_prompt import rollout_question
+from patchd.cli.selectors import bundle_folder, check_known, run_id_of
 from patchd.errors import UsageError
-from patchd.inventory import load_inventory
-from patchd.ledger.db import open_ledger
+from patchd.inventory import Inventory, load_inventory
+from patchd.ledger.backup_store import backup_dirs, describe_stores
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import RunStatus
-from patchd.outcomes import WOULD_PATCH, Outcome
+from patchd.outcomes import Outcome
 from patchd.report.formats import json_document, json_document_chunks, render_rows
+from patchd.report.headline import headline
 from patchd.report.results import RESULT_COLUMNS, iter_result_rows, run_json, run_json_head
 from patchd.rollout.rollback import rollback_run
 from patchd.rollout.run import RolloutOptions, run_rollout
@@ -45,46 +59,52 @@ def _split(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-def emit_run(data: dict, fmt: str, *, title: str) -> None:
-    """Print a run's results: a JSON object, CSV, or a summary plus results table."""
+#: Outcomes a long terminal listing leaves to the summary (nothing to act on).
+QUIET = {Outcome.NOT_AFFECTED.value, Outcome.PATCHED.value, Outcome.ALREADY_PATCHED.value}
+
+
+def emit_run(data: dict, fmt: str, *, title: str, show_all: bool = False) -> None:
+    """Print a run's results: a JSON object, CSV (the run's id on stderr), or a results
+    table fitted to the terminal and a closing summary."""
     if fmt == "json":
         click.echo(json_document(data), nl=False)
         return
-    console = stdout_console() if fmt == "table" else None
-    click.echo(
-        render_rows(
-            data["results"],
-            RESULT_COLUMNS,
-            fmt,
-            title=title,  # type: ignore[arg-type]
-            console=console,
-        ),
-        nl=False,
+    if fmt == "csv":
+        click.echo(render_rows(data["results"], RESULT_COLUMNS, "csv"), nl=False)
+        # NOTE (issue 17): stdout stays CSV; the id and headline go to stderr.
+        click.echo(f"# run {data['run']}: {data['bundle']} ({headline(data)})", err=True)
+        return
+    console = table_console()
+    rows = data["results"]
+    hidden: Counter[str] = Counter()
+    if on_terminal() and not show_all and len(rows) > TERMINAL_ROWS:
+        hidden = Counter(r["outcome"] for r in rows if r["outcome"] in QUIET)
+        rows = [r for r in rows if r["outcome"] not in QUIET]
+    shown, left = cut(rows, show_all)
+    out = render_rows(shown, RESULT_COLUMNS, "table", title=title, console=console)
+    if hidden or left:
+        hidden.update(Counter(r["outcome"] for r in rows[len(shown) :]))
+        line = f"{more_line(sum(hidden.values()))} ({counts_text(hidden)})"
+        out += (textwrap.fill(line, console.width) if console else line) + "\n"
+    summary = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
+    out += render_rows(
+        summary,
+        ("outcome", "count"),
+        "table",
+        title=f"summary of run {data['run']} ({headline(data)})",
+        console=console,
     )
-    if fmt == "table":
-        rows = [{"outcome": k, "count": v} for k, v in data["summary"].items()]
-        footer = _footer(data)
-        click.echo(
-            render_rows(
-                rows,
-                ("outcome", "count"),
-                "table",
-                title=f"summary of run {data['run']} ({footer})",
-                console=console,
-            ),
-            nl=False,
-        )
+    click.echo(out, nl=False)
 
 
-def _footer(data: dict) -> str:
-    """The summary's headline. A dry run wrote nothing, so it says what *would* happen
-    (issue 17): a success rate of 0.0% there read as a failed rollout."""
-    if data.get("dry_run"):
-        would = sum(1 for r in data["results"] if (r.get("detail") or "").endswith(WOULD_PATCH))
-        failing = sum(1 for r in data["results"] if r.get("outcome") in FAILED)
-        return f"dry run, nothing written: {would} would be patched, {failing} would fail"
-    rate = data.get("success_rate")
-    return f"success rate {rate:.1%}" if rate is not None else "nothing affected"
+def _check_limits(inventory: Inventory, options: RolloutOptions, accounts_file: Path) -> None:
+    """Every --limit-* value names something in the inventory (exit 2 otherwise)."""
+    source = str(accounts_file)
+    check_known("--limit-account", options.accounts, (a.id for a in inventory.accounts), source)
+    check_known("--limit-host", options.hosts, inventory.hosts, source)
+    check_known(
+        "--limit-customer", options.customers, (a.customer.id for a in inventory.accounts), source
+    )
 
 
 def exit_code(data: dict) -> int:
@@ -106,9 +126,7 @@ def _failure_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> f
 
 
 @click.command(name="rollout")
-@click.argument(
-    "bundle_path", metavar="BUNDLE", type=click.Path(exists=True, file_okay=False, path_type=Path)
-)
+@click.argument("bundle_arg", metavar="BUNDLE")
 @accounts_option()
 @click.option("--dry-run", is_flag=True, help="Match and dry-run only; write nothing.")
 @click.option(
@@ -146,8 +164,9 @@ def _failure_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> f
 @click.option(
     "--backup-dir",
     default=None,
-    help="Backup store on every host (default: the host's backup_dir, else "
-    "/var/lib/patchd/backups).",
+    help="Backup store on every host (default: the host's backup_dir, else one tied to "
+    "the ledger: .patchd/backups for local hosts, /var/lib/patchd/backups/<ledger id> "
+    "over ssh).",
 )
 @click.option(
     "--require-tested",
@@ -198,11 +217,12 @@ def _failure_rate(_ctx: click.Context, _param: click.Parameter, value: str) -> f
     help="Resume a run the fleet failure gate stopped (after looking at its failures).",
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@all_option
 @format_options()
 @click.pass_context
 def rollout_command(
     ctx: click.Context,
-    bundle_path: Path,
+    bundle_arg: str,
     accounts_file: Path,
     dry_run: bool,
     scan_id: int | None,
@@ -223,10 +243,12 @@ def rollout_command(
     max_failure_rate: float,
     continue_past_gate: bool,
     yes: bool,
+    show_all: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
-    """Match BUNDLE against the accounts, dry-run it everywhere, apply where it succeeded.
+    """Match BUNDLE (a bundle folder, or an id in patches/) against the accounts, dry-run
+    it everywhere, apply where it succeeded.
 
     Running the same command again resumes an interrupted run; a finished bundle is
     reported as already-patched. Exit 1 when any installation failed.
@@ -236,7 +258,7 @@ def rollout_command(
         # NOTE: the path is used by the agent on each host (local agents run in "/", SSH
         # agents in the login's home), never relative to where patchd was started.
         raise UsageError(f"--backup-dir must be an absolute path, not {backup_dir!r}")
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_folder(bundle_arg, name="BUNDLE"))
     options = RolloutOptions(
         dry_run=dry_run,
         hosts=_split(limit_host),
@@ -255,19 +277,32 @@ def rollout_command(
         max_failure_rate=max_failure_rate,
         continue_past_gate=continue_past_gate,
     )
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
-        source = str(accounts_file)
-        check_known("--limit-account", options.accounts, (a.id for a in inventory.accounts), source)
-        check_known("--limit-host", options.hosts, inventory.hosts, source)
-        check_known(
-            "--limit-customer",
-            options.customers,
-            (a.customer.id for a in inventory.accounts),
-            source,
-        )
+    # NOTE (issue 17): a new ledger is created only after the inventory passed its checks.
+    inventory = None
+    if ledger_is_new(ctx):
+        inventory = load_inventory(accounts_file)
+        _check_limits(inventory, options, accounts_file)
+    with writing_ledger(ctx) as ledger:
+        inventory = inventory or load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+        _check_limits(inventory, options, accounts_file)
+        stores = backup_dirs(ledger, inventory, backup_dir)
+        options = dataclasses.replace(options, host_backup_dirs=stores)
         if not dry_run:
-            confirm_writes(f"Roll out {bundle.id} into the accounts of {accounts_file}?", yes)
+            confirm_writes(
+                lambda inv=inventory: rollout_question(
+                    bundle,
+                    inv,
+                    options,
+                    ledger,
+                    accounts_file=accounts_file,
+                    scan_id=scan_id,
+                    stores=stores,
+                ),
+                yes,
+                what=f"Roll out {bundle.id} into the accounts of {accounts_file}?",
+            )
+            used = {a.host for a in inventory.accounts if options.in_scope(a)}
+            click.echo(f"backups go to {describe_stores(stores, used)}", err=True)
         # NOTE: the inventory (and all else loaded) lives as long as the rollout; frozen,
         # the cyclic collector stops walking its objects on every full collection (a few
         # hundred thousand at 50,000 accounts). Unfrozen afterwards: nothing leaks into a
@@ -313,7 +348,12 @@ def rollout_command(
                 click.echo(chunk, nl=False)
             ctx.exit(exit_code(head))
         data = run_json(ledger, report.run_id)
-    emit_run(data, fmt, title=f"run {report.run_id}: {bundle.id} ({report.status.value})")
+    emit_run(
+        data,
+        fmt,
+        title=f"run {report.run_id}: {bundle.id} ({report.status.value})",
+        show_all=show_all,
+    )
     ctx.exit(exit_code(data))
 
 
@@ -330,7 +370,7 @@ def _gate_message(ctx: click.Context, run_id: int, why: str) -> None:
 
 
 @click.command(name="rollback")
-@click.argument("run_id", metavar="RUN", type=int)
+@click.argument("run_arg", metavar="RUN")
 @accounts_option()
 @click.option("--account", default=None, help="Only this account.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -338,19 +378,21 @@ def _gate_message(ctx: click.Context, run_id: int, why: str) -> None:
 @click.pass_context
 def rollback_command(
     ctx: click.Context,
-    run_id: int,
+    run_arg: str,
     accounts_file: Path,
     account: str | None,
     yes: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
-    """Restore the originals of run RUN exactly; files changed since are left and reported."""
+    """Restore the originals of run RUN (a number or 'latest') exactly; files changed
+    since are left and reported."""
     fmt = resolve_format(fmt, as_json)
     inventory = load_inventory(accounts_file)
-    what = f"account {account} of run {run_id}" if account else f"run {run_id}"
-    confirm_writes(f"Roll back {what}?", yes)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
+        run_id = run_id_of(ledger, run_arg)
+        what = f"account {account} of run {run_id}" if account else f"run {run_id}"
+        confirm_writes(f"Roll back {what}?", yes)
         items = rollback_run(ledger, inventory, run_id, account=account, progress=make_progress())
     rows = [
         {
@@ -374,4 +416,6 @@ def rollback_command(
         ),
         nl=False,
     )
+    if fmt == "csv":
+        click.echo(f"# run {run_id}: rollback of {what}", err=True)
     ctx.exit(EXIT_OK if all(i.ok for i in items) else EXIT_TARGETS_FAILED)

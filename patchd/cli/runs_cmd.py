@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
+from patchd.cli.ledger_use import reading_ledger
 from patchd.cli.output import format_options, resolve_format
-from patchd.ledger.db import open_ledger
 from patchd.report.formats import render_rows
 from patchd.report.runs import RUNS_COLUMNS, runs_rows
 
@@ -20,8 +18,7 @@ def runs_command(ctx: click.Context, bundle_id: str | None, fmt: str, as_json: b
     """Every run: bundle, start and end, status (dry run, canary-stopped, finished,
     resumed, ...), outcome counts, the ledger file and the hosts' backup stores."""
     fmt = resolve_format(fmt, as_json)
-    path: Path = ctx.obj["ledger_path"]
-    with open_ledger(path) as ledger:
+    with reading_ledger(ctx) as ledger:
         rows = runs_rows(ledger, bundle_id=bundle_id)
     if fmt != "json":
         rows = [

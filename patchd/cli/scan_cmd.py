@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,20 +11,21 @@ import click
 
 from patchd.bundle.manifest import Bundle, load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.ledger_use import ledger_is_new, reading_ledger, writing_ledger
+from patchd.cli.listing import all_option, cut, more_line, table_console
 from patchd.cli.output import (
     accounts_option,
     format_options,
     make_progress,
     parallel_option,
     resolve_format,
-    stdout_console,
 )
 from patchd.cli.selectors import check_known
 from patchd.inventory import load_inventory
 from patchd.ledger import current as ledger_current
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
-from patchd.ledger.db import Ledger, open_ledger
+from patchd.ledger.db import Ledger
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import Scan, ScanInstallation
 from patchd.releases import register
@@ -65,32 +67,63 @@ def _installation_rows(data: dict) -> list[dict]:
     return rows
 
 
-def _emit(data: dict, fmt: str) -> None:
+def _closing(data: dict) -> str:
+    """The scan's closing line: its id and counts (issue 17: the id was only at the top)."""
+    accounts = len({i["account"] for i in data["installations"]})
+    return (
+        f"scan {data['scan']}: {len(data['installations'])} installation(s) in {accounts} "
+        f"account(s), {len(data['errors'])} error(s)"
+    )
+
+
+def _summary_rows(data: dict) -> list[dict]:
+    """Installations counted per CMS and version (a long scan's terminal summary)."""
+    found = Counter((i["cms"], i["version"] or "unknown") for i in data["installations"])
+    return [
+        {"cms": cms, "version": version, "installations": n}
+        for (cms, version), n in sorted(found.items())
+    ]
+
+
+def _emit(data: dict, fmt: str, show_all: bool = False) -> None:
+    """A scan as JSON; as CSV (installations only on stdout; the id and the errors on
+    stderr as ``# `` lines); or as tables fitted to the terminal, ending with the id."""
     if fmt == "json":
         click.echo(json_document(data), nl=False)
         return
-    console = stdout_console()
-    click.echo(
-        render_rows(
-            _installation_rows(data),
-            INSTALLATION_COLUMNS,
-            fmt,  # type: ignore[arg-type]
-            title=f"scan {data['scan']}",
-            console=console if fmt == "table" else None,
-        ),
-        nl=False,
-    )
-    if data["errors"]:
-        click.echo(
-            render_rows(
-                data["errors"],
-                ("host", "account", "message"),
-                fmt,  # type: ignore[arg-type]
-                title="errors",
-                console=console if fmt == "table" else None,
-            ),
-            nl=False,
+    if fmt == "csv":
+        click.echo(render_rows(_installation_rows(data), INSTALLATION_COLUMNS, "csv"), nl=False)
+        click.echo(f"# {_closing(data)}", err=True)
+        for e in data["errors"]:
+            where = "/".join(x for x in (e["host"], e["account"]) if x)
+            click.echo(f"# error: {where}: {e['message']}", err=True)
+        return
+    console = table_console()
+    rows = _installation_rows(data)
+    shown, left = cut(rows, show_all)
+    if left:
+        out = render_rows(
+            _summary_rows(data),
+            ("cms", "version", "installations"),
+            "table",
+            title=f"scan {data['scan']}: installations per CMS and version",
+            console=console,
         )
+    else:
+        out = render_rows(
+            shown, INSTALLATION_COLUMNS, "table", title=f"scan {data['scan']}", console=console
+        )
+    errors, errors_left = cut(data["errors"], show_all)
+    if errors:
+        out += render_rows(
+            errors, ("host", "account", "message"), "table", title="errors", console=console
+        )
+    if errors_left:
+        out += more_line(errors_left, "errors") + "\n"
+    out += _closing(data) + "\n"
+    if left:
+        out += f"every installation: patchd scans show {data['scan']} --all, or --format csv|json\n"
+    click.echo(out, nl=False)
 
 
 @click.command(name="scan")
@@ -107,6 +140,7 @@ def _emit(data: dict, fmt: str) -> None:
 @click.option(
     "--no-integrity", is_flag=True, help="Skip comparing core files with registered releases."
 )
+@all_option
 @format_options()
 @click.pass_context
 def scan_command(
@@ -116,13 +150,18 @@ def scan_command(
     parallel: int,
     only: tuple[str, ...],
     no_integrity: bool,
+    show_all: bool,
     fmt: str,
     as_json: bool,
 ) -> None:
     """Detect the installations in every account and store a dated scan in the ledger."""
     fmt = resolve_format(fmt, as_json)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
-        inventory = load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
+    # NOTE (issue 17): a ledger is created only after the inventory passed its checks.
+    inventory = load_inventory(accounts_file) if ledger_is_new(ctx) else None
+    if inventory is not None:
+        check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
+    with writing_ledger(ctx) as ledger:
+        inventory = inventory or load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
         check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
         result = run_scan(
             inventory,
@@ -134,7 +173,7 @@ def scan_command(
             only_accounts=set(only) or None,
             progress=make_progress(),
         )
-    _emit(result.to_json(), fmt)
+    _emit(result.to_json(), fmt, show_all)
     ctx.exit(EXIT_TARGETS_FAILED if result.errors else EXIT_OK)
 
 
@@ -146,7 +185,7 @@ def scans_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     fmt = resolve_format(fmt, as_json)
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         rows = [s.model_dump(mode="json") for s in ledger_scans.list_scans(ledger)]
     click.echo(
         render_rows(
@@ -162,18 +201,19 @@ def scans_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
 
 @scans_group.command(name="show")
 @click.argument("scan_id", type=int)
+@all_option
 @format_options()
 @click.pass_context
-def scans_show(ctx: click.Context, scan_id: int, fmt: str, as_json: bool) -> None:
+def scans_show(ctx: click.Context, scan_id: int, show_all: bool, fmt: str, as_json: bool) -> None:
     """Every installation and error of one stored scan."""
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         ledger_scans.get_scan(ledger, scan_id)
         data = scan_json(
             scan_id,
             ledger_scans.scan_installations(ledger, scan_id),
             ledger_scans.scan_errors(ledger, scan_id),
         )
-    _emit(data, resolve_format(fmt, as_json))
+    _emit(data, resolve_format(fmt, as_json), show_all)
 
 
 def _carries_fix(bundle: Bundle, inst: ScanInstallation, fixed: set[tuple[str, str]]) -> bool:
@@ -235,7 +275,7 @@ def scans_diff(
     fmt = resolve_format(fmt, as_json)
     # NOTE: load bundles before touching the ledger so a bad bundle path fails fast (exit 2).
     bundles = [load_bundle(path) for path in bundle_paths]
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         diff = ledger_scans.diff_scans(ledger, a, b)
         vulnerable: list[dict[str, Any]] = []
         if bundles:
@@ -315,7 +355,7 @@ def releases_group(ctx: click.Context, fmt: str, as_json: bool) -> None:
     """Pristine releases registered for integrity checks; 'releases add TARBALL' adds one."""
     if ctx.invoked_subcommand is not None:
         return
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with reading_ledger(ctx) as ledger:
         rows = [r.model_dump(mode="json") for r in ledger_releases.list_releases(ledger)]
     click.echo(
         render_rows(
@@ -338,7 +378,7 @@ def releases_add(
     ctx: click.Context, sources: tuple[Path, ...], cms: str | None, version: str | None
 ) -> None:
     """Register release archives (or folders): their CMS, version and file checksums."""
-    with open_ledger(ctx.obj["ledger_path"]) as ledger:
+    with writing_ledger(ctx) as ledger:
         for source in sources:
             rel = register(ledger, source, cms=cms, version=version)
             click.echo(f"registered {rel.cms} {rel.version}: {rel.files} files from {rel.source}")

@@ -40,7 +40,7 @@ def run_id_of(ledger: Ledger, value: str) -> int:
         raise UsageError(f"RUN: expected a run number or 'latest', got {value!r}") from None
 
 
-def bundle_folder(value: str) -> Path:
+def bundle_folder(value: str, *, name: str = "--bundle") -> Path:
     """The bundle folder named by ``value``: a folder as given, else ``patches/<value>``."""
     path = Path(value)
     if path.is_dir():
@@ -48,9 +48,7 @@ def bundle_folder(value: str) -> Path:
     guess = PATCHES / value
     if "/" not in value and guess.is_dir():
         return guess
-    raise UsageError(
-        f"--bundle: {value!r} is neither a bundle folder nor a bundle id in {PATCHES}/"
-    )
+    raise UsageError(f"{name}: {value!r} is neither a bundle folder nor a bundle id in {PATCHES}/")
 
 
 def bundle_named(value: str) -> tuple[str, Path | None]:

@@ -12,14 +12,15 @@ import json
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from patchd.bundle.manifest import load_bundle
 from patchd.cli.exits import EXIT_OK, EXIT_TARGETS_FAILED
+from patchd.cli.listing import table_console
 from patchd.cli.output import format_options, make_progress, resolve_format, stdout_console
 from patchd.matrix.model import load_matrix
 from patchd.matrix.results import CellResult
 from patchd.matrix.run import TestReport, test_bundle
+from patchd.report.formats import render_rows
 
 _COLUMNS = ("release", "ext", "php", "mod", "status", "outcome", "reason")
 
@@ -50,16 +51,13 @@ def _print(report: TestReport, fmt: str) -> None:
         writer.writerows(_row(c) for c in cells)
         click.echo(buf.getvalue(), nl=False)
         return
-    table = Table(title=f"bundle {report.tested.bundle} on {report.run.matrix}")
-    for col in _COLUMNS:
-        table.add_column(col, overflow="fold")
-    for c in cells:
-        style = "green" if c.status == "ok" else "red"
-        row = list(_row(c))
-        row[4] = f"[{style}]{row[4]}[/]"
-        table.add_row(*row)
+    # NOTE (issue 17): fitted to the terminal; the reason is prose here ("why"), so it
+    # wraps or moves below the table instead of squeezing every column.
+    shown = (*_COLUMNS[:-1], "why")
+    rows = [dict(zip(shown, _row(c), strict=True)) for c in cells]
+    title = f"bundle {report.tested.bundle} on {report.run.matrix}"
+    click.echo(render_rows(rows, shown, "table", title=title, console=table_console()), nl=False)
     console = stdout_console()
-    console.print(table)
     failed = sum(1 for c in cells if c.status != "ok")
     console.print(
         f"{len(cells)} cells, {len(cells) - failed} ok, {failed} failed; "

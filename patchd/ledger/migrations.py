@@ -272,6 +272,16 @@ CREATE TABLE exposure_emails (
 );
 """
 
+# NOTE: issue 17. The ledger's own random id: the default backup store of ssh hosts is
+# /var/lib/patchd/backups/<id>, so two ledgers (each numbering runs from 1) never share one.
+_FIRST_RUN = """
+CREATE TABLE ledger_info (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO ledger_info (key, value) VALUES ('id', lower(hex(randomblob(16))));
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     ("0001_initial", _SCHEMA_V1),
     # The backup journal of a patched installation (what rollback restores from) and the
@@ -284,6 +294,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ("0006_rolled_back", _ROLLED_BACK),
     ("0006b_scan_patched_files", _SCAN_PATCHED_FILES),
     ("0005_advisories", _ADVISORIES),
+    ("0009_first_run", _FIRST_RUN),
 )
 """Every migration of the ledger, oldest first. Append only."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from patchd.outcomes import Outcome, Reason
+from patchd.outcomes import Outcome, Reason, skipped_kind
 
 Language = Literal["de", "en"]
 """The languages of customer emails and explanations."""
@@ -178,6 +178,42 @@ def specifics(reason: str | None, detail: str | None, lang: Language) -> str:
     return rest
 
 
+#: ``skipped`` by why (:func:`~patchd.outcomes.skipped_kind`); a policy word picks its text.
+_SKIPPED: dict[Language, dict[str, str]] = {
+    "en": {
+        "notify-only": "Not patched automatically: the account is set to notify only.",
+        "skip": "Not patched automatically: the account is set to skip.",
+        "dry-run": "Dry run only: nothing was written; a rollout would install the fix here.",
+        "other": "Not patched.",
+    },
+    "de": {
+        "notify-only": (
+            "Nicht automatisch korrigiert: für das Konto ist nur Benachrichtigen eingestellt."
+        ),
+        "skip": "Nicht automatisch korrigiert: für das Konto ist Auslassen eingestellt.",
+        "dry-run": (
+            "Nur ein Probelauf: nichts wurde geschrieben; eine Ausführung würde die Korrektur "
+            "hier einspielen."
+        ),
+        "other": "Nicht korrigiert.",
+    },
+}
+
+
+def _skipped(reason: str | None, detail: str | None, lang: Language) -> str:
+    """Why a ``skipped`` installation was not written, in words (issue 17: rows of
+    ``auto`` accounts read "the account is set to notify only")."""
+    kind = skipped_kind(detail)
+    if kind == "policy":
+        policy = (detail or "").split(";", 1)[0].removeprefix("policy ").strip()
+        return _SKIPPED[lang].get(policy, _OUTCOME[lang]["skipped"])
+    if kind == "dry-run":
+        return _SKIPPED[lang]["dry-run"]
+    if reason == Reason.POLICY.value:
+        return _OUTCOME[lang]["skipped"]
+    return _SKIPPED[lang]["other"]
+
+
 def explain(outcome: str, reason: str | None, detail: str | None, lang: Language = "en") -> str:
     """One or two plain sentences saying what happened to an installation and why.
 
@@ -191,6 +227,8 @@ def explain(outcome: str, reason: str | None, detail: str | None, lang: Language
         base = _REASON[lang][reason]
         return f"{base} ({extra})." if extra else f"{base}."
     base = _OUTCOME[lang].get(outcome, outcome)
+    if outcome == Outcome.SKIPPED.value:
+        base = _skipped(reason, detail, lang)
     if outcome in (
         Outcome.UNREACHABLE.value,
         Outcome.APPLY_FAILED.value,

@@ -26,6 +26,7 @@ import jinja2
 from markupsafe import Markup
 
 from patchd.bundle.manifest import Manifest
+from patchd.cms.names import CMS_NAMES, localised_summary, localised_title
 from patchd.errors import UsageError
 from patchd.ledger.emails import told_key
 from patchd.notify.explain import Language, explain, specifics
@@ -37,13 +38,6 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63}
 _ADDR = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9.-]+$")
 DEFAULT_DOMAIN = "patchd.invalid"
 #: How the CMSs are spelled in emails.
-CMS_NAMES = {
-    "wordpress": "WordPress",
-    "typo3": "TYPO3",
-    "joomla": "Joomla",
-    "drupal": "Drupal",
-    "roundcube": "Roundcube",
-}
 
 
 def clean_header(value: str) -> str:
@@ -216,14 +210,18 @@ class Renderer:
             "customer": {"id": notice.customer.id, "name": notice.customer.name},
             "bundle": {
                 "id": self.bundle.id,
-                "title": self.bundle.title,
+                "title": localised_title(
+                    self.bundle.title, self.bundle.cms, self.bundle.fixed_in, lang
+                ),
                 "cms": self.bundle.cms,
                 "cms_name": CMS_NAMES.get(self.bundle.cms, self.bundle.cms),
                 "advisories": list(self.bundle.advisories),
                 "severity": self.bundle.severity,
                 "fixed_in": self.bundle.fixed_in or "",
                 "min_php": self.bundle.min_php or "",
-                "summary": self.bundle.summary(lang),
+                "summary": localised_summary(
+                    self.bundle.summary(lang), self.bundle.cms, self.bundle.fixed_in, lang
+                ),
             },
             "support": self.settings.support or sender.addr_spec,
             **{name: [self._item(i, lang) for i in getattr(notice, name)] for name in BUCKETS},

@@ -27,6 +27,7 @@ from patchd.notify.group import Notice, plan_notices
 from patchd.notify.preview import write_preview
 from patchd.notify.render import BundleFacts, MailSettings, Renderer
 from patchd.notify.send import RateLimiter, SmtpSettings, send_messages
+from patchd.report.sites import RunSites, as_site_result
 
 #: Columns of the listing ``patchd notify`` prints (stable; see docs/support.md).
 NOTIFY_COLUMNS = ("customer", "email", "language", "kind", "installations", "status", "detail")
@@ -86,9 +87,10 @@ def plan_run(
     run = ledger_runs.get_run(ledger, run_id)
     _finished(run)
     _check_bundle(run, bundle)
+    sites = RunSites(ledger)  # NOTE (issue 17): the scan's path of each installation
     return plan_notices(
         run_id,
-        current_of_run(ledger, run),
+        [as_site_result(r, sites(r.run_id)) for r in current_of_run(ledger, run)],
         inventory,
         all_clear=all_clear,
         include_unresolved=include_unresolved,
@@ -116,9 +118,10 @@ def plan_bundle(
     for run in runs:
         for r in ledger_runs.results(ledger, run.id):
             newest[r.customer_id or ""] = run.id
+    sites = RunSites(ledger)  # NOTE (issue 17): the scan's path of each installation
     notices = plan_notices(
         runs[-1].id,
-        results,
+        [as_site_result(r, sites(r.run_id)) for r in results],
         inventory,
         all_clear=all_clear,
         include_unresolved=include_unresolved,

@@ -34,11 +34,13 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from patchd.errors import UsageError
+from patchd.report.fit import TEXT, Fit, fit_columns, min_width
 
 Format = Literal["table", "csv", "json"]
 """The formats every listing offers."""
@@ -117,15 +119,7 @@ def _cell(value: Any) -> str:
 def _render_table(
     rows: Sequence[Mapping[str, Any]], columns: Sequence[str], title: str | None, console: Any
 ) -> str:
-    table = Table(
-        title=Text(escape_text(title)) if title else None,
-        box=box.SIMPLE_HEAD,
-        header_style="bold",
-    )
-    for c in columns:
-        table.add_column(Text(escape_text(c)))
-    for row in rows:
-        table.add_row(*[Text(escape_text(_cell(row.get(c)))) for c in columns])
+    cells = [{c: escape_text(_cell(row.get(c))) for c in columns} for row in rows]
     if console is None:
         # NOTE: not a terminal: no colour, and wide enough that nothing wraps or is cut.
         console = Console(
@@ -135,9 +129,59 @@ def _render_table(
             highlight=False,
             width=100_000,
         )
+        fit = Fit(list(columns))
+    else:
+        # NOTE (issue 17): a terminal's width: whole words stay whole, text wraps, what
+        # does not fit goes to a detail view below the table or is named.
+        fit = fit_columns(cells, columns, console.width)
+        if "detail" in fit.detail and "explanation" in fit.detail:
+            fit.detail.remove("detail")  # NOTE: the explanation repeats the detail
+            fit.left_out.append("detail")
+    # NOTE: the title is a line of its own, wrapped at the console's width: as the table's
+    # title it would be centred and wrapped to a narrow table's width.
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    for c in fit.shown:
+        if c in TEXT:
+            least = min_width(c, fit.natural[c]) if fit.natural else None
+            table.add_column(Text(escape_text(c)), overflow="fold", min_width=least)
+        else:
+            table.add_column(Text(escape_text(c)), no_wrap=True, overflow="ignore")
+    for row in cells:
+        table.add_row(*[Text(row[c]) for c in fit.shown])
     with console.capture() as capture:
-        console.print(table)
+        if title:
+            console.print(Text(escape_text(title)), soft_wrap=False)
+        console.print(table, soft_wrap=False)
+        if fit.detail and cells:
+            console.print(_detail_view(cells, fit, columns), soft_wrap=False)
+        if fit.left_out:
+            console.print(
+                Text(
+                    f"not shown at {console.width} columns: {', '.join(fit.left_out)} "
+                    "(--format csv or json has every column)"
+                ),
+                soft_wrap=False,
+            )
     return "\n".join(line.rstrip() for line in capture.get().splitlines()) + "\n"
+
+
+#: Columns that name a row in the detail view (the first two present).
+_ROW_NAME = ("run", "account", "path", "host", "customer", "cms")
+
+
+def _detail_view(cells: Sequence[Mapping[str, str]], fit: Fit, columns: Sequence[str]) -> Group:
+    """The text columns that left the table, one block per row at full width."""
+    names = [c for c in _ROW_NAME if c in columns and c not in fit.detail][:2] or fit.shown[:3]
+    parts: list[Any] = [Text(f"\n{', '.join(fit.detail)} of each row:")]
+    for row in cells:
+        values = [(c, row[c]) for c in fit.detail if row[c]]
+        if not values:
+            continue
+        parts.append(Text(" ".join(row[c] for c in names if row[c]) or "-"))
+        for c, value in values:
+            label = f"{c}: " if len(fit.detail) > 1 else ""
+            parts.append(Padding(Text(label + value), (0, 0, 0, 4)))
+    return Group(*parts)
 
 
 def csv_safe(value: str) -> str:

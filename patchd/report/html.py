@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from patchd.outcomes import SUCCESS_OUTCOMES, Outcome, Reason
 from patchd.report.formats import escape_surrogates, escape_text
+from patchd.report.headline import headline
 from patchd.report.lists import FAILURE_OUTCOMES, HOST_COLUMNS, REPORT_COLUMNS
 
 _TEMPLATES = "templates"
@@ -73,6 +74,7 @@ def render_html(data: dict[str, Any], *, generated: datetime | None = None) -> s
         .get_template("report.html.j2")
         .render(
             data=data,
+            headline=headline(data),
             columns=REPORT_COLUMNS,
             host_columns=HOST_COLUMNS,
             outcomes=outcomes,

@@ -18,7 +18,8 @@ from patchd.ledger import runs as ledger_runs
 from patchd.ledger.db import Ledger
 from patchd.ledger.models import Result
 from patchd.notify.explain import explain
-from patchd.outcomes import SUCCESS_OUTCOMES, Outcome
+from patchd.outcomes import SUCCESS_OUTCOMES, Outcome, Reason, skipped_kind
+from patchd.report.headline import dry_run_counts
 from patchd.report.results import (
     RESULT_COLUMNS,
     ResultFilter,
@@ -26,6 +27,7 @@ from patchd.report.results import (
     run_json,
     success_rate,
 )
+from patchd.report.sites import RunSites, as_site_row
 
 #: Columns of ``patchd report`` (table, CSV, HTML), in order. Stable: documented in
 #: docs/support.md. The first nine are DESIGN.md's result keys.
@@ -86,7 +88,11 @@ def report_data(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) ->
     data = run_json(ledger, run_id, flt)
     for row in data["results"]:
         row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
-    data["per_host"] = _host_rows(ledger_runs.results(ledger, run_id))
+    everything = ledger_runs.results(ledger, run_id)
+    data["per_host"] = _host_rows(everything)
+    if data["dry_run"]:
+        # NOTE (issue 17): over the whole run, like summary (results may be filtered).
+        data["dry_run_counts"] = dry_run_counts((r.outcome.value, r.detail) for r in everything)
     data["filters"] = {k: v for k, v in asdict(flt).items() if v is not None}
     return data
 
@@ -127,9 +133,10 @@ def bundle_report_data(
         )
     }
     rows = []
+    sites = RunSites(ledger)
     for r in merged:
         if _matches(r, flt):
-            row = result_row(r)
+            row = as_site_row(result_row(r), sites(r.run_id))
             row["run"] = r.run_id
             row["explanation"] = explain(row["outcome"], row["reason"], row["detail"], "en")
             rows.append(row)
@@ -147,6 +154,19 @@ def bundle_report_data(
     }
 
 
+def _why_skipped(row: dict[str, Any]) -> str:
+    """``policy``, ``dry run``, ``gate`` or ``untested``: why a skipped row was not written
+    (issue 17: a dry run's rows were listed as "skipped (policy)")."""
+    kind = skipped_kind(row.get("detail"))
+    if kind == "dry-run":
+        return "dry run"
+    if kind == "policy" or row.get("reason") == Reason.POLICY.value:
+        return "policy"
+    if row.get("reason") == Reason.GATE.value:
+        return "gate"
+    return "untested" if "untested" in (row.get("detail") or "") else "other"
+
+
 def grouped(results: list[dict[str, Any]], *, all_groups: bool) -> list[tuple[str, list]]:
     """``results`` split into :data:`GROUPS` (non-empty ones; "not affected" only when
     ``all_groups``, since it is most of a fleet)."""
@@ -155,6 +175,8 @@ def grouped(results: list[dict[str, Any]], *, all_groups: bool) -> list[tuple[st
         if Outcome.NOT_AFFECTED in outcomes and not all_groups:
             continue
         rows = [r for r in results if r["outcome"] in outcomes]
+        if rows and Outcome.SKIPPED in outcomes:
+            title = f"skipped ({', '.join(sorted({_why_skipped(r) for r in rows}))})"
         if rows:
             out.append((title, rows))
     known = {o.value for _, outs in GROUPS for o in outs}

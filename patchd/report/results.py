@@ -95,7 +95,9 @@ def iter_result_rows(ledger: Ledger, run_id: int, *, page: int = 1000) -> Iterat
     keys of :func:`result_row` straight from SQL: the stored values are those the
     validated records had (a model per row was half of writing 50,000 rows).
     """
-    ledger_runs.get_run(ledger, run_id)
+    from patchd.report.sites import as_site_row, sites_of_run
+
+    sites = sites_of_run(ledger, run_id)  # NOTE (issue 17): the scan's path, see sites.py
     ids = [
         r["id"]
         for r in ledger.query(
@@ -110,7 +112,7 @@ def iter_result_rows(ledger: Ledger, run_id: int, *, page: int = 1000) -> Iterat
             for row in ledger.query(f"{_ROW_SELECT} WHERE id IN ({marks})", chunk)
         }
         for row_id in chunk:
-            yield rows[row_id]
+            yield as_site_row(rows[row_id], sites)
 
 
 def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> dict[str, Any]:
@@ -126,7 +128,11 @@ def run_json(ledger: Ledger, run_id: int, flt: ResultFilter | None = None) -> di
         customer=flt.customer,
         account=flt.account,
     )
-    return {**head, "results": [result_row(r) for r in rows]}
+    from patchd.report.sites import as_site_rows, sites_of_run
+
+    # NOTE (issue 17): a classic TYPO3 site is shown at the scan's path, see sites.py
+    sites = sites_of_run(ledger, run_id)
+    return {**head, "results": list(as_site_rows((result_row(r) for r in rows), sites))}
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import contextlib
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,9 @@ class RolloutOptions:
     per_host: int = 1
     batch: int = 25
     backup_dir: str | None = None
+    # NOTE (issue 17): the store per host chosen by the caller (tied to the ledger, see
+    # patchd.ledger.backup_store); hosts not in it use backup_dir / the host's / the default.
+    host_backup_dirs: Mapping[str, str] = field(default_factory=dict)
     max_file_size: int = MAX_FILE_SIZE
     require_tested: bool = False
     health_check: bool = True  # check the sites' URLs after applying, undo what got worse
@@ -905,6 +908,8 @@ def _accounts_of_error(e: Any, accounts: dict[str, Account]) -> list[Account]:
 def _backup_dir(inventory: Inventory, host: str, options: RolloutOptions) -> str:
     if options.backup_dir:
         return options.backup_dir
+    if host in options.host_backup_dirs:
+        return options.host_backup_dirs[host]
     configured = getattr(inventory.hosts[host], "backup_dir", None)
     return str(configured) if configured else DEFAULT_BACKUP_DIR
 

@@ -66,6 +66,9 @@ def test_build_needs_php_unless_no_lint_is_given(tmp_path: Path, monkeypatch) ->
     assert built.exit_code == 0, built.output
     assert "php -l skipped (--no-lint)" in built.output
     assert "affected versions: 6.4.0-6.4.2 (OLD's branch up to OLD" in built.output
+    # the versions no backport covers are named, never left out silently (issue 17)
+    assert "warning: affected 6.4.0-6.4.2, but no variant covers 6.4.0, 6.4.1: " in built.output
+    assert "add --backport RELEASE for each to patch them" in built.output
     raw = yaml.safe_load((tmp_path / "p" / "wordpress-6.4.3" / "manifest.yaml").read_text())
     assert raw["skipped_checks"] == ["php-lint", "closure"]  # no PHP: nothing to tokenize with
     assert "closure check skipped (built with --no-lint on a machine without PHP)" in built.output

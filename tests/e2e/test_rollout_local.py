@@ -346,10 +346,15 @@ def test_a_dry_run_says_what_would_happen_not_a_success_rate(fresh_world: World)
             str(w.backups), "--yes", "--dry-run"]  # fmt: skip
     res = kit.patchd(w.ledger, *args, env={"COLUMNS": "240"})
     data = w.rollout("--dry-run").json
-    would = sum(1 for r in data["results"] if (r["detail"] or "").endswith("would be patched"))
+    # NOTE: "would be patched" is what a real run would write: auto accounts whose dry run
+    # succeeded ("dry run: ..."); policy-skipped accounts are counted apart.
+    would = sum(1 for r in data["results"] if (r["detail"] or "").startswith("dry run: "))
     failing = sum(1 for r in data["results"] if r["outcome"] == "dry-run-failed")
     assert would > 0
     flat = " ".join(res.out.split())
     assert f"dry run, nothing written: {would} would be patched, {failing} would fail" in flat
+    report = kit.patchd(w.ledger, "report", str(data["run"]), env={"COLUMNS": "240"})
+    assert f"{would} would be patched, {failing} would fail" in " ".join(report.out.split())
+    assert "success rate" not in report.out, report.out
     assert "success rate" not in res.out, res.out
     assert "(would be rolled out anyway)" in res.err, res.err
