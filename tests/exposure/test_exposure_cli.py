@@ -124,5 +124,13 @@ def test_reimport_with_an_edited_advisory_updates_in_place(fleet: Fleet) -> None
 def test_no_advisories_is_an_input_error(fleet: Fleet, tmp_path) -> None:
     from tests.e2e import kit
 
+    from patchd.ledger.db import open_ledger
+
+    # a missing ledger is an input error too, and exposure (read-only) creates none
+    missing = kit.patchd(tmp_path / "missing.db", "exposure")
+    assert missing.code == 2 and "no ledger" in missing.err
+    assert not (tmp_path / "missing.db").exists()
+    with open_ledger(tmp_path / "empty.db"):
+        pass
     res = kit.patchd(tmp_path / "empty.db", "exposure")
     assert res.code == 2 and "advisories import" in res.err
