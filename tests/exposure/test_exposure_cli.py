@@ -122,9 +122,8 @@ def test_reimport_with_an_edited_advisory_updates_in_place(fleet: Fleet) -> None
 
 
 def test_no_advisories_is_an_input_error(fleet: Fleet, tmp_path) -> None:
-    from tests.e2e import kit
-
     from patchd.ledger.db import open_ledger
+    from tests.e2e import kit
 
     # a missing ledger is an input error too, and exposure (read-only) creates none
     missing = kit.patchd(tmp_path / "missing.db", "exposure")
