@@ -26,7 +26,11 @@ class TargetFeed(Generic[T]):
         self._cond = threading.Condition()
 
     def put(self, targets: Iterable[T]) -> None:
+        """Add targets; a closed feed takes no more (a scan thread still running after
+        Ctrl-C abandoned the feeds)."""
         with self._cond:
+            if self._closed:
+                return
             added = list(targets)
             self._queue.extend(added)
             self.everything.extend(added)
