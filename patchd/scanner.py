@@ -107,8 +107,9 @@ def _release_key(cms: str, version: str) -> str:
     return f"{cms}@{version}"
 
 
-#: Where a host's work hands each batch's records and errors (the ledger, at once).
-Sink = Callable[[list[InstallationRecord], list["ScanError"]], None]
+#: Where a host's work hands each batch's records and errors (the ledger, at once):
+#: ``sink(host, records, errors)``.
+Sink = Callable[[str, list[InstallationRecord], list["ScanError"]], None]
 
 
 #: (account, installation path) -> file (relative to the installation) -> the post-images
@@ -124,6 +125,7 @@ def _scan_host(
     post_images: PostImages,
     on_account: Callable[[], None],
     sink: Sink,
+    batch: int = BATCH,
 ) -> Callable[[AgentSession], int]:
     """The work for one host: scan its accounts batch by batch, verify each batch's core
     files, and hand the batch's records to ``sink``; returns the accounts scanned.
@@ -135,15 +137,15 @@ def _scan_host(
 
     def work(session: AgentSession) -> int:
         done = 0
-        for start in range(0, len(accounts), BATCH):
-            batch = [_account_request(a, max_depth) for a in accounts[start : start + BATCH]]
+        for start in range(0, len(accounts), batch):
+            asked = [_account_request(a, max_depth) for a in accounts[start : start + batch]]
             items: list[dict[str, Any]] = []
-            for item in session.call("scan", {"accounts": batch}):
+            for item in session.call("scan", {"accounts": asked}):
                 items.append(item)
                 on_account()
             verified = _verify_batch(session, items, by_id, checksums, post_images)
-            sink(*_records(host, by_id, items, verified))
-            done += len(batch)
+            sink(host, *_records(host, by_id, items, verified))
+            done += len(asked)
         return done
 
     return work
@@ -328,12 +330,18 @@ def run_scan(
     progress: Progress | None = None,
     transports: dict[str, Transport] | None = None,
     keep_installations: bool = True,
+    on_batch: Sink | None = None,
+    on_host_done: Callable[[str], None] | None = None,
+    batch: int = BATCH,
 ) -> ScanResult:
     """Scan the inventory's accounts on all hosts; store and return the result.
 
-    Each host's records are stored batch by batch as they come. ``keep_installations``
-    (for the ``scan`` command's output) reads them back into the result at the end; a
-    rollout passes False and needs only the scan's id.
+    Each host's records are stored batch by batch (``batch`` accounts per ``scan``
+    request) as they come. ``keep_installations`` (for the ``scan`` command's output)
+    reads them back into the result at the end; a rollout passes False and needs only the
+    scan's id. A streamed rollout passes ``on_batch(host, records, errors)``, called from
+    the host's thread right after each batch is stored, and ``on_host_done(host)``, called
+    when a host's scan has ended (finished or failed).
     """
     progress = progress or SilentProgress()
     accounts = [a for a in inventory.accounts if only_accounts is None or a.id in only_accounts]
@@ -354,17 +362,28 @@ def run_scan(
     build_package()
     result = ScanResult(scan_id)
 
-    def sink(records: list[InstallationRecord], errors: list[ScanError]) -> None:
+    def sink(host: str, records: list[InstallationRecord], errors: list[ScanError]) -> None:
         # NOTE: called from the host threads; the ledger serialises the writes.
         with ledger.transaction():
             ledger_scans.add_installations(ledger, scan_id, records)
             _store_errors(ledger, scan_id, errors)
         result.errors.extend(errors)
+        if on_batch is not None:
+            on_batch(host, records, errors)
 
     progress.start(len(accounts), "scan")
     try:
         outcome = _run(
-            by_host, transports, max_depth, checksums, post_images, parallel, progress, sink
+            by_host,
+            transports,
+            max_depth,
+            checksums,
+            post_images,
+            parallel,
+            progress,
+            sink,
+            batch,
+            on_host_done,
         )
     except BaseException:
         ledger_scans.finish_scan(ledger, scan_id, ScanStatus.FAILED)
@@ -400,15 +419,21 @@ def _run(
     parallel: int,
     progress: Progress,
     sink: Sink,
+    batch: int = BATCH,
+    on_host_done: Callable[[str], None] | None = None,
 ) -> dict[str, int | TransportError]:
     # NOTE: run_per_host passes only the session; the session names its host.
     works = {
-        h: _scan_host(h, accs, max_depth, checksums, post_images, progress.advance, sink)
+        h: _scan_host(h, accs, max_depth, checksums, post_images, progress.advance, sink, batch)
         for h, accs in by_host.items()
     }
 
     def dispatch(session: AgentSession) -> int:
-        return works[session.host](session)
+        try:
+            return works[session.host](session)
+        finally:
+            if on_host_done is not None:
+                on_host_done(session.host)
 
     return run_per_host({h: transports[h] for h in by_host}, dispatch, parallel=parallel)
 

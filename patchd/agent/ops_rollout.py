@@ -24,22 +24,23 @@ _VARIANTS: Dict[str, Dict[str, List[Any]]] = {}  # noqa: UP006
 
 
 def _file_patches(args: JSONDict) -> Dict[str, List[Any]]:  # noqa: UP006
-    """The request's variants: sent with the session's first batch (and parsed once),
-    then named by ``variants_key`` only, so later batches do not carry them again."""
+    """The request's variants: each is sent once per session (with the first batch that
+    needs it; a streamed rollout learns of new versions as the scan goes on) and parsed
+    once, then named by ``variants_key`` only."""
     from patchd.engine.model import FilePatch
 
     key = args.get("variants_key")
-    if "variants" in args:
-        parsed = {
-            name: [FilePatch.from_json(fp) for fp in fps]
-            for name, fps in (args["variants"] or {}).items()
-        }
-        if key:
-            _VARIANTS[key] = parsed
+    parsed = {
+        name: [FilePatch.from_json(fp) for fp in fps]
+        for name, fps in (args.get("variants") or {}).items()
+    }
+    if not key:
         return parsed
-    if key not in _VARIANTS:
+    if key not in _VARIANTS and "variants" not in args:
         raise PatchdError(f"unknown variants_key {key!r}: send the variants first")
-    return _VARIANTS[key]
+    known = _VARIANTS.setdefault(key, {})
+    known.update(parsed)
+    return known
 
 
 @op("rollout")

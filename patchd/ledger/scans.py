@@ -294,6 +294,29 @@ def iter_match_rows(
             )
 
 
+def match_rows_of(
+    records: Iterable[InstallationRecord], *, with_extensions: bool = True
+) -> list[MatchRow]:
+    """The :class:`MatchRow` of records just stored (a streamed rollout matches a scan batch
+    as it arrives), as :func:`iter_match_rows` reads them back, in its order."""
+    rows = [
+        MatchRow(
+            r.account,
+            r.host,
+            r.path,
+            r.cms,
+            r.version,
+            r.version_error,
+            r.php,
+            _json(r.facts),
+            tuple(ExtensionRow(e.name, e.version) for e in r.extensions) if with_extensions else (),
+        )
+        for r in records
+    ]
+    rows.sort(key=lambda m: (m.account, m.host, m.path, m.cms))
+    return rows
+
+
 def scan_errors(ledger: Ledger, scan_id: int) -> list[ScanErrorRow]:
     """The errors recorded for a scan."""
     get_scan(ledger, scan_id)

@@ -11,10 +11,9 @@ by the hosts (``recover``), installations with a result are not redone.
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from patchd.matrix.tested import effective_min_php, untested_reason
 from patchd.outcomes import Outcome, Reason, skipped_detail
 from patchd.patcher.safewrite import MAX_FILE_SIZE
 from patchd.progress import Progress, SilentProgress
+from patchd.rollout.feed import TargetFeed
 from patchd.rollout.gate import DEFAULT_MAX_FAILURE_RATE, FailureGate, gate_minimum
 from patchd.rollout.health_step import (
     BatchChecks,
@@ -53,10 +53,11 @@ from patchd.rollout.match import (
     needs_extensions,
     version_unknown_detail,
 )
+from patchd.rollout.stream import stream as _stream
 from patchd.scanner import run_scan
 from patchd.transport import AgentSession, Transport, transport_for
 from patchd.transport.early import EarlyTransport
-from patchd.transport.pool import run_per_host
+from patchd.transport.pool import run_on_host, run_per_host
 
 DEFAULT_BACKUP_DIR = "/var/lib/patchd/backups"
 
@@ -278,7 +279,7 @@ def _touched_files(t: _Target, item: dict[str, Any]) -> list[TouchedFileRecord]:
 
 def _host_work(
     bundle: Bundle,
-    targets: list[_Target],
+    feed: TargetFeed[_Target],
     rec: _Recorder,
     options: RolloutOptions,
     backup_dir: str,
@@ -287,6 +288,7 @@ def _host_work(
     max_sessions: int,
     resumed: bool = True,
     health: HealthStep | None = None,
+    roots: Sequence[str] | None = None,
 ) -> Callable[[AgentSession], list[tuple[str, str]]]:
     """The work for one host; returns the keys it finished (for unreachable bookkeeping).
 
@@ -295,43 +297,76 @@ def _host_work(
     installations at once (at most the host's ``max_sessions``); with ``--canary`` one
     session only, so the count is exact. With ``health``, each batch's sites are checked
     (see :mod:`patchd.rollout.health_step`) before its results are recorded.
+
+    ``feed`` holds the host's targets: all of them (closed), or those of a scan still
+    running (open: the sessions wait for more until the scan of the host has ended).
+    ``roots``: the account roots the host's ``recover`` covers (default: the targets').
     """
     by_file = {v.file: v for v in bundle.manifest.variants}
-    wanted = {(t.variant.file, t.layout) for t in targets if t.variant}
-    wanted |= {(name, t.layout) for t in targets if t.unknown is not None for name in by_file}
-    payload_variants = {
-        _variant_key(name, layout): [
-            fp.to_json() for fp in for_layout(bundle.patches(by_file[name]), layout)
-        ]
-        for name, layout in sorted(wanted)
-    }
     variants_key = f"{rec.run_id}:{bundle.manifest.digest}"
     batch_size = 1 if options.canary is not None else options.batch
     sessions = 1 if options.canary is not None else max(1, min(options.per_host, max_sessions))
+    ready = threading.Lock()  # the host's prepare_backup_dir and recover, once, first
+    prepared: list[bool] = []
 
-    def run_batches(
-        session: AgentSession,
-        batches: queue.SimpleQueue[_Target],
-        finished: list[tuple[str, str]],
-    ) -> None:
+    def new_variants(chunk: list[_Target], sent: set[tuple[str, str]]) -> dict[str, Any]:
+        """The variants ``chunk`` needs that this session has not sent yet (each is sent
+        once per session; the agent keeps them under ``variants_key``)."""
+        wanted = {(t.variant.file, t.layout) for t in chunk if t.variant}
+        wanted |= {(name, t.layout) for t in chunk if t.unknown is not None for name in by_file}
+        wanted -= sent
+        sent |= wanted
+        return {
+            _variant_key(name, layout): [
+                fp.to_json() for fp in for_layout(bundle.patches(by_file[name]), layout)
+            ]
+            for name, layout in sorted(wanted)
+        }
+
+    def prepare(session: AgentSession, chunk: list[_Target]) -> None:
+        """Before the host's first write: the backup store, and the interrupted applies of
+        this bundle's runs put back."""
+        if options.dry_run or not any(t.account.policy == "auto" for t in chunk):
+            return
+        with ready:
+            if prepared:
+                return
+            list(session.call("prepare_backup_dir", {"backup_dir": backup_dir}))
+            # NOTE: always, not only on --resume: an agent that died mid-apply ends its host
+            # as unreachable in a run that then finishes, and the next run is a new one.
+            # Only this bundle's runs: the bundle lock makes them ours; another bundle's
+            # rollout may be applying right now.
+            # Only this host's accounts: two hosts may share a file system and a store.
+            covered = sorted(
+                roots if roots is not None else {t.account.root for t in feed.everything}
+            )
+            list(
+                session.call(
+                    "recover", {"backup_dir": backup_dir, "runs": bundle_runs, "roots": covered}
+                )
+            )
+            prepared.append(True)
+
+    def run_batches(session: AgentSession, finished: list[tuple[str, str]]) -> None:
         settling: list[threading.Thread] = []
         try:
-            send_batches(session, batches, finished, settling)
+            send_batches(session, finished, settling)
         finally:
             for thread in settling:
                 thread.join()
 
     def send_batches(
         session: AgentSession,
-        batches: queue.SimpleQueue[_Target],
         finished: list[tuple[str, str]],
         settling: list[threading.Thread],
     ) -> None:
         first = True
+        sent: set[tuple[str, str]] = set()
         while not rec.stopped():
-            chunk = _take(batches, rec.gate.batch_size(batch_size), batch_size)
+            chunk = feed.take(rec.gate.batch_size(batch_size), batch_size, _writes)
             if not chunk:
                 return
+            prepare(session, chunk)
             by_key = {t.key: t for t in chunk}
             checks = None
             if health is not None and not options.dry_run:
@@ -339,8 +374,9 @@ def _host_work(
                     session.host, ((t.account, t.path, t.account.policy == "auto") for t in chunk)
                 )
             args = _rollout_args(chunk)
-            if first:  # the agent keeps the parsed variants for the session's later batches
-                args["variants"] = payload_variants
+            variants = new_variants(chunk, sent)
+            if first or variants:  # the agent keeps them for the session's later batches
+                args["variants"] = variants
                 first = False
             # NOTE: one ledger transaction per batch, also when the session fails half-way
             # (what arrived is recorded; the rest is the host's unreachable bookkeeping).
@@ -377,11 +413,11 @@ def _host_work(
                     undo = undo_in(session) if streamed else undo_with(transport)
                     rec.results(checks.finish(undo, got))
 
-    def extra_session(batches: queue.SimpleQueue[_Target], finished: list[tuple[str, str]]) -> None:
+    def extra_session(finished: list[tuple[str, str]]) -> None:
         # NOTE: a second session failing leaves its batch without results; the host's
         # bookkeeping afterwards records those installations as unreachable.
         with contextlib.suppress(TransportError), transport.open() as session:
-            run_batches(session, batches, finished)
+            run_batches(session, finished)
 
     def _rollout_args(chunk: list[_Target]) -> dict[str, Any]:
         return {
@@ -417,31 +453,22 @@ def _host_work(
 
     def work(session: AgentSession) -> list[tuple[str, str]]:
         finished: list[tuple[str, str]] = []
-        writes = not options.dry_run and any(t.account.policy == "auto" for t in targets)
-        if writes:
-            list(session.call("prepare_backup_dir", {"backup_dir": backup_dir}))
-            # NOTE: always, not only on --resume: an agent that died mid-apply ends its host
-            # as unreachable in a run that then finishes, and the next run is a new one.
-            # Only this bundle's runs: the bundle lock makes them ours; another bundle's
-            # rollout may be applying right now.
-            # Only this host's accounts: two hosts may share a file system and a store.
-            roots = sorted({t.account.root for t in targets})
-            list(
-                session.call(
-                    "recover", {"backup_dir": backup_dir, "runs": bundle_runs, "roots": roots}
-                )
-            )
-        batches: queue.SimpleQueue[_Target] = queue.SimpleQueue()
-        for t in targets:
-            batches.put(t)
+        if not options.dry_run:
+            # NOTE: before any session of the host sends a batch (a stored scan: as before
+            # the streaming; a streamed scan: once the host's first writing batch is known)
+            prepare(session, feed.everything)
+        # NOTE: an open feed's size is not known yet: every extra session is started
+        helpers_n = (
+            sessions if not feed.closed else min(sessions, -(-len(feed.everything) // batch_size))
+        )
         helpers = [
-            threading.Thread(target=extra_session, args=(batches, finished), daemon=True)
-            for _ in range(min(sessions, -(-len(targets) // batch_size)) - 1)
+            threading.Thread(target=extra_session, args=(finished,), daemon=True)
+            for _ in range(helpers_n - 1)
         ]
         for thread in helpers:
             thread.start()
         try:
-            run_batches(session, batches, finished)
+            run_batches(session, finished)
         finally:
             for thread in helpers:
                 thread.join()
@@ -460,20 +487,10 @@ def _settle_and_record(
         rec.results(got)
 
 
-def _take(targets: queue.SimpleQueue[_Target], size: int, most: int) -> list[_Target]:
-    """The next batch off the host's queue: up to ``size`` installations that may be
-    applied (policy ``auto``), with the dry-run-only ones among them riding along; at
-    most ``most`` in all."""
-    chunk: list[_Target] = []
-    applies = 0
-    while applies < size and len(chunk) < most:
-        try:
-            t = targets.get_nowait()
-        except queue.Empty:
-            break
-        chunk.append(t)
-        applies += t.account.policy == "auto"
-    return chunk
+def _writes(t: _Target) -> bool:
+    """Whether ``t`` may be applied (policy ``auto``): a batch holds up to ``--batch`` of
+    these, the dry-run-only ones ride along."""
+    return t.account.policy == "auto"
 
 
 def _variant_key(file: str, layout: str) -> str:
@@ -622,6 +639,21 @@ def _execute(
     if transports is None:
         used = {a.host for a in accounts.values()}
         transports = {h: transport_for(h, inventory.hosts[h]) for h in used}
+    if scan_id is None and _streams(inventory, accounts):
+        return _stream_and_roll_out(
+            bundle,
+            inventory,
+            ledger,
+            inventory_path,
+            options,
+            run_id,
+            resumed,
+            progress,
+            transports,
+            untested_targets,
+            accounts,
+            gate,
+        )
     if scan_id is None:
         # NOTE: only the id is kept; the installations are read back from the ledger below
         # (holding both copies doubled the controller's memory on large fleets).
@@ -678,101 +710,15 @@ def _match_and_roll_out(
     errors = ledger_scans.scan_errors(ledger, scan_id)
     done = ledger_runs.done_installations(ledger, run_id)
     rec = _Recorder(ledger, run_id, progress, options.canary, gate)
-
-    per_host: dict[str, list[_Target]] = {}
-    pending_records: list[ResultRecord] = []
-    recorded_early: Counter[str] = Counter()  # stored while matching, by outcome
-    verdicts: dict[tuple[str | None, str | None], str | None] = {}
-
-    def untested(version: str | None, php: str | None) -> str | None:
-        # NOTE: one tested.json lookup per (version, PHP), not per installation.
-        if (version, php) not in verdicts:
-            verdicts[(version, php)] = untested_reason(bundle, version, php)
-        return verdicts[(version, php)]
-
-    seen: set[tuple[str, str]] = set()
-    site_paths: dict[tuple[str, str], set[str]] = {}  # target -> the sites' paths using it
-    taken: set[tuple[str, str]] = set()  # (account, path) of every installation's result
-    matcher = Matcher(bundle)
-    for inst in installations:
-        account = accounts.get(inst.account)
-        if account is None:
-            continue
-        m = matcher.match(inst)
-        t = _Target.of(m, account)
-        if account.sites and inst.path != t.path:
-            # NOTE: the health check fetches the URLs of every site using this source.
-            site_paths.setdefault(t.key, set()).add(inst.path)
-        taken.add(t.key)
-        # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
-        if t.key in done or t.key in seen:
-            continue
-        seen.add(t.key)
-        if m.kind == "not-affected":
-            pending_records.append(
-                ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=m.why)
-            )
-        elif m.kind == "no-variant":
-            pending_records.append(_no_variant(t, m.why))
-        elif m.unsafe is not None:
-            pending_records.append(
-                ResultRecord(
-                    **_base(t),
-                    outcome=Outcome.DRY_RUN_FAILED,
-                    reason=Reason.UNSAFE_PATH,
-                    detail=f"unsafe-path: {m.unsafe}",
-                )
-            )
-        else:
-            why = untested(t.version, t.php or account.php)
-            if why is not None:
-                untested_targets.append(f"{account.id}:{t.path or '.'}: {why}")
-                if options.require_tested:
-                    pending_records.append(
-                        ResultRecord(
-                            **_base(t),
-                            outcome=Outcome.SKIPPED,
-                            detail=f"untested configuration (--require-tested): {why}",
-                        )
-                    )
-                    continue
-            per_host.setdefault(account.host, []).append(t)
-        if len(pending_records) >= _RECORD_EARLY:
-            # NOTE: stored now rather than held: most of a large fleet is not affected.
-            rec.results([(r, ()) for r in pending_records], advance=False)
-            recorded_early.update(r.outcome.value for r in pending_records)
-            pending_records = []
-    error_rows: dict[tuple[str, str], ResultRecord] = {}
-    for e in errors:
-        if e.kind == "folder":
-            continue  # a skipped folder inside an account; its installations were scanned
-        for account in _accounts_of_error(e, accounts):
-            key = (account.id, _error_path(account.id, e.message, taken, error_rows))
-            if key in done:
-                continue
-            if key in taken and key not in error_rows:
-                # NOTE: the problem is in the folder of an installation (a second CMS in
-                # it) with no other place for its row: that installation is not rolled
-                # out, its row is the error (never replaced by a result, never silent).
-                pending_records = [r for r in pending_records if (r.account, r.path) != key]
-                for targets in per_host.values():
-                    targets[:] = [t for t in targets if t.key != key]
-            if key in error_rows:
-                # NOTE: one row per account and path: an account's errors are joined.
-                row = error_rows[key]
-                error_rows[key] = row.model_copy(update={"detail": f"{row.detail}; {e.message}"})
-                continue
-            outcome = Outcome.UNREACHABLE if e.account is None else Outcome.ERROR
-            error_rows[key] = ResultRecord(
-                account=account.id,
-                customer_id=account.customer.id,
-                host=account.host,
-                path=key[1],
-                outcome=outcome,
-                detail=f"scan: {e.message}",
-                policy=account.policy,
-            )
-    pending_records.extend(error_rows.values())
+    matching = _Matching(bundle, options, accounts, done, rec, untested_targets)
+    per_host = matching.add(installations)
+    errors_out, held = _scan_error_results(errors, accounts, done, matching.taken)
+    pending_records = [r for r in matching.pending if (r.account, r.path) not in held]
+    for targets in per_host.values():
+        targets[:] = [t for t in targets if t.key not in held]
+    recorded_early = matching.recorded_early
+    site_paths = matching.site_paths
+    pending_records.extend(errors_out)
     total = recorded_early.total() + len(pending_records)
     total += sum(len(v) for v in per_host.values())
     progress.start(total, f"rollout {bundle.id}")
@@ -783,7 +729,7 @@ def _match_and_roll_out(
             progress.advance(count, label=label)
         rec.results([(r, ()) for r in pending_records])
         bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
-        checker = _health_checker(options, per_host)
+        checker = _health_checker(options, (t.account for ts in per_host.values() for t in ts))
         if checker is not None:
             stack.callback(checker.close)
         health = None
@@ -792,7 +738,7 @@ def _match_and_roll_out(
         works = {
             h: _host_work(
                 bundle,
-                ts,
+                TargetFeed(ts, closed=True),
                 rec,
                 options,
                 _backup_dir(inventory, h, options),
@@ -824,6 +770,258 @@ def _match_and_roll_out(
     return RunStatus.FINISHED
 
 
+class _Matching:
+    """Matches scan rows into results (stored at once, ``_RECORD_EARLY`` at a time) and
+    targets by host; ``add`` may be called batch by batch from several threads."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        options: RolloutOptions,
+        accounts: dict[str, Account],
+        done: Any,
+        rec: _Recorder,
+        untested_targets: list[str],
+        *,
+        advance: bool = False,
+    ) -> None:
+        self.bundle = bundle
+        self.options = options
+        self.accounts = accounts
+        self.done = done
+        self.rec = rec
+        self.untested_targets = untested_targets
+        self.advance = advance  # the progress bar runs already (a streamed rollout)
+        self.pending: list[ResultRecord] = []
+        self.recorded_early: Counter[str] = Counter()  # stored while matching, by outcome
+        self.verdicts: dict[tuple[str | None, str | None], str | None] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self.site_paths: dict[tuple[str, str], set[str]] = {}  # target -> its sites' paths
+        #: (account, path) of every installation's result (issue 19: where error rows go)
+        self.taken: set[tuple[str, str]] = set()
+        self.matcher = Matcher(bundle)
+        self.lock = threading.Lock()
+
+    def untested(self, version: str | None, php: str | None) -> str | None:
+        # NOTE: one tested.json lookup per (version, PHP), not per installation.
+        if (version, php) not in self.verdicts:
+            self.verdicts[(version, php)] = untested_reason(self.bundle, version, php)
+        return self.verdicts[(version, php)]
+
+    def add(self, installations: Any) -> dict[str, list[_Target]]:
+        """Match ``installations`` (scan rows); the targets to dry-run, by host."""
+        with self.lock:
+            return self._add(installations)
+
+    def _add(self, installations: Any) -> dict[str, list[_Target]]:
+        per_host: dict[str, list[_Target]] = {}
+        options = self.options
+        for inst in installations:
+            account = self.accounts.get(inst.account)
+            if account is None:
+                continue
+            m = self.matcher.match(inst)
+            t = _Target.of(m, account)
+            if account.sites and inst.path != t.path:
+                # NOTE: the health check fetches the URLs of every site using this source.
+                self.site_paths.setdefault(t.key, set()).add(inst.path)
+            self.taken.add(t.key)
+            # NOTE: sites sharing one TYPO3 source folder are one target (patched once).
+            if t.key in self.done or t.key in self.seen:
+                continue
+            self.seen.add(t.key)
+            if m.kind == "not-affected":
+                self.pending.append(
+                    ResultRecord(**_base(t), outcome=Outcome.NOT_AFFECTED, detail=m.why)
+                )
+            elif m.kind == "no-variant":
+                self.pending.append(_no_variant(t, m.why))
+            elif m.unsafe is not None:
+                self.pending.append(
+                    ResultRecord(
+                        **_base(t),
+                        outcome=Outcome.DRY_RUN_FAILED,
+                        reason=Reason.UNSAFE_PATH,
+                        detail=f"unsafe-path: {m.unsafe}",
+                    )
+                )
+            else:
+                why = self.untested(t.version, t.php or account.php)
+                if why is not None:
+                    self.untested_targets.append(f"{account.id}:{t.path or '.'}: {why}")
+                    if options.require_tested:
+                        self.pending.append(
+                            ResultRecord(
+                                **_base(t),
+                                outcome=Outcome.SKIPPED,
+                                detail=f"untested configuration (--require-tested): {why}",
+                            )
+                        )
+                        continue
+                per_host.setdefault(account.host, []).append(t)
+            if len(self.pending) >= _RECORD_EARLY:
+                self.flush()
+        return per_host
+
+    def flush(self) -> None:
+        """Store the results held so far (most of a large fleet is not affected)."""
+        self.rec.results([(r, ()) for r in self.pending], advance=self.advance)
+        if not self.advance:
+            self.recorded_early.update(r.outcome.value for r in self.pending)
+        self.pending = []
+
+
+def _scan_error_results(
+    errors: Iterable[Any],
+    accounts: dict[str, Account],
+    done: Any,
+    taken: set[tuple[str, str]],
+) -> tuple[list[ResultRecord], set[tuple[str, str]]]:
+    """The results of the accounts a scan could not read (``error``) or reach (their host
+    is ``unreachable``); a skipped folder inside an account is no account's result. Also
+    the installations held back: a problem in an installation's own folder (a second CMS
+    in it) with no other place for its row makes that row the error, and the installation
+    is not rolled out (issue 19: never replaced by a result, never silent)."""
+    error_rows: dict[tuple[str, str], ResultRecord] = {}
+    held: set[tuple[str, str]] = set()
+    for e in errors:
+        if e.kind == "folder":
+            continue  # a skipped folder inside an account; its installations were scanned
+        for account in _accounts_of_error(e, accounts):
+            key = (account.id, _error_path(account.id, e.message, taken, error_rows))
+            if key in done:
+                continue
+            if key in taken and key not in error_rows:
+                held.add(key)
+            if key in error_rows:
+                # NOTE: one row per account and path: an account's errors are joined.
+                row = error_rows[key]
+                error_rows[key] = row.model_copy(update={"detail": f"{row.detail}; {e.message}"})
+                continue
+            outcome = Outcome.UNREACHABLE if e.account is None else Outcome.ERROR
+            error_rows[key] = ResultRecord(
+                account=account.id,
+                customer_id=account.customer.id,
+                host=account.host,
+                path=key[1],
+                outcome=outcome,
+                detail=f"scan: {e.message}",
+                policy=account.policy,
+            )
+    return list(error_rows.values()), held
+
+
+#: Accounts per ``scan`` request in a streamed rollout (a host's first dry runs start once
+#: this many of its accounts are scanned; a plain scan asks for 500 at a time).
+STREAM_SCAN_BATCH = 50
+
+
+def _streams(inventory: Inventory, accounts: dict[str, Account]) -> bool:
+    """Whether a rollout with its own scan streams it: every host in scope allows a second
+    agent session (the scan keeps one, the rollout uses the others)."""
+    return all(inventory.hosts[h].max_sessions >= 2 for h in {a.host for a in accounts.values()})
+
+
+def _stream_and_roll_out(
+    bundle: Bundle,
+    inventory: Inventory,
+    ledger: Ledger,
+    inventory_path: Path,
+    options: RolloutOptions,
+    run_id: int,
+    resumed: bool,
+    progress: Progress,
+    transports: dict[str, Transport],
+    untested_targets: list[str],
+    accounts: dict[str, Account],
+    gate: FailureGate,
+) -> RunStatus:
+    """Scan and roll out as one stream per host (issue 18): each batch of a host's scan
+    records is stored, matched, and its targets handed to the host's rollout session(s)
+    while the scan of the host's next accounts goes on. The scan is stored in full, as
+    ``patchd scan`` stores it; results are the same as against that scan stored first."""
+    done = ledger_runs.done_installations(ledger, run_id)
+    rec = _Recorder(ledger, run_id, progress, options.canary, gate)
+    matching = _Matching(bundle, options, accounts, done, rec, untested_targets, advance=True)
+    with_extensions = needs_extensions(bundle)
+    hosts = sorted({a.host for a in accounts.values()})
+    feeds: dict[str, TargetFeed[_Target]] = {h: TargetFeed() for h in hosts}
+
+    def on_batch(host: str, records: list[Any], errors: list[Any]) -> None:
+        found = matching.add(ledger_scans.match_rows_of(records, with_extensions=with_extensions))
+        with matching.lock:
+            # NOTE (issue 19): an installation whose own folder holds the account's scan
+            # error is held back; its row is the error, recorded with the others below.
+            _, held = _scan_error_results(errors, accounts, done, matching.taken)
+            matching.pending = [r for r in matching.pending if (r.account, r.path) not in held]
+            found = {h: [t for t in ts if t.key not in held] for h, ts in found.items()}
+            matching.flush()
+        for h, ts in found.items():
+            feeds[h].put(ts)
+
+    bundle_runs = [str(r.id) for r in ledger_runs.list_runs(ledger, bundle_id=bundle.id)]
+    progress.start(None, f"scan and rollout {bundle.id}")
+    with contextlib.ExitStack() as stack:
+        stack.callback(progress.finish)
+        checker = _health_checker(options, accounts.values())
+        health = None
+        if checker is not None:
+            stack.callback(checker.close)
+            health = HealthStep(checker, inventory.hosts, matching.site_paths)
+        works = {
+            h: _host_work(
+                bundle,
+                feeds[h],
+                rec,
+                options,
+                _backup_dir(inventory, h, options),
+                bundle_runs,
+                transports[h],
+                inventory.hosts[h].max_sessions - 1,  # the scan holds one
+                resumed,
+                health,
+                roots=sorted({a.root for a in accounts.values() if a.host == h}),
+            )
+            for h in hosts
+        }
+        outcome = _stream(
+            hosts,
+            feeds,
+            lambda h: run_on_host(transports[h], works[h]) if feeds[h].wait_any() else [],
+            lambda: (
+                run_scan(
+                    inventory,
+                    ledger,
+                    inventory_path=inventory_path,
+                    only_accounts=set(accounts),
+                    transports=transports,
+                    parallel=options.parallel_hosts,
+                    keep_installations=False,
+                    on_batch=on_batch,
+                    on_host_done=lambda h: feeds[h].close(),
+                    batch=STREAM_SCAN_BATCH,
+                ).scan_id
+            ),
+            options.parallel_hosts,
+        )
+        ledger_runs.set_run_scan(ledger, run_id, outcome.scan_id)
+        untested_targets.sort()
+        errors = ledger_scans.scan_errors(ledger, outcome.scan_id)
+        error_rows, _held = _scan_error_results(errors, accounts, done, matching.taken)
+        rec.results([(r, ()) for r in error_rows])
+        for host, res in outcome.hosts.items():
+            if isinstance(res, TransportError):
+                finished = set(ledger_runs.done_installations(ledger, run_id, retry=()))
+                left = [t for t in feeds[host].everything if t.key not in finished]
+                _unreachable(rec, left, res.message)
+        if gate.tripped:
+            _gate_skipped(rec, {h: f.everything for h, f in feeds.items()}, gate)
+            return RunStatus.GATE_STOPPED
+    if options.canary is not None and rec.canary_reached():
+        return RunStatus.CANARY_STOPPED
+    return RunStatus.FINISHED
+
+
 def _gate_skipped(rec: _Recorder, per_host: dict[str, list[_Target]], gate: FailureGate) -> None:
     """Record every target the run did not get to as ``skipped`` by the ``gate``."""
     done = ledger_runs.done_installations(rec.ledger, rec.run_id, retry=())
@@ -843,13 +1041,12 @@ def _gate_skipped(rec: _Recorder, per_host: dict[str, list[_Target]], gate: Fail
     )
 
 
-def _health_checker(
-    options: RolloutOptions, per_host: dict[str, list[_Target]]
-) -> HealthChecker | None:
-    """The health checker of a rollout that writes into installations with URLs."""
+def _health_checker(options: RolloutOptions, accounts: Iterable[Account]) -> HealthChecker | None:
+    """The health checker of a rollout that writes into installations with URLs (of
+    ``accounts``: those of the targets, or every account in scope of a streamed rollout)."""
     if options.dry_run or not options.health_check:
         return None
-    if not any(t.account.sites for ts in per_host.values() for t in ts):
+    if not any(a.sites for a in accounts):
         return None
     return HealthChecker(
         per_host=options.health_per_host,
