@@ -32,6 +32,7 @@ listed in the build report as needing manual work instead, per version.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,18 @@ class Newer:
     version: str
     read: ReadFile
     patched: dict[str, bytes | None]
+
+
+def withheld(ported: Ported, manual: Sequence[ManualHunk]) -> Ported:
+    """``ported`` not stored: its version is listed as needing ``manual`` work instead
+    (a partial or unchecked variant would report installations as patched)."""
+    entry = dataclasses.replace(ported.entry, file=None, status="manual", manual=tuple(manual))
+    return Ported(ported.version, entry, None, ported.checks, {})
+
+
+def failed_checks(checks: Sequence[CheckEntry]) -> tuple[ManualHunk, ...]:
+    """The failed validation checks as manual work (named by check, path and detail)."""
+    return tuple(ManualHunk(c.check, c.detail.split(":")[0], c.detail) for c in checks if not c.ok)
 
 
 def variant_file(version: str) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from patchd.bundle.backport import HunkIds, Ported, variant_file
+from patchd.bundle.backport import HunkIds, Ported, failed_checks, variant_file, withheld
 from patchd.bundle.classifiers.siblings import RunKey, run_key
 from patchd.bundle.report import ManualHunk, VariantEntry
 from patchd.bundle.split import change_runs, renumber, split_hunk
@@ -115,16 +115,10 @@ def sibling_variant(
         entry = VariantEntry(version, None, "manual", {}, tuple(manual), {}, "sibling")
         return BranchVariant(version, read_old, Ported(version, entry, None, (), {}), ids)
     validated = validate_patch(patches, read_old, variant=name, php=php, read_new=read_new)
-    failed = [c for c in validated.checks if not c.ok]
-    if failed:
-        problems = tuple(ManualHunk(c.check, c.detail.split(":")[0], c.detail) for c in failed)
-        entry = VariantEntry(version, None, "manual", {}, problems, {}, "sibling")
-        return BranchVariant(
-            version, read_old, Ported(version, entry, None, validated.checks, {}), ids
-        )
     entry = VariantEntry(version, name, "ok", {}, (), {}, "sibling")
     ported = Ported(version, entry, tuple(patches), validated.checks, validated.patched)
-    return BranchVariant(version, read_old, ported, ids)
+    failed = failed_checks(validated.checks)
+    return BranchVariant(version, read_old, withheld(ported, failed) if failed else ported, ids)
 
 
 def _pick(

@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Literal
 
 from patchd import __version__
-from patchd.bundle.backport import HunkIds, Newer, Ported, port_patch
+from patchd.bundle.backport import (
+    HunkIds,
+    Newer,
+    Ported,
+    failed_checks,
+    port_patch,
+    withheld,
+)
 from patchd.bundle.branches import BranchVariant, same_branch, sibling_variant
 from patchd.bundle.classifiers import (
     DEFAULT_SECURITY_PATTERN,
@@ -65,7 +72,6 @@ from patchd.bundle.report import (
     ReleaseInfo,
     SiblingsInfo,
     Suggestion,
-    VariantEntry,
 )
 from patchd.bundle.rules import (
     ConflictKey,
@@ -179,13 +185,9 @@ def closure_check(
     for rel, p in ported:
         found = problems.get(p.version)
         if found:
-            manual = tuple(
-                ManualHunk(c.used_in, c.path, variant_problem(c, p.version)) for c in found
+            p = withheld(
+                p, [ManualHunk(c.used_in, c.path, variant_problem(c, p.version)) for c in found]
             )
-            entry = VariantEntry(
-                p.version, None, "manual", p.entry.offsets, manual, p.entry.merged, p.entry.method
-            )
-            p = Ported(p.version, entry, None, p.checks, {})
         out.append((rel, p))
     return result, out
 
@@ -667,8 +669,9 @@ def build_bundle(
         _check_pair(old, new, opts)
         progress.advance(label="opened")
         siblings: SiblingsInfo | None = None
+        sibling_diffs: list[ReleaseDiff] = []
         if pairs:
-            classifier, siblings = sibling_classifier(
+            classifier, siblings, sibling_diffs = sibling_classifier(
                 old, new, pairs, opts.siblings, opts.min_siblings
             )
             chain = add_siblings(chain, classifier)
@@ -698,9 +701,12 @@ def build_bundle(
         if not main.ok:
             raise ValidationError("the minimal patch failed validation", main.checks)
         progress.advance(label="validated")
+        # NOTE (issue 13): each sibling branch's own variant, cut from the diffs the
+        # sibling classifier made.
         branches = [
-            _branch_variant(pair, minimal, php) for pair in pairs
-        ]  # issue 13: each sibling branch's own variant
+            _branch_variant(pair, diff, minimal, php)
+            for pair, diff in zip(pairs, sibling_diffs, strict=True)
+        ]
         ported = _backports(work, old, minimal, opts, php, progress, resolve, branches)
         ported += [(o2, bv.ported) for (o2, _n2), bv in zip(pairs, branches, strict=True)]
         closure, ported = closure_check(diff, minimal, main.patched, old, new, opts, php, ported)
@@ -832,10 +838,12 @@ class PortBase:
 
 
 def _branch_variant(
-    pair: tuple[OpenedRelease, OpenedRelease], minimal: MinimalPatch, php: str | None
+    pair: tuple[OpenedRelease, OpenedRelease],
+    diff: ReleaseDiff,
+    minimal: MinimalPatch,
+    php: str | None,
 ) -> BranchVariant:
     old2, new2 = pair
-    diff = diff_trees(old2.root, new2.root, old_links=old2.links, new_links=new2.links)
     return sibling_variant(
         old2.version, diff, old2.read, new2.read, minimal.patches, php=php, label=new2.version
     )
@@ -860,22 +868,10 @@ def _backport(
         newer=newer,
         resolutions=resolutions,
     )
-    failed = [c for c in ported.checks if not c.ok]
-    if failed:
-        # NOTE: a variant that does not validate is not shipped; its problems go to the
-        # report as manual work, like hunks that do not port.
-        manual = tuple(ManualHunk(f"{c.check}", c.detail.split(":")[0], c.detail) for c in failed)
-        entry = VariantEntry(
-            rel.version,
-            None,
-            "manual",
-            ported.entry.offsets,
-            manual,
-            ported.entry.merged,
-            ported.entry.method,
-        )
-        ported = Ported(rel.version, entry, None, ported.checks, {})
-    return ported
+    failed = failed_checks(ported.checks)
+    # NOTE: a variant that does not validate is not shipped; its problems go to the
+    # report as manual work, like hunks that do not port.
+    return withheld(ported, failed) if failed else ported
 
 
 def default_affected(old: str, backports: Sequence[str], siblings: Sequence[str] = ()) -> str:

@@ -21,7 +21,7 @@ from patchd.bundle.classifiers.siblings import (
 )
 from patchd.bundle.report import SiblingEntry, SiblingsInfo
 from patchd.errors import UsageError
-from patchd.release.tree import diff_trees
+from patchd.release.tree import ReleaseDiff, diff_trees
 from patchd.versions import Version
 
 if TYPE_CHECKING:
@@ -79,10 +79,15 @@ def check_sibling(
         )
 
 
-def sibling_release(pair: tuple[OpenedRelease, OpenedRelease]) -> SiblingRelease:
+def sibling_diff(pair: tuple[OpenedRelease, OpenedRelease]) -> ReleaseDiff:
+    """The sibling pair's release diff (OLD2 -> NEW2)."""
+    old2, new2 = pair
+    return diff_trees(old2.root, new2.root, old_links=old2.links, new_links=new2.links)
+
+
+def sibling_release(pair: tuple[OpenedRelease, OpenedRelease], diff: ReleaseDiff) -> SiblingRelease:
     """The sibling pair's release diff, indexed for the classifier (label: NEW2's version)."""
     old2, new2 = pair
-    diff = diff_trees(old2.root, new2.root, old_links=old2.links, new_links=new2.links)
 
     def has_file(path: str) -> bool:
         return _is_file(old2.root, path) or _is_file(new2.root, path)
@@ -103,8 +108,9 @@ def sibling_classifier(
     pairs: Sequence[tuple[OpenedRelease, OpenedRelease]],
     sources: Sequence[SiblingSources],
     min_siblings: int | None,
-) -> tuple[SiblingsClassifier, SiblingsInfo]:
-    """Check every pair, diff it, and make the classifier and the report's record."""
+) -> tuple[SiblingsClassifier, SiblingsInfo, list[ReleaseDiff]]:
+    """Check every pair, diff it, and make the classifier, the report's record and the
+    pairs' diffs (the branch variants are cut from them, :mod:`patchd.bundle.branches`)."""
     need = check_min_siblings(len(pairs), min_siblings)
     seen: dict[str, SiblingSources] = {}
     for pair, src in zip(pairs, sources, strict=True):
@@ -116,6 +122,7 @@ def sibling_classifier(
                 "sibling pair once"
             )
         seen[label] = src
-    releases = [sibling_release(pair) for pair in pairs]
+    diffs = [sibling_diff(pair) for pair in pairs]
+    releases = [sibling_release(pair, diff) for pair, diff in zip(pairs, diffs, strict=True)]
     info = SiblingsInfo(need, tuple(SiblingEntry(n.version, o.info, n.info) for o, n in pairs))
-    return SiblingsClassifier(releases, need), info
+    return SiblingsClassifier(releases, need), info, diffs
