@@ -289,7 +289,8 @@ def _own_per_account(fleet: Path) -> None:
                     os.chown(os.path.join(dirpath, name), ident, ident, follow_symlinks=False)
             os.chown(top, ident, ident)
         elif line.startswith("    uid: "):
-            lines[i] = f"    uid: {FIRST_UID + n}"
+            # NOTE: with the gid too, as the operator guide advises for large fleets.
+            lines[i] = f"    uid: {FIRST_UID + n}\n    gid: {FIRST_UID + n}"
     (fleet / "accounts.yaml").write_text("\n".join(lines) + "\n")
     for folder in (fleet.parent, fleet, fleet / "accounts"):
         folder.chmod(0o711)

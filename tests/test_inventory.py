@@ -392,3 +392,25 @@ def test_site_errors(tmp_path: Path, site: str, expected: str) -> None:
     assert _error(tmp_path, text).startswith(f"account p10001: {expected}")
     bad_host = "hosts:\n  web01: {transport: local, resolve: example.com}\naccounts: []\n"
     assert _error(tmp_path, bad_host).startswith("host web01: field resolve: not an IP address")
+
+
+def test_a_command_that_creates_the_ledger_leaves_the_inventory_in_its_cache(
+    tmp_path: Path,
+) -> None:
+    """The first scan in a fresh folder checks the inventory before the ledger exists; the
+    new ledger still gets it cached, so the next command does not parse the YAML again."""
+    import hashlib
+
+    from patchd.ledger.db import open_ledger
+    from tests.e2e import kit
+
+    path = tmp_path / "accounts.yaml"
+    local = {"web01": {"transport": "local"}}
+    kit.write_inventory(path, local, [kit.account("p10001", "web01", tmp_path / "p10001")])
+    (tmp_path / "p10001").mkdir()
+    ledger_path = tmp_path / "ledger.db"
+    res = kit.patchd(ledger_path, "scan", "--accounts", str(path), "--format", "csv")
+    assert res.code == 0, res.err
+    with open_ledger(ledger_path) as ledger:
+        rows = ledger.query("SELECT sha256 FROM inventory_cache")
+    assert [r["sha256"] for r in rows] == [hashlib.sha256(path.read_bytes()).hexdigest()]

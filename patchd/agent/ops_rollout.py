@@ -9,6 +9,7 @@ NOTE: stdlib-only; runs on the hosts inside the agent.
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 from typing import Any, Dict, Iterator, List, Optional, Tuple  # noqa: UP035
@@ -50,7 +51,7 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
     ``args``: ``{"run_id", "dry_run", "resumed", "backup_dir", "min_php", "max_file_size",
     "variants": {name: [FilePatch json]} (or only "variants_key" after the first batch of
     a session, see :func:`_file_patches`), "installations": [{"account", "root", "path",
-    "variant", "candidates", "uid", "php", "php_binary", "apply"}]}``. ``variant`` is None
+    "variant", "candidates", "uid", "gid", "php", "php_binary", "apply"}]}``. ``variant`` is None
     for an installation whose version is unreadable: then every variant named in
     ``candidates`` is dry-run and the one that fits is used (see :func:`_pick_variant`).
     Items: ``{"account", "path", "outcome", "reason", "detail", "journal", "files",
@@ -105,7 +106,7 @@ def _prepare(args: JSONDict, patches: JSONDict, inst: JSONDict) -> Tuple[JSONDic
     try:
         name = inst.get("variant")
         files = patches[name] if name else {c: patches[c] for c in inst.get("candidates") or ()}
-        who = privdrop.identity(inst["root"], inst.get("uid"))
+        who = privdrop.identity(inst["root"], inst.get("uid"), inst.get("gid"))
         do_apply = bool(inst.get("apply")) and not args.get("dry_run")
         if do_apply and args.get("resumed", True):
             done = _done_journal(journal, args, inst)
@@ -129,11 +130,13 @@ def _prepare(args: JSONDict, patches: JSONDict, inst: JSONDict) -> Tuple[JSONDic
             inst=inst.get("path", ""),
             run_id=str(args.get("run_id")),
         )
-        expected = who.expected_uid
+        # NOTE: a partial of a module-level function with JSON-like arguments (only what
+        # _work reads of ``args``): it can be pickled to the session's worker.
+        work_args = {key: args[key] for key in _WORK_ARGS if key in args}
         job = batch.Job(
             who.account,
             inst["root"],
-            lambda ch: _work(args, files, inst, expected, do_apply, ch),
+            functools.partial(_work, work_args, files, inst, who.expected_uid, do_apply),
             serve=server,
         )
         return out, job, server
@@ -176,6 +179,10 @@ def _error_fields(exc: Exception) -> JSONDict:
     else:
         fields["traceback"] = traceback.format_exc()
     return fields
+
+
+#: The keys of the rollout's ``args`` that :func:`_work` reads.
+_WORK_ARGS = ("min_php", "max_file_size", "backup_dir", "run_id")
 
 
 def _work(
@@ -371,8 +378,9 @@ def _recover_one(args: JSONDict, backup_dir: str, entry: str, jour: Any) -> JSON
 @op("rollback")
 def rollback(args: JSONDict) -> Iterator[JSONDict]:
     """Restore installations from their journals: ``{"installations": [{"account", "root",
-    "path", "journal", "uid"}]}`` -> one item per installation. ``uid`` is optional (the
-    journal's owner check, else the account root's owner, picks the account to work as)."""
+    "path", "journal", "uid", "gid"}]}`` -> one item per installation. ``uid`` is optional
+    (the journal's owner check, else the account root's owner, picks the account to work
+    as); so is ``gid`` (see :func:`~patchd.patcher.privdrop.identity`)."""
     items = args.get("installations") or []
     for inst in items:
         try:
@@ -397,7 +405,7 @@ def _rollback_one(args: JSONDict, inst: JSONDict) -> JSONDict:
     uid = inst.get("uid")
     if uid is None:
         uid = journal.load_journal(entry).expected_uid
-    who = privdrop.identity(inst["root"], uid)
+    who = privdrop.identity(inst["root"], uid, inst.get("gid"))
     if who.account is None:
         return installation.rollback(inst["root"], inst["path"], inst["journal"]).to_json()
     server = privdrop.StoreServer(

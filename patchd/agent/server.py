@@ -90,6 +90,8 @@ def main(inp: BinaryIO | None = None, package_sha256: str | None = None) -> int:
     sys.stdout = sys.stderr
     ops.set_package_sha256(package_sha256)
     ops.load_ops()
+    from patchd.patcher import batch  # NOTE: after load_ops, like every op's imports
+
     try:
         profile_dir = os.environ.get("PATCHD_AGENT_PROFILE")
         if profile_dir:  # NOTE: for bench/: the agent's own cProfile, one file per agent
@@ -97,10 +99,13 @@ def main(inp: BinaryIO | None = None, package_sha256: str | None = None) -> int:
 
             prof = cProfile.Profile()
             try:
-                return prof.runcall(serve, inp, out)
+                with batch.session_pool():
+                    return prof.runcall(serve, inp, out)
             finally:
                 prof.dump_stats(os.path.join(profile_dir, f"agent-{os.getpid()}.prof"))
-        return serve(inp, out)
+        # NOTE: one privilege-drop worker for the whole session (patchd.patcher.batch).
+        with batch.session_pool():
+            return serve(inp, out)
     finally:
         out.close()
 

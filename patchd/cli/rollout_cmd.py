@@ -34,7 +34,7 @@ from patchd.cli.output import (
 from patchd.cli.rollout_prompt import rollout_question
 from patchd.cli.selectors import bundle_folder, check_known, run_id_of
 from patchd.errors import UsageError
-from patchd.inventory import Inventory, load_inventory
+from patchd.inventory import HeldCache, Inventory, load_inventory
 from patchd.ledger.backup_store import backup_dirs, describe_stores
 from patchd.ledger.inventory_cache import LedgerInventoryCache
 from patchd.ledger.models import RunStatus
@@ -279,10 +279,12 @@ def rollout_command(
     )
     # NOTE (issue 17): a new ledger is created only after the inventory passed its checks.
     inventory = None
+    held = HeldCache()
     if ledger_is_new(ctx):
-        inventory = load_inventory(accounts_file)
+        inventory = load_inventory(accounts_file, cache=held)
         _check_limits(inventory, options, accounts_file)
     with writing_ledger(ctx) as ledger:
+        held.hand_to(LedgerInventoryCache(ledger))
         inventory = inventory or load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
         _check_limits(inventory, options, accounts_file)
         stores = backup_dirs(ledger, inventory, backup_dir)

@@ -21,7 +21,7 @@ from patchd.cli.output import (
     resolve_format,
 )
 from patchd.cli.selectors import check_known
-from patchd.inventory import load_inventory
+from patchd.inventory import HeldCache, load_inventory
 from patchd.ledger import current as ledger_current
 from patchd.ledger import releases as ledger_releases
 from patchd.ledger import scans as ledger_scans
@@ -157,10 +157,12 @@ def scan_command(
     """Detect the installations in every account and store a dated scan in the ledger."""
     fmt = resolve_format(fmt, as_json)
     # NOTE (issue 17): a ledger is created only after the inventory passed its checks.
-    inventory = load_inventory(accounts_file) if ledger_is_new(ctx) else None
+    held = HeldCache()
+    inventory = load_inventory(accounts_file, cache=held) if ledger_is_new(ctx) else None
     if inventory is not None:
         check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
     with writing_ledger(ctx) as ledger:
+        held.hand_to(LedgerInventoryCache(ledger))
         inventory = inventory or load_inventory(accounts_file, cache=LedgerInventoryCache(ledger))
         check_known("--account", only, (a.id for a in inventory.accounts), str(accounts_file))
         result = run_scan(

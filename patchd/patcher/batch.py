@@ -24,15 +24,26 @@ worker. A job that takes longer than ``timeout`` kills the worker's process grou
 Each job's result arrives as soon as it is done: :func:`run_batch` yields ``(index,
 result or WorkerError)`` in job order.
 
+Inside :func:`session_pool` (the agent's whole session) the ``thread`` mode keeps its
+worker: the first batch forks it, later batches are sent to it (the jobs pickled: their
+work must be a module-level function or a ``functools.partial`` of one) instead of forking
+one per batch. A fork per batch cost ~0.15 ms per job of the 25 in a batch (the fork
+itself plus the copy-on-write faults of every page the jobs touch, again in every new
+worker; ``docs/benchmarks.md``). A worker that is lost, stalls or sends garbage is killed
+and the next batch forks a new one; jobs whose work cannot be pickled get a worker of
+their own as before. At the end of the session the worker reads end of input and exits.
+
 NOTE: stdlib-only and Python 3.8 compatible; runs on the hosts inside the agent.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import json
 import os
+import pickle
 import posixpath
 import signal
 import sys
@@ -41,7 +52,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union  # noqa: UP035
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union  # noqa: UP035
 
 from patchd.patcher import privdrop, threadcreds
 from patchd.patcher.privdrop import (
@@ -103,7 +114,11 @@ def run_batch(
     privdrop.preload()
     start = 0
     while start < len(jobs):
-        start = yield from _one_worker(jobs, start, mode, timeout)
+        sent = _pooled(jobs, start) if mode == "thread" else None
+        if sent is None:
+            start = yield from _one_worker(jobs, start, mode, timeout)
+        else:
+            start = yield from _serve(sent, jobs, start, timeout, keep=True)
 
 
 # -- the worker -----------------------------------------------------------------------------
@@ -116,33 +131,69 @@ def _worker(
     returns."""
     code = 70
     try:
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)  # NOTE: so a timeout kills its php -l and grandchildren too
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(err_fd, 1)
-        os.dup2(err_fd, 2)
-        keep = {0, 1, 2, null, read_fd, write_fd}
-        # NOTE: as in privdrop._child: the agent's protocol stream, zip and sockets are
-        # pointed at /dev/null, not closed (a Python object may still close its number).
-        for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
-            if fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.dup2(null, fd, inheritable=False)
-        for fd in (read_fd, write_fd):
-            os.set_inheritable(fd, False)  # NOTE: php -l must not get them
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.environ.pop("TMPDIR", None)
-        channel = Channel(read_fd, write_fd)
-        # NOTE: the agent's objects are never collected here (a collection would touch,
-        # and so copy, every page of the forked heap); a job's collection at its end then
-        # looks at the job's own objects only (cheap).
-        gc.freeze()
+        channel = _isolate(err_fd, read_fd, write_fd)
         if mode == "thread":
             threadcreds.no_dump()
-            _thread_jobs(jobs, start, channel, (0, 1, 2, read_fd, write_fd))
+            pairs = ((index, jobs[index]) for index in range(start, len(jobs)))
+            _thread_jobs(pairs, channel, (0, 1, 2, read_fd, write_fd))
         else:
             _fork_jobs(jobs, start, channel)
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+            sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _isolate(err_fd: int, read_fd: int, write_fd: int) -> Channel:
+    """Cut a freshly forked worker off the agent; its channel to the agent."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # NOTE: so a timeout kills its php -l and grandchildren too
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(err_fd, 1)
+    os.dup2(err_fd, 2)
+    keep = {0, 1, 2, null, read_fd, write_fd}
+    # NOTE: as in privdrop._child: the agent's protocol stream, zip and sockets are
+    # pointed at /dev/null, not closed (a Python object may still close its number).
+    for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd, inheritable=False)
+    for fd in (read_fd, write_fd):
+        os.set_inheritable(fd, False)  # NOTE: php -l must not get them
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.environ.pop("TMPDIR", None)
+    # NOTE: the agent's objects are never collected here (a collection would touch, and
+    # so copy, every page of the forked heap); a job's collection at its end then looks
+    # at the job's own objects only (cheap).
+    gc.freeze()
+    return Channel(read_fd, write_fd)
+
+
+def _pool_worker(err_fd: int, read_fd: int, write_fd: int) -> None:
+    """The session's worker: run each batch the agent sends, until end of input; never
+    returns."""
+    code = 70
+    try:
+        channel = _isolate(err_fd, read_fd, write_fd)
+        threadcreds.no_dump()
+        keep = (0, 1, 2, read_fd, write_fd)
+        while True:
+            message = channel.receive()
+            if message is None:
+                break
+            # NOTE: pickle from the agent that forked us (root, the same code), over a
+            # pipe only the two of us hold; a job's thread never reads this message.
+            pairs = pickle.loads(base64.b64decode(message["batch"]))
+            _thread_jobs(pairs, channel, keep)
+            # NOTE: what the batch left behind is collected by root, not by a job thread,
+            # and what lives on (caches) is frozen: a job's collection stays its own.
+            del pairs
+            gc.collect()
+            gc.freeze()
         code = 0
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -157,13 +208,11 @@ def _open_root(path: str) -> int:
 
 
 def _thread_jobs(
-    jobs: Sequence[Job],
-    start: int,
+    pairs: Iterable[Tuple[int, Job]],  # noqa: UP006
     channel: Channel,
     keep: Tuple[int, ...],  # noqa: UP006
 ) -> None:
-    for index in range(start, len(jobs)):
-        job = jobs[index]
+    for index, job in pairs:
         try:
             root_fd = _open_root(job.root_path)
         except OSError as exc:
@@ -269,48 +318,159 @@ def _raised(index: int, exc: BaseException) -> JSONDict:
 # -- the agent's side -------------------------------------------------------------------------
 
 
+class _WorkerEnd:
+    """The agent's end of one forked worker: its pid, pipes and stderr file."""
+
+    def __init__(self, child: Any, *child_args: Any) -> None:
+        """Fork ``child(err_fd, read_fd, write_fd, *child_args)`` (it never returns)."""
+        self.err = tempfile.TemporaryFile(prefix="patchd-worker-")  # noqa: SIM115
+        to_child = os.pipe()
+        to_parent = os.pipe()
+        os.set_blocking(to_child[1], False)  # NOTE: a stopped worker must not block our writes
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child always leaves through os._exit
+            child(self.err.fileno(), to_child[0], to_parent[1], *child_args)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # NOTE: the child does it too; whoever runs first wins
+        os.close(to_child[0])
+        os.close(to_parent[1])
+        self.pid = pid
+        self.owner = os.getpid()
+        self.read_fd = to_parent[0]
+        self.write_fd = to_child[1]
+        self.reader = privdrop._LineReader(self.read_fd)
+        self.alive = True
+        self.closed = False
+
+    def end(self, *, kill: bool) -> int:
+        """Kill the worker (``kill``) or let it read end of input; reap it and close our
+        ends; its exit status (0 when it had been reaped already)."""
+        status = 0
+        if self.closed:
+            return status
+        self.closed = True
+        if self.alive:
+            self.alive = False
+            if kill:
+                _kill(self.pid)
+            with contextlib.suppress(OSError):
+                os.close(self.write_fd)  # NOTE: end of input: a pooled worker exits
+            if not kill and not _exited(self.pid, POOL_EXIT_SECONDS):
+                _kill(self.pid)
+            status = privdrop._reap(self.pid)
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.err.close()
+        return status
+
+
+def _exited(pid: int, seconds: float) -> bool:
+    """Whether ``pid`` ends within ``seconds`` (not reaped)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def _one_worker(jobs: Sequence[Job], start: int, mode: str, timeout: float) -> Iterator[Outcome]:
     """Fork one worker for ``jobs[start:]``, serve it, yield what it finishes; return the
     index of the first job it did not finish (a new worker takes it on)."""
-    err = tempfile.TemporaryFile(prefix="patchd-worker-")  # noqa: SIM115
-    to_child = os.pipe()
-    to_parent = os.pipe()
-    os.set_blocking(to_child[1], False)  # NOTE: a stopped worker must not block our writes
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child always leaves through os._exit
-        _worker(jobs, start, mode, err.fileno(), to_child[0], to_parent[1])
-    with contextlib.suppress(OSError):
-        os.setpgid(pid, pid)  # NOTE: the child does it too; whoever runs first wins
-    os.close(to_child[0])
-    os.close(to_parent[1])
+    worker = _WorkerEnd(_batch_child, jobs, start, mode)
+    return (yield from _serve(worker, jobs, start, timeout, keep=False))
+
+
+def _batch_child(
+    err_fd: int, read_fd: int, write_fd: int, jobs: Any, start: int, mode: str
+) -> None:
+    _worker(jobs, start, mode, err_fd, read_fd, write_fd)  # pragma: no cover - forked
+
+
+# -- the session's worker (thread mode) ------------------------------------------------------
+
+#: Seconds a pooled worker gets to exit after end of input before it is killed.
+POOL_EXIT_SECONDS = 2.0
+
+_POOLING = False
+_POOL: Optional[_WorkerEnd] = None  # noqa: UP045
+
+
+@contextlib.contextmanager
+def session_pool() -> Iterator[None]:
+    """Keep one thread-mode worker for the batches run inside (the agent's session); end
+    it on the way out."""
+    global _POOLING
+    _POOLING = True
     try:
-        return (yield from _serve(pid, jobs, start, to_parent[0], to_child[1], err, timeout))
+        yield
     finally:
-        os.close(to_parent[0])
-        os.close(to_child[1])
-        err.close()
+        _POOLING = False
+        _drop_pool(kill=False)
+
+
+def _drop_pool(*, kill: bool) -> None:
+    global _POOL
+    worker, _POOL = _POOL, None
+    if worker is not None and worker.owner == os.getpid():
+        worker.end(kill=kill)
+
+
+def _pooled(jobs: Sequence[Job], start: int) -> Optional[_WorkerEnd]:  # noqa: UP045
+    """The session's worker with ``jobs[start:]`` sent to it; None outside a session or
+    when a job's work cannot be pickled (the caller forks a worker for the batch)."""
+    global _POOL
+    if not _POOLING or os.environ.get("PATCHD_NOPOOL"):
+        return None
+    pairs = [
+        (index, Job(jobs[index].account, jobs[index].root_path, jobs[index].work))
+        for index in range(start, len(jobs))
+    ]
+    try:
+        payload = pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+    if _POOL is not None and (not _POOL.alive or _POOL.owner != os.getpid()):
+        _drop_pool(kill=True)
+    if _POOL is None:
+        _POOL = _WorkerEnd(_pool_worker)
+    message = privdrop._encode({"batch": base64.b64encode(payload).decode("ascii")})
+    try:
+        privdrop._write_all(_POOL.write_fd, message, time.monotonic() + 30.0)
+    except (OSError, privdrop._Timeout):
+        # NOTE: it died between batches (a customer's signal, say): a new one takes them.
+        _drop_pool(kill=True)
+        _POOL = _WorkerEnd(_pool_worker)
+        privdrop._write_all(_POOL.write_fd, message, time.monotonic() + 30.0)
+    return _POOL
 
 
 def _serve(
-    pid: int,
+    worker: _WorkerEnd,
     jobs: Sequence[Job],
     start: int,
-    read_fd: int,
-    write_fd: int,
-    err: Any,
     timeout: float,
+    *,
+    keep: bool,
 ) -> Iterator[Outcome]:
-    """Answer the worker's store requests and yield its results.
+    """Answer the worker's store requests and yield its results for ``jobs[start:]``;
+    return the index of the first job it did not finish. ``keep``: the worker stays for
+    the next batch when it finished them all.
 
     NOTE: the worker runs the jobs in order and says nothing when one starts (a message
     less per job): the job running is always the first one without a result, ``done``.
     """
     deadline = time.monotonic() + timeout
-    reader = privdrop._LineReader(read_fd)
+    reader = worker.reader
+    err = worker.err
     done = start  # the first job not finished: the one running
-    mark = 0  # where the running job's stderr starts
+    mark = _size(err)  # where the running job's stderr starts
     failure = ""
     lost = False
     try:
@@ -323,7 +483,7 @@ def _serve(
                 raise ValueError("worker message is not an object")
             if "call" in message:
                 reply = _answer(jobs[done], message)
-                privdrop._write_all(write_fd, privdrop._encode(reply), deadline)
+                privdrop._write_all(worker.write_fd, privdrop._encode(reply), deadline)
                 continue
             if "result" in message or "raise" in message:
                 if message.get("job") != done:
@@ -346,17 +506,17 @@ def _serve(
     except (ValueError, OSError, RecursionError) as exc:
         failure = f"sent a bad message ({type(exc).__name__}: {exc})"
     except BaseException:
-        _kill(pid)  # NOTE: never leave a worker behind, whatever stops us (GeneratorExit)
-        privdrop._reap(pid)
+        worker.end(kill=True)  # NOTE: never leave a worker behind, whatever stops us
         raise
-    if failure or done < len(jobs):
-        _kill(pid)
-    status = privdrop._reap(pid)
+    if keep and not failure and done >= len(jobs):
+        return done
+    tail = _tail_from(err, mark)
+    status = worker.end(kill=bool(failure) or done < len(jobs))
     if done >= len(jobs) or (lost and not failure):
         return done
     who = f"worker (uid {jobs[done].account.uid})"
     how = failure or privdrop._status_text(status)
-    yield done, WorkerError(f"{who} {how}", details=_tail_from(err, mark))
+    yield done, WorkerError(f"{who} {how}", details=tail)
     return done + 1
 
 

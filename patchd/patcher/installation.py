@@ -428,16 +428,17 @@ def _apply_planned(
         except InstallationBusyError as exc:
             return ApplyResult(Outcome.APPLY_FAILED, None, f"apply-failed: {exc}; nothing changed")
         try:
-            entry = store.make_entry(run_id, root_path, inst_path)
             jfiles: list[jr.JournalFile] = []
+            backups: list[tuple[str, bytes]] = []
             for n, (p, cf) in enumerate(zip(plans, held, strict=True)):
                 backup = None
                 if cf is not None:
                     backup = f"{n:04d}.orig"
-                    store.write_backup(entry, backup, cf.data)
+                    backups.append((backup, cf.data))
                 jfiles.append(
                     jr.JournalFile(p.rel, p.pre_sha256, p.post_sha256, backup, p.mode, p.uid, p.gid)
                 )
+            entry = store.begin(run_id, root_path, inst_path, backups)
             fault_point("after_backup")
             journal = jr.Journal(
                 root_path, inst_path, run_id, "applying", tuple(jfiles), expected_uid

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -303,6 +303,12 @@ class BackupStore(Protocol):
         """Write an original's bytes (0600, exclusive, fsynced) into ``entry``; the name
         is durable once :meth:`save_journal` (which apply calls next) synced the entry."""
 
+    def begin(self, run_id: str, root: str, inst: str, backups: Sequence[tuple[str, bytes]]) -> str:
+        """:meth:`make_entry`, then :meth:`write_backup` of each ``(name, data)`` into it,
+        in order; the entry. NOTE: one step where the store is another process's (one
+        message instead of one per file); a failure part way leaves an entry without a
+        journal, which recovery ignores."""
+
     def read_backup(self, entry: str, name: str) -> bytes:
         """Read back a backup written by :meth:`write_backup`."""
 
@@ -339,6 +345,13 @@ class DirectStore:
         # NOTE: the journal saved next into the same entry fsyncs the folder; apply never
         # replaces a file before that, so the backup's name is durable when it matters.
         write_private(entry, name, data, sync_folder=False)
+
+    def begin(self, run_id: str, root: str, inst: str, backups: Sequence[tuple[str, bytes]]) -> str:
+        """See :meth:`BackupStore.begin`."""
+        entry = self.make_entry(run_id, root, inst)
+        for name, data in backups:
+            self.write_backup(entry, name, data)
+        return entry
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """See :meth:`BackupStore.read_backup`."""

@@ -14,8 +14,9 @@ Who the work runs as (:func:`identity`):
 
 * agent not root: in this process, as today (it can only do what its user may);
 * ``uid`` from the inventory, else the owner of the account root folder (``stat`` of the
-  trusted root path): a uid other than 0 is dropped to, with gid = the passwd entry's
-  primary group, else the account root folder's group; gid 0 is refused;
+  trusted root path): a uid other than 0 is dropped to, with gid = the inventory's
+  ``gid``, else the passwd entry's primary group, else the account root folder's group;
+  gid 0 is refused;
 * uid 0 (said, or the root folder's owner): in this process as root, with the owner check
   set to 0, so every folder and file touched must be root-owned: nothing a customer could
   have planted is followed or written.
@@ -40,7 +41,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional  # noqa: UP035
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple  # noqa: UP035
 
 from patchd.errors import PatchdError
 from patchd.patcher import journal as jr
@@ -55,6 +56,9 @@ DEFAULT_WORKER_TIMEOUT = 600.0
 #: Longest message line accepted from a worker (a backup is at most the size limit, in
 #: base64, plus a little).
 MAX_MESSAGE = 128 * 1024 * 1024
+#: Bytes asked of the worker's pipe per read. NOTE: below glibc's mmap threshold (128
+#: KiB): a 1 MiB buffer per read was an mmap, an mremap and a munmap for every message.
+READ_CHUNK = 1 << 16
 
 #: Modules the worker may need, imported before forking. NOTE: after the drop the worker
 #: can no longer read the agent's zip (a root-owned 0600 file) nor, often, the Python
@@ -110,8 +114,11 @@ class Identity:
     why: str
 
 
-def identity(root_path: str, uid: int | None) -> Identity:
+def identity(root_path: str, uid: int | None, gid: int | None = None) -> Identity:
     """Decide who the work on the account at ``root_path`` runs as (module docstring).
+
+    NOTE: ``gid`` from the inventory saves a user database lookup per installation (with
+    NSS modules such as systemd's userdb or LDAP, a lookup of a uid costs ~0.1 ms or more).
 
     Raises ``OSError`` when the root cannot be stat-ed and :class:`PrivilegeError` for an
     account whose group would be root.
@@ -123,10 +130,11 @@ def identity(root_path: str, uid: int | None) -> Identity:
         uid = st.st_uid
     if uid == 0:
         return Identity(0, None, "account owned by root: work as root, root-owned files only")
-    try:
-        gid = pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        gid = st.st_gid
+    if gid is None:
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            gid = st.st_gid
     if gid == 0:
         raise PrivilegeError(
             f"account uid {uid} would work with group root (gid 0); refusing", where=root_path
@@ -194,6 +202,16 @@ class Channel:
         self._w.write(_encode(message))
         self._w.flush()
 
+    def receive(self) -> JSONDict | None:
+        """The next message from the parent; None at end of input."""
+        line = self._r.readline()
+        if not line:
+            return None
+        message = json.loads(line)
+        if not isinstance(message, dict):
+            raise ValueError("agent message is not an object")
+        return message
+
     def call(self, request: str, /, **args: Any) -> Any:
         """Ask the parent to perform ``request``; its answer, or its error raised here."""
         self.send({"call": request, "args": args})
@@ -243,6 +261,19 @@ class ProxyStore:
         """See :meth:`~patchd.patcher.journal.BackupStore.write_backup`."""
         b64 = base64.b64encode(data).decode("ascii")
         self.channel.call("write_backup", entry=entry, name=name, data_b64=b64)
+
+    def begin(
+        self,
+        run_id: str,
+        root: str,
+        inst: str,
+        backups: Sequence[Tuple[str, bytes]],  # noqa: UP006
+    ) -> str:
+        """See :meth:`~patchd.patcher.journal.BackupStore.begin`."""
+        sent = [
+            {"name": name, "data_b64": base64.b64encode(data).decode()} for name, data in backups
+        ]
+        return str(self.channel.call("begin", run_id=run_id, root=root, inst=inst, backups=sent))
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """See :meth:`~patchd.patcher.journal.BackupStore.read_backup`."""
@@ -296,16 +327,15 @@ class StoreServer:
             store.check()
             return None
         if name == "make_entry":
-            asked = (args.get("run_id"), posixpath.normpath(str(args.get("root"))))
-            if (
-                self.run_id is None
-                or asked != (self.run_id, self.root)
-                or (join_rel(str(args.get("inst"))) != self.inst)
-            ):
-                raise self._refuse("an entry for another installation")
-            entry = store.make_entry(self.run_id, self.root, self.inst)
-            self.entries.add(posixpath.normpath(entry))
-            self.created.append(entry)
+            return self._make_entry(store, args)
+        if name == "begin":
+            backups = args.get("backups")
+            if not isinstance(backups, list) or not all(isinstance(b, dict) for b in backups):
+                raise self._refuse("a begin without a list of backups")
+            named = [(self._backup_name(b), str(b.get("data_b64"))) for b in backups]
+            entry = self._make_entry(store, args)
+            for backup_name, data_b64 in named:
+                store.write_backup(entry, backup_name, base64.b64decode(data_b64, validate=True))
             return entry
         if name == "entry_of":
             return self._entry(jr.entry_of(str(args.get("path"))))
@@ -325,6 +355,19 @@ class StoreServer:
             store.save_journal(entry, journal)
             return None
         raise self._refuse(f"unknown request {name!r}")
+
+    def _make_entry(self, store: jr.DirectStore, args: JSONDict) -> str:
+        asked = (args.get("run_id"), posixpath.normpath(str(args.get("root"))))
+        if (
+            self.run_id is None
+            or asked != (self.run_id, self.root)
+            or (join_rel(str(args.get("inst"))) != self.inst)
+        ):
+            raise self._refuse("an entry for another installation")
+        entry = store.make_entry(self.run_id, self.root, self.inst)
+        self.entries.add(posixpath.normpath(entry))
+        self.created.append(entry)
+        return entry
 
     def _entry(self, entry: str) -> str:
         if posixpath.normpath(entry) not in self.entries:
@@ -566,7 +609,7 @@ class _LineReader:
             if len(self.buf) > MAX_MESSAGE:
                 raise ValueError(f"message longer than {MAX_MESSAGE} bytes")
             _wait(self.fd, deadline, readable=True)
-            chunk = os.read(self.fd, 1 << 20)
+            chunk = os.read(self.fd, READ_CHUNK)
             if not chunk:
                 return None
             self.buf += chunk

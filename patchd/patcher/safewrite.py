@@ -167,7 +167,7 @@ class CheckedFile:
             raise FileChangedError(f"{show(self.rel)} disappeared", where=self.rel) from None
         if (now.st_dev, now.st_ino) != (self.facts.dev, self.facts.ino):
             raise FileChangedError(f"{show(self.rel)} was replaced", where=self.rel)
-        if sha256(_pread_all(self.fd, self.max_size + 1)) != expected_sha:
+        if sha256(_pread_all(self.fd, self.max_size + 1, self.facts.size)) != expected_sha:
             raise FileChangedError(f"{show(self.rel)} changed (hash differs)", where=self.rel)
 
 
@@ -230,7 +230,7 @@ def _open_regular(
         if not stat.S_ISREG(st.st_mode) or not same:
             raise _unsafe(rel, "changed while being opened")
         _check_facts(rel, st, expected_uid=expected_uid, max_size=max_size)
-        data = _pread_all(fd, max_size + 1)
+        data = _pread_all(fd, max_size + 1, st.st_size)
         if len(data) > max_size:
             raise _unsafe(rel, f"is too large (over {max_size} bytes)")
         mode = stat.S_IMODE(st.st_mode)
@@ -251,12 +251,20 @@ def _check_facts(rel: str, st: os.stat_result, *, expected_uid: int | None, max_
         raise _unsafe(rel, f"is too large ({st.st_size} bytes, limit {max_size})")
 
 
-def _pread_all(fd: int, limit: int) -> bytes:
-    """Up to ``limit`` bytes of ``fd`` from offset 0 (the file position is not used)."""
+def _pread_all(fd: int, limit: int, size_hint: int = 0) -> bytes:
+    """Up to ``limit`` bytes of ``fd`` from offset 0 (the file position is not used).
+
+    NOTE: the first read asks for ``size_hint + 1`` bytes (the ``fstat`` size: one read
+    and end of file seen), later ones 64 KiB: a bigger request than the file allocates a
+    buffer of that size first, and one over glibc's mmap threshold (128 KiB) is an mmap,
+    an mremap and a munmap for every file read.
+    """
     chunks: list[bytes] = []
     offset = 0
+    want = max(size_hint, 0) + 1
     while offset < limit:
-        chunk = os.pread(fd, min(limit - offset, 1 << 20), offset)
+        chunk = os.pread(fd, min(limit - offset, want), offset)
+        want = 1 << 16
         if not chunk:
             break
         chunks.append(chunk)

@@ -118,6 +118,7 @@ def undo_request(account: Account, path: str, journal: str) -> dict[str, Any]:
         "path": path,
         "journal": journal,
         "uid": account.uid,
+        "gid": account.gid,
     }
 
 

@@ -441,6 +441,7 @@ def _host_work(
                         else []
                     ),
                     "uid": t.account.uid,
+                    "gid": t.account.gid,
                     "php": t.php or t.account.php,
                     "php_binary": t.account.php_binary,
                     "apply": t.account.policy == "auto",

@@ -185,7 +185,12 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
 
         attempt("foreign_entry", lambda: store.make_entry("r1", str(acc.b), INST))
         attempt("other_run", lambda: store.make_entry("r2", str(acc.a), INST))
+        attempt("foreign_begin", lambda: store.begin("r1", str(acc.b), INST, [("0000.orig", b"")]))
+        # NOTE: every name is checked before anything is made: no entry is left behind.
+        attempt("begin_bad_name", lambda: store.begin("r1", str(acc.a), INST, [("../x", b"")]))
         attempt("guess", lambda: store.load_journal(str(acc.store / "r1" / "x")))
+        begun = store.begin("r1", str(acc.a), INST, [("0000.orig", b"one"), ("0001.orig", b"two")])
+        out["begun"] = begun
         entry = store.make_entry("r1", str(acc.a), INST)
         out["entry"] = entry
         attempt("own_backup", lambda: store.write_backup(entry, "0000.orig", b"orig"))
@@ -199,8 +204,18 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
     got = privdrop.run_as(A, str(acc.a), work, serve=server)
     refused = [k for k, v in got.items() if isinstance(v, list) and v[0] == "BackupStoreError"]
     expected = ["foreign_entry", "other_run", "guess", "bad_name", "journal_name"]
+    expected += ["foreign_begin", "begin_bad_name"]
     assert sorted(refused) == sorted([*expected, "foreign_journal", "parent"]), got
     assert got["own_backup"][0] == "ok" and got["read_back"] == ["ok", "orig"]
+    begun = Path(got["begun"])
+    assert sorted((p.name, p.read_bytes()) for p in begun.iterdir()) == [
+        ("0000.orig", b"one"),
+        ("0001.orig", b"two"),
+    ]
+    # NOTE: the refused begins left nothing: the two entries are the begun one and entry.
+    assert sorted(p.name for p in begun.parent.iterdir()) == sorted(
+        [begun.name, Path(got["entry"]).name]
+    )
     backup = Path(got["entry"]) / "0000.orig"
     st = backup.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, backup.read_bytes()) == (0o600, 0, b"orig")

@@ -37,6 +37,8 @@ def test_zip_holds_the_stdlib_only_modules_and_not_the_packager() -> None:
 def test_no_shipped_module_imports_a_controller_dependency() -> None:
     archive = zipfile.ZipFile(io.BytesIO(build_package().data))
     for name in archive.namelist():
+        if name.endswith(".pyc"):
+            continue
         tree = ast.parse(archive.read(name), filename=name)
         tops = set()
         for node in ast.walk(tree):
@@ -99,3 +101,26 @@ def test_bootstrap_refuses_a_short_zip_and_leaves_no_file() -> None:
     assert done.returncode == 3
     assert b"short read" in done.stderr
     assert done.stdout == b""
+
+
+def test_hosts_with_this_python_import_the_compiled_modules(tmp_path) -> None:  # noqa: ANN001
+    """Every shipped module has a pyc beside it, which zipimport takes instead of compiling
+    the source (the code's file name is the one it was compiled with, not the zip's path);
+    a pyc of another Python (other magic number) is passed over for the source."""
+    import zipimport
+
+    built = build_package()
+    members = set(zipfile.ZipFile(io.BytesIO(built.data)).namelist())
+    sources = {m for m in members if m.endswith(".py")}
+    assert {m + "c" for m in sources} == members - sources
+    path = tmp_path / "agent.zip"
+    path.write_bytes(built.data)
+    code = zipimport.zipimporter(f"{path}/patchd/agent").get_code("patchd.agent.server")
+    assert code.co_filename == "patchd/agent/server.py"
+    stale = tmp_path / "stale.zip"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(stale, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            dst.writestr(name, b"\0\0\r\n" + data[4:] if name.endswith(".pyc") else data)
+    code = zipimport.zipimporter(f"{stale}/patchd/agent").get_code("patchd.agent.server")
+    assert code.co_filename == f"{stale}/patchd/agent/server.py"
