@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 from patchd.agent import package
 from patchd.agent.package import BOOTSTRAP, _build_package, build_package, imported_modules
@@ -103,7 +104,7 @@ def test_bootstrap_refuses_a_short_zip_and_leaves_no_file() -> None:
     assert done.stdout == b""
 
 
-def test_hosts_with_this_python_import_the_compiled_modules(tmp_path) -> None:  # noqa: ANN001
+def test_hosts_with_this_python_import_the_compiled_modules(tmp_path: Path) -> None:
     """Every shipped module has a pyc beside it, which zipimport takes instead of compiling
     the source (the code's file name is the one it was compiled with, not the zip's path);
     a pyc of another Python (other magic number) is passed over for the source."""
