@@ -64,8 +64,11 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
     items = args.get("installations") or []
     queued: List[Any] = []  # noqa: UP006  (item fields, store server) per job
     jobs: List[Any] = []  # noqa: UP006
+    # NOTE: the store is checked once per batch here, not once per apply by a message
+    # from the worker (see ProxyStore.check).
+    checked = None if args.get("dry_run") else privdrop.store_checked(args.get("backup_dir"))
     for inst in items:
-        out, job, server = _prepare(args, patches, inst)
+        out, job, server = _prepare(args, patches, inst, checked)
         if job is None:
             yield out
         else:
@@ -85,7 +88,12 @@ def rollout(args: JSONDict) -> Iterator[JSONDict]:
     return {"installations": len(items)}
 
 
-def _prepare(args: JSONDict, patches: JSONDict, inst: JSONDict) -> Tuple[JSONDict, Any, Any]:  # noqa: UP006
+def _prepare(
+    args: JSONDict,
+    patches: JSONDict,
+    inst: JSONDict,
+    checked: Optional[JSONDict] = None,  # noqa: UP045
+) -> Tuple[JSONDict, Any, Any]:  # noqa: UP006
     """(item fields, job, store server) of one installation: the job (None when the work
     was done here: root-owned or non-root agent, finished on resume, or failed) runs as
     the account in the batch's worker."""
@@ -133,6 +141,7 @@ def _prepare(args: JSONDict, patches: JSONDict, inst: JSONDict) -> Tuple[JSONDic
         # NOTE: a partial of a module-level function with JSON-like arguments (only what
         # _work reads of ``args``): it can be pickled to the session's worker.
         work_args = {key: args[key] for key in _WORK_ARGS if key in args}
+        work_args["store_checked"] = checked
         job = batch.Job(
             who.account,
             inst["root"],
@@ -295,7 +304,7 @@ def _work_variant(
                 files,
                 backup_dir=args["backup_dir"],
                 run_id=str(args["run_id"]),
-                store=None if channel is None else ProxyStore(channel),
+                store=None if channel is None else ProxyStore(channel, args.get("store_checked")),
                 **common,
             )
             return {

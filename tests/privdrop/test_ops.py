@@ -203,3 +203,18 @@ def test_an_account_whose_group_is_root_is_refused(acc: Accounts) -> None:
     assert items[0]["outcome"] == "error"
     assert "PrivilegeError" in items[0]["detail"] and "gid 0" in items[0]["detail"]
     assert snapshot(acc.b / INST)  # untouched tree still there
+
+
+def test_an_unusable_store_stops_every_apply_before_anything_is_touched(acc: Accounts) -> None:
+    """The agent checks the store once for the batch (the workers send no check of their
+    own); a group-writable store makes each installation's apply raise the store error, as
+    a check per apply did, and no file or entry is made."""
+    before = {w: snapshot(getattr(acc, w)) for w in "ab"}
+    acc.store.chmod(0o770)
+    items = _rollout(acc)
+    assert [i["outcome"] for i in items] == ["error", "error"], items
+    assert all("group- or world-writable" in i["detail"] for i in items), items
+    assert {w: snapshot(getattr(acc, w)) for w in "ab"} == before
+    assert list(acc.store.iterdir()) == []
+    acc.store.chmod(0o700)
+    assert [i["outcome"] for i in _rollout(acc)] == ["patched", "patched"]
