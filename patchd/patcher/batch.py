@@ -241,7 +241,7 @@ def _as_account_thread(index: int, job: Job, channel: Channel, keep: Tuple[int, 
     except BaseException as exc:
         message = _raised(index, exc)
     try:
-        channel.send(message)
+        channel.send_result(message)
     finally:
         # NOTE: objects the job made (open files) are finalised while this thread's own
         # descriptor table is in use, not later in the root thread's.
@@ -300,7 +300,7 @@ def _account_child(
                 message = {"result": jobs[index].work(channel), "job": index}
             except BaseException as exc:
                 message = _raised(index, exc)
-            channel.send(message)
+            channel.send_result(message)
         code = 0
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -482,13 +482,17 @@ def _serve(
             if not isinstance(message, dict):
                 raise ValueError("worker message is not an object")
             if "call" in message:
-                reply = _answer(jobs[done], message)
+                reply = privdrop.answer(jobs[done].serve, message)
                 privdrop._write_all(worker.write_fd, privdrop._encode(reply), deadline)
                 continue
             if "result" in message or "raise" in message:
                 if message.get("job") != done:
                     raise ValueError(f"a result for job {message.get('job')!r}, not {done}")
+                unsaved = privdrop.serve_deferred(jobs[done].serve, message)
                 outcome = _outcome(jobs[done], message, err, mark)
+                if unsaved:
+                    who = f"worker (uid {jobs[done].account.uid})"
+                    outcome = WorkerError(f"{who} finished, but {unsaved}")
             elif "lost" in message:
                 # NOTE: fork mode: the account's grandchild died; the worker stops there
                 # and a new one takes the jobs after this one.
@@ -518,17 +522,6 @@ def _serve(
     how = failure or privdrop._status_text(status)
     yield done, WorkerError(f"{who} {how}", details=tail)
     return done + 1
-
-
-def _answer(job: Job, message: JSONDict) -> JSONDict:
-    """The reply to a store request of the running job."""
-    try:
-        serve = job.serve
-        if serve is None:
-            raise privdrop.jr.BackupStoreError("no store requests expected from this worker")
-        return {"ok": serve(str(message["call"]), message.get("args") or {})}
-    except Exception as exc:  # NOTE: a hostile request must not end the agent
-        return {"error": privdrop._error_json(exc)}
 
 
 def _outcome(job: Job, message: JSONDict, err: Any, mark: int) -> Union[JSONDict, WorkerError]:  # noqa: UP007

@@ -438,12 +438,12 @@ def _apply_planned(
                 jfiles.append(
                     jr.JournalFile(p.rel, p.pre_sha256, p.post_sha256, backup, p.mode, p.uid, p.gid)
                 )
-            entry = store.begin(run_id, root_path, inst_path, backups)
-            fault_point("after_backup")
             journal = jr.Journal(
                 root_path, inst_path, run_id, "applying", tuple(jfiles), expected_uid
             )
-            store.save_journal(entry, journal)
+            # NOTE: the entry, the originals and then the journal, in one step of the store
+            # (fault point after_backup is inside it); nothing is replaced before.
+            entry = store.begin(run_id, root_path, inst_path, backups, journal)
             fault_point("after_journal")
             for p, cf, jf in zip(plans, held, jfiles, strict=True):
                 _replace_one(root, inst_path, p, cf, expected_uid)
@@ -453,7 +453,7 @@ def _apply_planned(
             fault_point("before_verify")
             for p, cf in zip(plans, held, strict=True):
                 _verify_post(root, inst_path, p, max_file_size, cf)
-            store.save_journal(entry, journal.with_state("done"))
+            store.finish(entry, journal.with_state("done"))
         except (OSError, PatchdError) as exc:
             detail = f"{_describe(exc)}"
             # NOTE: let go of the originals first: a replaced original held open keeps its

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from patchd.errors import PatchdError
+from patchd.patcher.faults import fault_point
 from patchd.patcher.safewrite import write_all
 
 JOURNAL_NAME = "journal.json"
@@ -303,11 +304,27 @@ class BackupStore(Protocol):
         """Write an original's bytes (0600, exclusive, fsynced) into ``entry``; the name
         is durable once :meth:`save_journal` (which apply calls next) synced the entry."""
 
-    def begin(self, run_id: str, root: str, inst: str, backups: Sequence[tuple[str, bytes]]) -> str:
+    def begin(
+        self,
+        run_id: str,
+        root: str,
+        inst: str,
+        backups: Sequence[tuple[str, bytes]],
+        journal: Journal,
+    ) -> str:
         """:meth:`make_entry`, then :meth:`write_backup` of each ``(name, data)`` into it,
-        in order; the entry. NOTE: one step where the store is another process's (one
-        message instead of one per file); a failure part way leaves an entry without a
-        journal, which recovery ignores."""
+        then :meth:`save_journal` of ``journal`` (state ``applying``), in that order; the
+        entry. NOTE: one step where the store is another process's (one message instead
+        of one per file and one for the journal); a failure part way leaves an entry
+        without a journal, which recovery ignores."""
+
+    def finish(self, entry: str, journal: Journal) -> None:
+        """Save the final journal (state ``done``) of an apply that succeeded, like
+        :meth:`save_journal`. NOTE: a store in another process may send it along with the
+        job's result instead of on its own (one round trip less per apply); the result
+        is then only reported once the journal is saved, and a journal that could not be
+        saved turns the result into an error whose apply is put back (it stays
+        ``applying``). Either way nothing of the installation changes after it."""
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """Read back a backup written by :meth:`write_backup`."""
@@ -346,12 +363,25 @@ class DirectStore:
         # replaces a file before that, so the backup's name is durable when it matters.
         write_private(entry, name, data, sync_folder=False)
 
-    def begin(self, run_id: str, root: str, inst: str, backups: Sequence[tuple[str, bytes]]) -> str:
+    def begin(
+        self,
+        run_id: str,
+        root: str,
+        inst: str,
+        backups: Sequence[tuple[str, bytes]],
+        journal: Journal,
+    ) -> str:
         """See :meth:`BackupStore.begin`."""
         entry = self.make_entry(run_id, root, inst)
         for name, data in backups:
             self.write_backup(entry, name, data)
+        fault_point("after_backup")
+        self.save_journal(entry, journal)
         return entry
+
+    def finish(self, entry: str, journal: Journal) -> None:
+        """See :meth:`BackupStore.finish` (saved at once)."""
+        self.save_journal(entry, journal)
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """See :meth:`BackupStore.read_backup`."""

@@ -196,11 +196,26 @@ class Channel:
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._r = os.fdopen(read_fd, "rb")
         self._w = os.fdopen(write_fd, "wb")
+        self._deferred: list[JSONDict] = []
 
     def send(self, message: JSONDict) -> None:
         """Send one message."""
         self._w.write(_encode(message))
         self._w.flush()
+
+    def defer(self, request: str, /, **args: Any) -> None:
+        """Have the parent perform ``request`` with the job's result (see
+        :meth:`send_result`), not now: one round trip less. Only for a request whose
+        answer the job does not need (see ``BackupStore.finish``)."""
+        self._deferred.append({"call": request, "args": args})
+
+    def send_result(self, message: JSONDict) -> None:
+        """Send the job's ``result`` (or ``raise``) message with the requests it deferred;
+        the parent performs them before it takes the result."""
+        if self._deferred:
+            message = {**message, "deferred": self._deferred}
+            self._deferred = []
+        self.send(message)
 
     def receive(self) -> JSONDict | None:
         """The next message from the parent; None at end of input."""
@@ -213,7 +228,14 @@ class Channel:
         return message
 
     def call(self, request: str, /, **args: Any) -> Any:
-        """Ask the parent to perform ``request``; its answer, or its error raised here."""
+        """Ask the parent to perform ``request``; its answer, or its error raised here.
+        Requests deferred before are sent first, each on its own (their order is kept)."""
+        while self._deferred:
+            earlier = self._deferred.pop(0)
+            self._call(earlier["call"], earlier["args"])
+        return self._call(request, args)
+
+    def _call(self, request: str, args: JSONDict) -> Any:
         self.send({"call": request, "args": args})
         line = self._r.readline()
         if not line:
@@ -278,12 +300,22 @@ class ProxyStore:
         root: str,
         inst: str,
         backups: Sequence[Tuple[str, bytes]],  # noqa: UP006
+        journal: jr.Journal,
     ) -> str:
         """See :meth:`~patchd.patcher.journal.BackupStore.begin`."""
         sent = [
             {"name": name, "data_b64": base64.b64encode(data).decode()} for name, data in backups
         ]
-        return str(self.channel.call("begin", run_id=run_id, root=root, inst=inst, backups=sent))
+        return str(
+            self.channel.call(
+                "begin", run_id=run_id, root=root, inst=inst, backups=sent, journal=journal.to_json()
+            )
+        )
+
+    def finish(self, entry: str, journal: jr.Journal) -> None:
+        """See :meth:`~patchd.patcher.journal.BackupStore.finish`: deferred to the job's
+        result (:meth:`Channel.defer`)."""
+        self.channel.defer("save_journal", entry=entry, journal=journal.to_json())
 
     def read_backup(self, entry: str, name: str) -> bytes:
         """See :meth:`~patchd.patcher.journal.BackupStore.read_backup`."""
@@ -355,9 +387,13 @@ class StoreServer:
             if not isinstance(backups, list) or not all(isinstance(b, dict) for b in backups):
                 raise self._refuse("a begin without a list of backups")
             named = [(self._backup_name(b), str(b.get("data_b64"))) for b in backups]
+            journal = self._own_journal(args)
+            # NOTE: everything checked before the entry is made; then the store's order:
+            # originals first, the journal last (see BackupStore.begin).
             entry = self._make_entry(store, args)
             for backup_name, data_b64 in named:
                 store.write_backup(entry, backup_name, base64.b64decode(data_b64, validate=True))
+            store.save_journal(entry, journal)
             return entry
         if name == "entry_of":
             return self._entry(jr.entry_of(str(args.get("path"))))
@@ -371,12 +407,15 @@ class StoreServer:
         if name == "load_journal":
             return store.load_journal(entry).to_json()
         if name == "save_journal":
-            journal = jr.Journal.from_json(args.get("journal") or {})
-            if (posixpath.normpath(journal.root), join_rel(journal.inst)) != (self.root, self.inst):
-                raise self._refuse("a journal of another installation")
-            store.save_journal(entry, journal)
+            store.save_journal(entry, self._own_journal(args))
             return None
         raise self._refuse(f"unknown request {name!r}")
+
+    def _own_journal(self, args: JSONDict) -> jr.Journal:
+        journal = jr.Journal.from_json(args.get("journal") or {})
+        if (posixpath.normpath(journal.root), join_rel(journal.inst)) != (self.root, self.inst):
+            raise self._refuse("a journal of another installation")
+        return journal
 
     def _make_entry(self, store: jr.DirectStore, args: JSONDict) -> str:
         asked = (args.get("run_id"), posixpath.normpath(str(args.get("root"))))
@@ -416,6 +455,46 @@ def preload() -> None:
     """Import every module of :data:`PRELOAD` (see there)."""
     for name in PRELOAD:
         importlib.import_module(name)
+
+
+#: Requests a worker may defer to its result message (:meth:`Channel.defer`); more is a
+#: bad message.
+MAX_DEFERRED = 8
+
+
+def answer(serve: Serve | None, message: JSONDict) -> JSONDict:
+    """The reply to a worker's store request ``message`` (``{"call", "args"}``): ``{"ok":
+    answer}`` or ``{"error": ...}``."""
+    try:
+        if serve is None:
+            raise jr.BackupStoreError("no store requests expected from this worker")
+        args = message.get("args")
+        return {"ok": serve(str(message.get("call")), args if isinstance(args, dict) else {})}
+    except Exception as exc:  # NOTE: a hostile request must not end the agent
+        return {"error": _error_json(exc)}
+
+
+def serve_deferred(serve: Serve | None, message: JSONDict) -> str:
+    """Perform the store requests a worker sent with its result (``deferred``, see
+    :meth:`Channel.defer`), in order, before the result counts; "" or what could not be
+    done (the caller then reports the job as failed: its apply is put back).
+
+    Raises ValueError for a malformed list (a bad message).
+    """
+    deferred = message.get("deferred", [])
+    if not isinstance(deferred, list) or len(deferred) > MAX_DEFERRED:
+        raise ValueError(f"deferred requests are not a list of at most {MAX_DEFERRED}")
+    for request in deferred:
+        if not isinstance(request, dict):
+            raise ValueError("a deferred request is not an object")
+        reply = answer(serve, request)
+        if "error" in reply:
+            err = reply["error"]
+            return (
+                f"its store could not {request.get('call')} "
+                f"({err.get('type')}: {err.get('message')})"
+            )
+    return ""
 
 
 def run_as(
@@ -495,9 +574,10 @@ def _child(
         try:
             result = work(channel)
         except BaseException as exc:
-            channel.send({"raise": {**_error_json(exc), "traceback": traceback.format_exc()}})
+            error = {**_error_json(exc), "traceback": traceback.format_exc()}
+            channel.send_result({"raise": error})
         else:
-            channel.send({"result": result})
+            channel.send_result({"result": result})
             code = 0
     except BaseException:
         try:
@@ -522,7 +602,7 @@ def _parent(
     deadline = time.monotonic() + timeout
     reader = _LineReader(read_fd)
     outcome: JSONDict | None = None
-    failure = ""
+    failure = unsaved = ""
     try:
         while outcome is None:
             line = reader.readline(deadline)
@@ -532,14 +612,9 @@ def _parent(
             if not isinstance(message, dict):
                 raise ValueError("worker message is not an object")
             if "call" in message:
-                try:
-                    if serve is None:
-                        raise jr.BackupStoreError("no store requests expected from this worker")
-                    reply: JSONDict = {"ok": serve(str(message["call"]), message.get("args") or {})}
-                except Exception as exc:  # NOTE: a hostile request must not end the agent
-                    reply = {"error": _error_json(exc)}
-                _write_all(write_fd, _encode(reply), deadline)
+                _write_all(write_fd, _encode(answer(serve, message)), deadline)
             elif "result" in message or "raise" in message:
+                unsaved = serve_deferred(serve, message)
                 outcome = message
             else:
                 raise ValueError("worker message of unknown shape")
@@ -555,6 +630,8 @@ def _parent(
         _kill(pid)
     status = _reap(pid)
     who = f"worker (uid {account.uid})"
+    if unsaved:
+        raise WorkerError(f"{who} finished, but {unsaved}")
     if outcome is not None and not failure:
         if "result" in outcome and status == 0:
             result = outcome["result"]

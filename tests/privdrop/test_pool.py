@@ -58,9 +58,11 @@ def stalls(_ch: Channel) -> dict[str, Any]:
 
 
 def begins(run_id: str, root: str, _ch: Channel) -> dict[str, Any]:
+    from patchd.patcher.journal import Journal
     from patchd.patcher.privdrop import ProxyStore
 
-    entry = ProxyStore(_ch).begin(run_id, root, INST, [("0000.orig", b"original")])
+    journal = Journal(root, INST, run_id, "applying")
+    entry = ProxyStore(_ch).begin(run_id, root, INST, [("0000.orig", b"original")], journal)
     return {"pid": os.getpid(), "entry": entry}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from patchd.patcher import privdrop
-from patchd.patcher.journal import Journal
+from patchd.patcher.journal import Journal, load_journal
 from patchd.patcher.privdrop import Account, Channel, ProxyStore, StoreServer, WorkerError
 from tests.patcher.trees import INST
 from tests.privdrop.kit import UID_A, UID_B, Accounts, make_accounts, searchable_base
@@ -172,6 +172,7 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
     """A worker runs as the customer: its store requests are checked by root."""
     server = StoreServer(str(acc.store), root=str(acc.a), inst=INST, run_id="r1")
     foreign = Journal(str(acc.b), INST, "r1", "applying")
+    own = Journal(str(acc.a), INST, "r1", "applying")
 
     def work(ch: Channel) -> dict[str, Any]:
         store = ProxyStore(ch)
@@ -185,11 +186,15 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
 
         attempt("foreign_entry", lambda: store.make_entry("r1", str(acc.b), INST))
         attempt("other_run", lambda: store.make_entry("r2", str(acc.a), INST))
-        attempt("foreign_begin", lambda: store.begin("r1", str(acc.b), INST, [("0000.orig", b"")]))
-        # NOTE: every name is checked before anything is made: no entry is left behind.
-        attempt("begin_bad_name", lambda: store.begin("r1", str(acc.a), INST, [("../x", b"")]))
+        root_a, root_b = str(acc.a), str(acc.b)
+        attempt("foreign_begin", lambda: store.begin("r1", root_b, INST, [("0000.orig", b"")], own))
+        # NOTE: every name and the journal are checked before anything is made: no entry
+        # is left behind.
+        attempt("begin_bad_name", lambda: store.begin("r1", root_a, INST, [("../x", b"")], own))
+        attempt("begin_foreign_journal", lambda: store.begin("r1", root_a, INST, [], foreign))
         attempt("guess", lambda: store.load_journal(str(acc.store / "r1" / "x")))
-        begun = store.begin("r1", str(acc.a), INST, [("0000.orig", b"one"), ("0001.orig", b"two")])
+        two = [("0000.orig", b"one"), ("0001.orig", b"two")]
+        begun = store.begin("r1", root_a, INST, two, own)
         out["begun"] = begun
         entry = store.make_entry("r1", str(acc.a), INST)
         out["entry"] = entry
@@ -204,14 +209,15 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
     got = privdrop.run_as(A, str(acc.a), work, serve=server)
     refused = [k for k, v in got.items() if isinstance(v, list) and v[0] == "BackupStoreError"]
     expected = ["foreign_entry", "other_run", "guess", "bad_name", "journal_name"]
-    expected += ["foreign_begin", "begin_bad_name"]
+    expected += ["foreign_begin", "begin_bad_name", "begin_foreign_journal"]
     assert sorted(refused) == sorted([*expected, "foreign_journal", "parent"]), got
     assert got["own_backup"][0] == "ok" and got["read_back"] == ["ok", "orig"]
     begun = Path(got["begun"])
-    assert sorted((p.name, p.read_bytes()) for p in begun.iterdir()) == [
+    assert sorted((p.name, p.read_bytes()) for p in begun.iterdir() if p.suffix == ".orig") == [
         ("0000.orig", b"one"),
         ("0001.orig", b"two"),
     ]
+    assert load_journal(str(begun)) == own  # begin saved the journal after the originals
     # NOTE: the refused begins left nothing: the two entries are the begun one and entry.
     assert sorted(p.name for p in begun.parent.iterdir()) == sorted(
         [begun.name, Path(got["entry"]).name]
@@ -220,6 +226,51 @@ def test_the_store_server_only_serves_the_workers_own_installation(acc: Accounts
     st = backup.stat()
     assert (stat.S_IMODE(st.st_mode), st.st_uid, backup.read_bytes()) == (0o600, 0, b"orig")
     assert sorted(p.name for p in Path(got["entry"]).iterdir()) == ["0000.orig"]
+
+
+def test_the_done_journal_travels_with_the_result(acc: Accounts) -> None:
+    """``finish`` sends nothing on its own: the agent saves the done journal when the
+    result arrives, before the result counts; a refused one makes the result an error
+    (the apply is then put back by the caller); a malformed list is a bad message."""
+    server = StoreServer(str(acc.store), root=str(acc.a), inst=INST, run_id="r1")
+    own = Journal(str(acc.a), INST, "r1", "applying")
+
+    def finishes(ch: Channel) -> dict[str, Any]:
+        store = ProxyStore(ch)
+        entry = store.begin("r1", str(acc.a), INST, [], own)
+        store.finish(entry, own.with_state("done"))
+        # NOTE: nothing was sent for finish: it waits on the channel for the result.
+        return {"entry": entry, "waiting": [d["call"] for d in ch._deferred]}
+
+    got = privdrop.run_as(A, str(acc.a), finishes, serve=server)
+    assert got["waiting"] == ["save_journal"]
+    assert load_journal(got["entry"]).state == "done"
+
+    def finish_then_ask(ch: Channel) -> dict[str, Any]:
+        store = ProxyStore(ch)
+        entry = store.begin("r1", str(acc.a), INST, [], own)
+        store.finish(entry, own.with_state("done"))
+        return {"state": store.load_journal(entry).state}  # NOTE: the deferred one goes first
+
+    assert privdrop.run_as(A, str(acc.a), finish_then_ask, serve=server) == {"state": "done"}
+
+    def finishes_foreign(ch: Channel) -> dict[str, Any]:
+        store = ProxyStore(ch)
+        entry = store.begin("r1", str(acc.a), INST, [], own)
+        store.finish(entry, Journal(str(acc.b), INST, "r1", "done"))
+        return {"entry": entry}
+
+    with pytest.raises(WorkerError, match="finished, but its store could not save_journal"):
+        privdrop.run_as(A, str(acc.a), finishes_foreign, serve=server)
+    assert sorted(load_journal(str(e)).state for e in server.created) == ["applying", "done", "done"]
+
+    def floods(ch: Channel) -> dict[str, Any]:
+        for _ in range(privdrop.MAX_DEFERRED + 1):
+            ch.defer("check")
+        return {}
+
+    with pytest.raises(WorkerError, match="bad message.*deferred requests"):
+        privdrop.run_as(A, str(acc.a), floods, serve=server)
 
 
 def test_garbage_from_a_worker_is_an_error(acc: Accounts) -> None:
