@@ -306,11 +306,8 @@ class ProxyStore:
         sent = [
             {"name": name, "data_b64": base64.b64encode(data).decode()} for name, data in backups
         ]
-        return str(
-            self.channel.call(
-                "begin", run_id=run_id, root=root, inst=inst, backups=sent, journal=journal.to_json()
-            )
-        )
+        args = {"run_id": run_id, "root": root, "inst": inst, "backups": sent}
+        return str(self.channel.call("begin", **args, journal=journal.to_json()))
 
     def finish(self, entry: str, journal: jr.Journal) -> None:
         """See :meth:`~patchd.patcher.journal.BackupStore.finish`: deferred to the job's

@@ -262,14 +262,15 @@ def test_the_done_journal_travels_with_the_result(acc: Accounts) -> None:
 
     with pytest.raises(WorkerError, match="finished, but its store could not save_journal"):
         privdrop.run_as(A, str(acc.a), finishes_foreign, serve=server)
-    assert sorted(load_journal(str(e)).state for e in server.created) == ["applying", "done", "done"]
+    states = sorted(load_journal(str(e)).state for e in server.created)
+    assert states == ["applying", "done", "done"]
 
     def floods(ch: Channel) -> dict[str, Any]:
         for _ in range(privdrop.MAX_DEFERRED + 1):
             ch.defer("check")
         return {}
 
-    with pytest.raises(WorkerError, match="bad message.*deferred requests"):
+    with pytest.raises(WorkerError, match=r"bad message.*deferred requests"):
         privdrop.run_as(A, str(acc.a), floods, serve=server)
 
 
