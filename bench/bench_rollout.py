@@ -65,7 +65,9 @@ from patchd_fixtures.fleet import generate_fleet  # noqa: E402
 from tests.e2e import kit  # noqa: E402
 
 BUNDLE = ROOT / "patches" / "wp-2026-001"
-TARGET_RATIO = 5.0
+#: GNU loop / patchd rollout targets (issue 18): with a stored scan (``--prescan``; the
+#: GNU loop gets its list for free too) and with the rollout's own fresh scan.
+TARGET_RATIO = {"stored": 5.0, "fresh": 3.0}
 TARGET_SSH_SECONDS = 60.0
 TARGET_MB = 300.0
 
@@ -444,7 +446,11 @@ def part_a(
             "patchd_s": [round(t, 2) for t in times[mode]],
             "patchd_median_s": round(p, 2),
             "ratio": round(g / p, 2),
-            "target_met": g / p >= TARGET_RATIO,
+            "ratios_per_run": [
+                round(gt / pt, 2) for gt, pt in zip(g_times, times[mode], strict=True)
+            ],
+            "target": TARGET_RATIO[mode],
+            "target_met": g / p >= TARGET_RATIO[mode],
             "controller_peak_mb": round(max(peaks[mode]), 1),
             "summary": summaries[mode],
             "not_in_results": [list(k) for k in unseen[mode]],

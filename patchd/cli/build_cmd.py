@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -164,7 +165,9 @@ def build_command(
         assert rules is not None
         if not rules.exists():
             rules.write_text("", encoding="utf-8")
-        stdin = click.get_text_stream("stdin")
+        # NOTE: sys.stdin, read when the review starts: CliRunner swaps it in tests
+        # (Click 8.5 warns that click.get_text_stream is deprecated).
+        stdin = sys.stdin
 
         def read_line() -> str | None:
             line = stdin.readline()

@@ -52,7 +52,19 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union  # noqa: UP035
+from typing import (  # noqa: UP035
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    NoReturn,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from patchd.patcher import privdrop, threadcreds
 from patchd.patcher.privdrop import (
@@ -129,8 +141,8 @@ def _worker(
 ) -> None:
     """The batch worker: isolate, then run jobs ``start..`` as their accounts; never
     returns."""
-    code = 70
-    try:
+
+    def body() -> None:
         channel = _isolate(err_fd, read_fd, write_fd)
         if mode == "thread":
             threadcreds.no_dump()
@@ -138,6 +150,16 @@ def _worker(
             _thread_jobs(pairs, channel, (0, 1, 2, read_fd, write_fd))
         else:
             _fork_jobs(jobs, start, channel)
+
+    _exit_after(body)
+
+
+def _exit_after(body: Callable[[], None]) -> NoReturn:
+    """Run a forked child's ``body`` and leave through ``os._exit``: 0 when it returned,
+    70 after printing (to the worker's stderr file) what it raised."""
+    code = 70
+    try:
+        body()
         code = 0
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -176,15 +198,15 @@ def _isolate(err_fd: int, read_fd: int, write_fd: int) -> Channel:
 def _pool_worker(err_fd: int, read_fd: int, write_fd: int) -> None:
     """The session's worker: run each batch the agent sends, until end of input; never
     returns."""
-    code = 70
-    try:
+
+    def body() -> None:
         channel = _isolate(err_fd, read_fd, write_fd)
         threadcreds.no_dump()
         keep = (0, 1, 2, read_fd, write_fd)
         while True:
             message = channel.receive()
             if message is None:
-                break
+                return
             # NOTE: pickle from the agent that forked us (root, the same code), over a
             # pipe only the two of us hold; a job's thread never reads this message.
             pairs = pickle.loads(base64.b64decode(message["batch"]))
@@ -194,13 +216,8 @@ def _pool_worker(err_fd: int, read_fd: int, write_fd: int) -> None:
             del pairs
             gc.collect()
             gc.freeze()
-        code = 0
-    except BaseException:
-        with contextlib.suppress(BaseException):
-            traceback.print_exc()
-            sys.stderr.flush()
-    finally:
-        os._exit(code)
+
+    _exit_after(body)
 
 
 def _open_root(path: str) -> int:
@@ -285,8 +302,7 @@ def _account_child(
     roots: Dict[str, int],  # noqa: UP006
     channel: Channel,
 ) -> None:
-    code = 70
-    try:
+    def body() -> None:
         privdrop._PREOPENED.clear()
         privdrop._PREOPENED.update(roots)
         privdrop.drop_privileges(account)
@@ -301,13 +317,8 @@ def _account_child(
             except BaseException as exc:
                 message = _raised(index, exc)
             channel.send_result(message)
-        code = 0
-    except BaseException:
-        with contextlib.suppress(BaseException):
-            traceback.print_exc()
-            sys.stderr.flush()
-    finally:
-        os._exit(code)
+
+    _exit_after(body)
 
 
 def _raised(index: int, exc: BaseException) -> JSONDict:
@@ -341,28 +352,23 @@ class _WorkerEnd:
         self.read_fd = to_parent[0]
         self.write_fd = to_child[1]
         self.reader = privdrop._LineReader(self.read_fd)
-        self.alive = True
-        self.closed = False
+        self.ended = False
 
     def end(self, *, kill: bool) -> int:
         """Kill the worker (``kill``) or let it read end of input; reap it and close our
-        ends; its exit status (0 when it had been reaped already)."""
-        status = 0
-        if self.closed:
-            return status
-        self.closed = True
-        if self.alive:
-            self.alive = False
-            if kill:
-                _kill(self.pid)
-            with contextlib.suppress(OSError):
-                os.close(self.write_fd)  # NOTE: end of input: a pooled worker exits
-            if not kill and not _exited(self.pid, POOL_EXIT_SECONDS):
-                _kill(self.pid)
-            status = privdrop._reap(self.pid)
-        for fd in (self.read_fd, self.write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        ends; its exit status (0 when it had been ended already)."""
+        if self.ended:
+            return 0
+        self.ended = True
+        if kill:
+            _kill(self.pid)
+        with contextlib.suppress(OSError):
+            os.close(self.write_fd)  # NOTE: end of input: a pooled worker exits
+        if not kill and not _exited(self.pid, POOL_EXIT_SECONDS):
+            _kill(self.pid)
+        status = privdrop._reap(self.pid)
+        with contextlib.suppress(OSError):
+            os.close(self.read_fd)
         self.err.close()
         return status
 
@@ -436,7 +442,7 @@ def _pooled(jobs: Sequence[Job], start: int) -> Optional[_WorkerEnd]:  # noqa: U
         payload = pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, AttributeError, TypeError):
         return None
-    if _POOL is not None and (not _POOL.alive or _POOL.owner != os.getpid()):
+    if _POOL is not None and (_POOL.ended or _POOL.owner != os.getpid()):
         _drop_pool(kill=True)
     if _POOL is None:
         _POOL = _WorkerEnd(_pool_worker)

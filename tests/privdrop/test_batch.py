@@ -144,6 +144,7 @@ def test_the_worker_cannot_regain_root(acc: Accounts, mode: str) -> None:
             "resgid": list(os.getresgid()),
             "status": {k: status[k] for k in ("Uid", "Gid", "Groups", "CapPrm", "CapEff")},
             "no_new_privs": status["NoNewPrivs"],
+            "capget": list(threadcreds.capabilities()),
             "etc_shadow": _try(lambda: open("/etc/shadow", "rb").close()),
             "pid": os.getpid(),
         }
@@ -159,6 +160,11 @@ def test_the_worker_cannot_regain_root(acc: Accounts, mode: str) -> None:
         "CapEff": ["0000000000000000"],
     }
     assert got["no_new_privs"] == ["1"]
+    assert got["capget"] == [0, 0]
+    # NOTE: the check's own reading (capget) agrees with /proc where root has them all.
+    mine = _thread_status()
+    assert threadcreds.capabilities() == (int(mine["CapPrm"][0], 16), int(mine["CapEff"][0], 16))
+    assert threadcreds.capabilities()[0] != 0
     assert got["etc_shadow"] == "PermissionError"
     assert got["pid"] != os.getpid()
     assert os.getresuid() == (0, 0, 0), "the agent itself stays root"
