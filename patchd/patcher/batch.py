@@ -173,20 +173,7 @@ def _isolate(err_fd: int, read_fd: int, write_fd: int) -> Channel:
     """Cut a freshly forked worker off the agent; its channel to the agent."""
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)  # NOTE: so a timeout kills its php -l and grandchildren too
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(err_fd, 1)
-    os.dup2(err_fd, 2)
-    keep = {0, 1, 2, null, read_fd, write_fd}
-    # NOTE: as in privdrop._child: the agent's protocol stream, zip and sockets are
-    # pointed at /dev/null, not closed (a Python object may still close its number).
-    for fd in sorted(int(name) for name in os.listdir("/proc/self/fd")):
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.dup2(null, fd, inheritable=False)
-    for fd in (read_fd, write_fd):
-        os.set_inheritable(fd, False)  # NOTE: php -l must not get them
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    privdrop.cut_off(err_fd, read_fd, write_fd)
     os.environ.pop("TMPDIR", None)
     # NOTE: the agent's objects are never collected here (a collection would touch, and
     # so copy, every page of the forked heap); a job's collection at its end then looks

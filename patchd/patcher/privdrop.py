@@ -533,6 +533,30 @@ def run_as(
         err.close()
 
 
+def cut_off(err_fd: int, *kept: int) -> None:
+    """In a freshly forked worker: stdin from /dev/null, stdout and stderr to ``err_fd``,
+    every other inherited descriptor but ``kept`` cut off, ``kept`` not inherited by the
+    programs it starts (``php -l``), SIGINT back to its default.
+
+    NOTE: cut off (the agent's protocol stream, its zip, sockets) by pointing those
+    descriptors at /dev/null rather than closing them: a Python object still owning one
+    may close it later, which must not hit a reused number.
+    """
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(err_fd, 1)
+    os.dup2(err_fd, 2)
+    keep = {0, 1, 2, null, *kept}
+    fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
+    for fd in sorted(int(name) for name in fds):
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd, inheritable=False)
+    for fd in kept:
+        os.set_inheritable(fd, False)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _child(
     account: Account,
     root_path: str,
@@ -545,22 +569,7 @@ def _child(
     """The worker: isolate, drop, work, answer; never returns."""
     code = 70
     try:
-        null = os.open(os.devnull, os.O_RDWR)
-        os.dup2(null, 0)
-        os.dup2(err_fd, 1)
-        os.dup2(err_fd, 2)
-        keep = {0, 1, 2, null, root_fd, read_fd, write_fd}
-        # NOTE: cut off everything else (the agent's protocol stream, its zip, sockets) by
-        # pointing those descriptors at /dev/null rather than closing them: a Python object
-        # still owning one may close it later, which must not hit a reused number.
-        fds = os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []
-        for fd in sorted(int(name) for name in fds):
-            if fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.dup2(null, fd, inheritable=False)
-        for fd in (root_fd, read_fd, write_fd):
-            os.set_inheritable(fd, False)  # NOTE: php -l must not get them
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        cut_off(err_fd, root_fd, read_fd, write_fd)
         _PREOPENED.clear()
         _PREOPENED[posixpath.normpath(root_path)] = root_fd
         channel = Channel(read_fd, write_fd)
